@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="sorna",
+    version="0.1.0",
+    description="Sorna: a back-end server of calculation kernels in locked-down containers",
+    packages=find_packages(include=["sorna", "sorna.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/sorna_manager.py", "plugins/sorna_agent.py"]},
+    python_requires=">=3.9",
+    install_requires=[
+        "twisted>=22.10",
+        "txzmq>=1.0",
+        "txredisapi>=1.4",
+        "pyzmq>=22",
+        "msgpack>=1.0",
+        "docker>=6.0",
+        "boto3>=1.20",
+    ],
+    entry_points={"console_scripts": ["sorna = sorna.client.cli:main"]},
+)

@@ -1,0 +1,92 @@
+"""The agent's Docker calls. Each runs in the Docker pool with a client of its thread's own
+(docker-py clients are not shared between threads); `_thd_*` functions run there."""
+
+import os
+import shutil
+import threading
+
+import docker
+from docker.errors import ImageNotFound, NotFound
+
+from sorna.agent.sandbox import KERNEL_UID, LABEL_PREFIX
+
+
+def real_client_factory(timeout=30):
+    return lambda: docker.from_env(timeout=timeout)
+
+
+class Containers:
+    def __init__(self, pool, client_factory, agent_id):
+        self.pool = pool
+        self.client_factory = client_factory
+        self.agent_id = agent_id
+        self._local = threading.local()
+
+    def _client(self):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self.client_factory()
+        return client
+
+    # -- Deferred-returning API, for the reactor thread
+    def start_kernel(self, ipc_dir, container_args):
+        """Create the kernel's ipc directory and start its container; fire with its id."""
+        return self.pool.run(self._thd_start_kernel, ipc_dir, container_args)
+
+    def remove_kernel(self, container_id, ipc_dir):
+        return self.pool.run(self._thd_remove_kernel, container_id, ipc_dir)
+
+    def list_kernels(self):
+        """Containers labelled with this agent's id: [(container_id, kernel_id, status)]."""
+        return self.pool.run(self._thd_list_kernels)
+
+    def kernel_images(self):
+        """{lang: (image tag, labels)} of local images that carry `io.sorna.lang`."""
+        return self.pool.run(self._thd_kernel_images)
+
+    # -- thread side
+    def _thd_start_kernel(self, ipc_dir, container_args):
+        os.makedirs(ipc_dir, mode=0o700)
+        os.chown(ipc_dir, KERNEL_UID, KERNEL_UID)
+        try:
+            container = self._client().containers.run(**container_args)
+        except BaseException:
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+            self._thd_remove_by_name(container_args.get("name"))
+            raise
+        return container.id
+
+    def _thd_remove_by_name(self, name):
+        if not name:
+            return
+        try:
+            self._client().containers.get(name).remove(force=True)
+        except NotFound:
+            pass
+
+    def _thd_remove_kernel(self, container_id, ipc_dir):
+        try:
+            if container_id:
+                self._client().containers.get(container_id).remove(force=True)
+        except NotFound:
+            pass
+        finally:
+            if ipc_dir:
+                shutil.rmtree(ipc_dir, ignore_errors=True)
+
+    def _thd_list_kernels(self):
+        found = self._client().containers.list(
+            all=True, filters={"label": f"{LABEL_PREFIX}agent={self.agent_id}"})
+        return [(c.id, c.labels.get(LABEL_PREFIX + "kernel"), c.status) for c in found]
+
+    def _thd_kernel_images(self):
+        images = {}
+        for image in self._client().images.list(filters={"label": LABEL_PREFIX + "lang"}):
+            lang = image.labels.get(LABEL_PREFIX + "lang")
+            tag = f"sorna/kernel-{lang}:latest"
+            if lang and tag in image.tags:
+                images[lang] = (tag, dict(image.labels))
+        return images
+
+
+__all__ = ["Containers", "real_client_factory", "NotFound", "ImageNotFound"]

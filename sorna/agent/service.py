@@ -1,0 +1,153 @@
+"""The agent process: a ROUTER port for front-ends, a DEALER to the manager for heartbeats
+and commands, and the kernels of this host."""
+
+import os
+import shutil
+import tempfile
+
+from twisted.application.service import MultiService
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from sorna.agent.api import AgentApi
+from sorna.defer import deferred
+from sorna.proto import actions
+from sorna.proto.codec import encode
+from sorna.proto.errors import NoCapacity
+from sorna.server import RequestServer
+
+log = Logger(namespace="sorna.agent")
+
+
+class _DealerAsRouter:
+    """Lets a RequestServer answer on a DEALER connection (the manager is its only peer)."""
+
+    def __init__(self, dealer):
+        self.dealer = dealer
+
+    def send(self, peer, frames):
+        self.dealer.send(frames)
+
+
+class AgentService(MultiService):
+    def __init__(self, agent_id, manager_addr, endpoint, advertised_addr, kernels, transport,
+                 clock, pool, heartbeat_interval=3.0, ipc_root=None,
+                 max_message_size=1 << 20, on_fatal=None, close_transport=False):
+        super().__init__()
+        self.agent_id = agent_id
+        self.manager_addr = manager_addr
+        self.endpoint = endpoint
+        self.advertised_addr = advertised_addr
+        self.kernels = kernels
+        self.transport = transport
+        self.clock = clock
+        self.pool = pool
+        self.heartbeat_interval = heartbeat_interval
+        self.ipc_root = ipc_root
+        self.on_fatal = on_fatal
+        self.close_transport = close_transport
+        self.api = AgentApi(kernels)
+        self.frontend = RequestServer("agent", actions.AGENT, actions.AGENT_LEGACY,
+                                      self._guard(self.api.frontend_handlers()),
+                                      max_size=max_message_size)
+        self.commands = RequestServer("agent.commands", actions.AGENT, actions.AGENT_LEGACY,
+                                      self._guard(self.api.manager_handlers()),
+                                      max_size=max_message_size)
+        self.langs = []
+        self.stopping = False
+        self._heartbeat = None
+        self._router = None
+        self._dealer = None
+        self._owns_ipc_root = ipc_root is None
+        self._starting = None
+
+    def _guard(self, handlers):
+        def refuse_when_stopping(handler):
+            def guarded(req):
+                if self.stopping and req.action != "ping":
+                    raise NoCapacity("the agent is shutting down", error="shutting-down")
+                return handler(req)
+            return guarded
+        return {name: refuse_when_stopping(h) for name, h in handlers.items()}
+
+    def startService(self):
+        super().startService()
+        self.pool.start()
+        self._starting = self._start()
+        self._starting.addErrback(self._fatal)
+        return self._starting
+
+    @deferred
+    async def _start(self):
+        if self.ipc_root is None:
+            self.ipc_root = await self.pool.run(self._thd_make_ipc_root)
+        self.kernels.ipc_root = self.ipc_root
+        await self._remove_leftovers()
+        self.langs = await self.kernels.refresh_images()
+        if not self.langs:
+            log.warn("no kernel image found: build them with `sorna images build`")
+        self._router = self.transport.router(self.endpoint, self.frontend.on_message)
+        self.frontend.socket = self._router
+        self._dealer = self.transport.dealer(
+            self.manager_addr, lambda frames: self.commands.on_message(b"manager", frames),
+            identity=self.agent_id.encode(), immediate=True, send_hwm=100)
+        self.commands.socket = _DealerAsRouter(self._dealer)
+        self._heartbeat = task.LoopingCall(self.send_heartbeat)
+        self._heartbeat.clock = self.clock
+        self._heartbeat.start(self.heartbeat_interval, now=True)
+        log.info("sorna-agent {agent} ready on {endpoint} (advertised as {addr}), "
+                 "manager {manager}, languages: {langs}", agent=self.agent_id,
+                 endpoint=self.endpoint, addr=self.advertised_addr,
+                 manager=self.manager_addr, langs=", ".join(self.langs) or "none")
+
+    async def _remove_leftovers(self):
+        """Containers labelled with our id outlived an earlier run of this agent."""
+        for container_id, kernel_id, status in await self.kernels.containers.list_kernels():
+            log.warn("removing container {container} of kernel {kernel} left by an earlier "
+                     "run ({status})", container=container_id[:12], kernel=kernel_id,
+                     status=status)
+            await self.kernels.containers.remove_kernel(container_id, None)
+
+    def _fatal(self, failure):
+        log.failure("sorna-agent could not start", failure)
+        if self.on_fatal is not None:
+            self.on_fatal(failure)
+        return None
+
+    def send_heartbeat(self):
+        if self._dealer is None:
+            return
+        self._dealer.send([b"", encode({
+            "action": "heartbeat", "agent_id": self.agent_id, "addr": self.advertised_addr,
+            "max_kernels": self.kernels.max_kernels, "kernels": self.kernels.running(),
+            "langs": self.langs, "instance": {},
+            "resources": {"cpus": os.cpu_count()},
+        })])
+
+    @deferred
+    async def stopService(self):
+        self.stopping = True
+        if self._starting is not None:
+            await self._starting
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        await self.kernels.destroy_all()
+        await self.frontend.in_flight.wait()
+        await self.commands.in_flight.wait()
+        for sock in (self._router, self._dealer):
+            if sock is not None:
+                sock.close()
+        self._router = self._dealer = None
+        if self._owns_ipc_root and self.ipc_root:
+            await self.pool.run(shutil.rmtree, self.ipc_root, True)
+        self.pool.stop()
+        if self.close_transport:
+            self.transport.close()
+        await super().stopService()
+        log.info("sorna-agent {agent} stopped", agent=self.agent_id)
+
+    @staticmethod
+    def _thd_make_ipc_root():
+        path = tempfile.mkdtemp(prefix="sorna-ipc-")
+        os.chmod(path, 0o711)  # kernels (uid 1000) must traverse it to their own folder
+        return path

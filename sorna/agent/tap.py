@@ -1,0 +1,91 @@
+"""`twistd sorna-agent`: options and service construction."""
+
+import socket
+from urllib.parse import urlsplit
+
+from twisted.internet import reactor
+from twisted.python import usage
+
+from sorna.agent.docker import Containers, real_client_factory
+from sorna.agent.kernels import Kernels
+from sorna.agent.sandbox import SandboxPolicy
+from sorna.agent.service import AgentService
+from sorna.proto.schema import AGENT_ID_RE
+from sorna.threadpool import WorkerPool
+from sorna.transport import ZmqTransport
+
+
+class Options(usage.Options):
+    optParameters = [
+        ["manager-addr", "m", None, "The manager's address, e.g. tcp://127.0.0.1:5001."],
+        ["max-kernels", "n", 8, "Most kernels this agent runs at once.", int],
+        ["port", "p", 6001, "TCP port of the ROUTER socket for front-ends.", int],
+        ["listen", None, "*", "Address to bind (e.g. 127.0.0.1); * binds every interface."],
+        ["agent-id", None, None, "This agent's id (default: HOSTNAME:PORT)."],
+        ["advertise-host", None, None,
+         "Host name or IP front-ends use to reach this agent (default: the address "
+         "this host uses to reach the manager)."],
+        ["heartbeat-interval", None, 3.0, "Seconds between heartbeats.", float],
+        ["ipc-root", None, None, "Folder for the kernels' ipc sockets (default: a new "
+                                 "temporary folder)."],
+        ["docker-threads", None, 4, "Size of the thread pool for Docker calls.", int],
+        ["max-memory-mb", None, 1024, "Most memory a kernel may get.", int],
+        ["max-exec-timeout", None, 600.0, "Most seconds one execution may run.", float],
+        ["runtime", None, None, "OCI runtime for kernels (e.g. runsc), when registered."],
+        ["max-message-size", None, 1 << 20, "Largest request in bytes (larger: 413).", int],
+    ]
+
+    def postOptions(self):
+        addr = self["manager-addr"]
+        if not addr:
+            raise usage.UsageError("--manager-addr is required, e.g. "
+                                   "--manager-addr tcp://127.0.0.1:5001")
+        parts = urlsplit(addr)
+        if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+            raise usage.UsageError(f"--manager-addr must look like tcp://HOST:PORT, not {addr}")
+        if self["max-kernels"] < 1:
+            raise usage.UsageError("--max-kernels must be at least 1")
+        if not 0 < self["port"] < 65536:
+            raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
+        if self["docker-threads"] < 1:
+            raise usage.UsageError("--docker-threads must be at least 1")
+        if self["agent-id"] is None:
+            self["agent-id"] = f"{socket.gethostname()}:{self['port']}"
+        if not AGENT_ID_RE.match(self["agent-id"]):
+            raise usage.UsageError("--agent-id may hold letters, digits and . _ : @ - "
+                                   "(at most 64)")
+
+
+def advertised_host(listen, manager_host):
+    """The address front-ends should dial: the bound one, else the one we reach the manager
+    from (a UDP connect sends nothing; it only asks the kernel for a route)."""
+    if listen not in ("*", "0.0.0.0", ""):
+        return listen
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((manager_host, 9))
+            return s.getsockname()[0]
+    except OSError:
+        return socket.gethostname()
+
+
+def makeService(config, clock=None, transport=None, client_factory=None):
+    clock = clock or reactor
+    manager_host = urlsplit(config["manager-addr"]).hostname
+    host = config["advertise-host"] or advertised_host(config["listen"], manager_host)
+    pool = WorkerPool("sorna-docker", size=config["docker-threads"])
+    containers = Containers(pool, client_factory or real_client_factory(), config["agent-id"])
+    policy = SandboxPolicy(max_memory_mb=config["max-memory-mb"],
+                           max_exec_timeout=config["max-exec-timeout"],
+                           runtime=config["runtime"])
+    kernels = Kernels(containers, transport or ZmqTransport(), clock, policy,
+                      ipc_root=config["ipc-root"], max_kernels=config["max-kernels"])
+    return AgentService(
+        agent_id=config["agent-id"], manager_addr=config["manager-addr"],
+        endpoint=f"tcp://{config['listen']}:{config['port']}",
+        advertised_addr=f"tcp://{host}:{config['port']}", kernels=kernels,
+        transport=kernels.transport, clock=clock, pool=pool,
+        heartbeat_interval=config["heartbeat-interval"], ipc_root=config["ipc-root"],
+        max_message_size=config["max-message-size"],
+        on_fatal=lambda failure: reactor.stop() if reactor.running else None,
+        close_transport=transport is None)

@@ -1,0 +1,1 @@
+"""The Sorna manager: places kernels on agents and keeps the capacity table."""

@@ -1,0 +1,195 @@
+"""The manager's actions: one handler per action, named after it."""
+
+from twisted.logger import Logger
+
+from sorna import langs
+from sorna.defer import KeyedLock, deferred
+from sorna.ids import new_kernel_id
+from sorna.manager.registry import AgentRecord, KernelRecord
+from sorna.proto import codes
+from sorna.proto.errors import (
+    BadRequest, Failure, Forbidden, KernelNotFound, NoCapacity, SornaError, Timeout,
+)
+from sorna.server import NO_REPLY
+
+log = Logger(namespace="sorna.manager")
+
+
+class ManagerApi:
+    """`commands` sends a command to an agent and returns a Deferred of its reply:
+    `commands(agent_id, message, timeout)`."""
+
+    def __init__(self, table, commands, clock, heartbeat_interval,
+                 create_timeout=60.0, destroy_timeout=30.0):
+        self.table = table
+        self.commands = commands
+        self.clock = clock
+        self.heartbeat_interval = heartbeat_interval
+        self.create_timeout = create_timeout
+        self.destroy_timeout = destroy_timeout
+        self._creating = set()
+        self._session_locks = KeyedLock()
+
+    def handlers(self):
+        return {
+            "ping": self.ping,
+            "get_or_create": self.get_or_create,
+            "create": self.create,
+            "destroy": self.destroy,
+            "kernel_info": self.kernel_info,
+            "status": self.status,
+            "heartbeat": self.heartbeat,
+        }
+
+    def ping(self, req):
+        return {"reply": codes.PONG, "body": req.fields["body"]}
+
+    @deferred
+    async def get_or_create(self, req):
+        f = req.fields
+        lang = langs.canonical(f["lang"])
+        session = (f["user_id"], f["entry_id"], lang)
+        kernel = await self._session_locks.run(session, self._open_session, session,
+                                               f["limits"])
+        return _kernel_reply(kernel)
+
+    @deferred
+    async def _open_session(self, session, limits):
+        kernel_id = await self.table.find_session(session)
+        if kernel_id is not None:
+            kernel = await self.table.get_kernel(kernel_id)
+            if kernel is not None:
+                return kernel
+        return await self._create_kernel(session[2], limits, session)
+
+    @deferred
+    async def create(self, req):
+        kernel = await self._create_kernel(langs.canonical(req.fields["lang"]),
+                                           req.fields["limits"])
+        return _kernel_reply(kernel)
+
+    @deferred
+    async def destroy(self, req):
+        kernel = await self._get_kernel(req.fields["kernel_id"])
+        try:
+            await self.commands(kernel.agent_id, {"action": "destroy_kernel",
+                                                  "kernel_id": kernel.kernel_id},
+                                self.destroy_timeout)
+        except KernelNotFound:
+            pass  # already gone on the agent: forgetting it is all that is left
+        except SornaError as e:
+            log.warn("agent {agent} could not destroy kernel {kernel}: {cause}",
+                     agent=kernel.agent_id, kernel=kernel.kernel_id, cause=e.cause)
+            raise
+        await self.table.remove_kernel(kernel.kernel_id)
+        return {"kernel_id": kernel.kernel_id}
+
+    @deferred
+    async def kernel_info(self, req):
+        kernel = await self._get_kernel(req.fields["kernel_id"])
+        reply = _kernel_reply(kernel)
+        reply.update(agent_id=kernel.agent_id,
+                     age=round(self.clock.seconds() - kernel.created_at, 3))
+        return reply
+
+    @deferred
+    async def status(self, req):
+        now = self.clock.seconds()
+        agents = await self.table.agents(now)
+        return {"agents": [{
+            "agent_id": a.agent_id, "addr": a.addr, "max_kernels": a.max_kernels,
+            "kernels": a.kernels, "reserved": a.reserved, "free": a.free,
+            "langs": sorted(a.langs), "last_heartbeat": round(now - a.last_seen, 3),
+            "instance": a.instance, "resources": a.resources,
+        } for a in sorted(agents, key=lambda a: a.agent_id)],
+            "kernels": sum(a.kernels for a in agents),
+            "capacity": sum(a.max_kernels for a in agents),
+            "langs": sorted({lang for a in agents for lang in a.langs})}
+
+    @deferred
+    async def heartbeat(self, req):
+        f = req.fields
+        if req.peer != f["agent_id"].encode():
+            raise Forbidden("a heartbeat must come from a connection whose identity is "
+                            "its agent_id")
+        now = self.clock.seconds()
+        await self.table.heartbeat(AgentRecord(
+            agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
+            langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},
+            resources=f["resources"] or {}), now)
+        await self._reconcile(f["agent_id"], f["kernels"], now)
+        return NO_REPLY
+
+    async def _reconcile(self, agent_id, reported, now):
+        """Forget kernels the agent no longer runs; destroy ones nobody asked for."""
+        grace = 2 * self.heartbeat_interval
+        for kernel in await self.table.kernels_of(agent_id):
+            if kernel.kernel_id not in reported and now - kernel.created_at > grace:
+                log.info("kernel {kernel} is gone from agent {agent}",
+                         kernel=kernel.kernel_id, agent=agent_id)
+                await self.table.remove_kernel(kernel.kernel_id)
+        for kernel_id in reported:
+            if kernel_id in self._creating or await self.table.get_kernel(kernel_id):
+                continue
+            log.info("destroying orphan kernel {kernel} on agent {agent}",
+                     kernel=kernel_id, agent=agent_id)
+            d = self.commands(agent_id, {"action": "destroy_kernel", "kernel_id": kernel_id},
+                              self.destroy_timeout)
+            d.addErrback(lambda f: None)  # the next heartbeat tries again
+
+    async def _get_kernel(self, kernel_id):
+        kernel = await self.table.get_kernel(kernel_id)
+        if kernel is None:
+            raise KernelNotFound(f"no kernel has id {kernel_id}")
+        return kernel
+
+    async def _create_kernel(self, lang, limits, session=None):
+        now = self.clock.seconds()
+        agent = await self.table.reserve(lang, now)
+        if agent is None:
+            raise await self._no_room(lang, now)
+        kernel_id = new_kernel_id()
+        self._creating.add(kernel_id)
+        try:
+            try:
+                reply = await self.commands(agent.agent_id, {
+                    "action": "create_kernel", "kernel_id": kernel_id, "lang": lang,
+                    "limits": limits}, self.create_timeout)
+            except BaseException as e:
+                await self.table.release(agent.agent_id)
+                raise _creation_error(agent.agent_id, lang, e)
+            kernel = KernelRecord(kernel_id=kernel_id, agent_id=agent.agent_id, lang=lang,
+                                  addr=reply.get("kernel_addr") or agent.addr,
+                                  created_at=self.clock.seconds(), session=session)
+            await self.table.add_kernel(kernel)
+        finally:
+            self._creating.discard(kernel_id)
+        log.info("kernel {kernel} ({lang}) created on agent {agent}",
+                 kernel=kernel_id, lang=lang, agent=agent.agent_id)
+        return kernel
+
+    async def _no_room(self, lang, now):
+        agents = await self.table.agents(now)
+        if not agents:
+            return NoCapacity("no agent is connected to the manager; start one with "
+                              "`twistd sorna-agent --manager-addr ...`")
+        served = sorted({lang for a in agents for lang in a.langs})
+        if lang not in served:
+            return BadRequest(f"no agent serves language {lang!r}; languages served: "
+                              f"{', '.join(served) or 'none'}", error="unknown-language")
+        return NoCapacity(f"every agent serving {lang} is full; try again later",
+                          error="no-capacity")
+
+
+def _creation_error(agent_id, lang, error):
+    if isinstance(error, Timeout):
+        return Timeout(f"agent {agent_id} did not create a {lang} kernel in time",
+                       error="create-timeout")
+    if isinstance(error, SornaError):
+        return type(error)(f"agent {agent_id} could not create a {lang} kernel: "
+                           f"{error.cause}", error=error.error, code=error.code)
+    return Failure(f"could not create a {lang} kernel on agent {agent_id}: {error}")
+
+
+def _kernel_reply(kernel):
+    return {"kernel_id": kernel.kernel_id, "kernel_addr": kernel.addr, "lang": kernel.lang}

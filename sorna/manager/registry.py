@@ -1,0 +1,173 @@
+"""The capacity table: which agents are alive, what they can run, which kernels they hold.
+
+`CapacityTable` is the interface; every method returns a Deferred so that the Redis
+table (issue 5) can implement it unchanged. `MemoryCapacityTable` is the default. Both
+must pass `tests/test_registry.py`.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+from twisted.internet import defer
+
+
+@dataclass
+class AgentRecord:
+    agent_id: str
+    addr: str
+    max_kernels: int
+    langs: list
+    last_seen: float
+    instance: dict = field(default_factory=dict)
+    resources: dict = field(default_factory=dict)
+    reserved: int = 0  # slots promised to creations in flight
+    kernels: int = 0  # kernels of this agent in the table
+
+    @property
+    def free(self):
+        return self.max_kernels - self.kernels - self.reserved
+
+    def as_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class KernelRecord:
+    kernel_id: str
+    agent_id: str
+    lang: str
+    addr: str
+    created_at: float
+    session: tuple = None  # (user_id, entry_id, lang) for get_or_create kernels
+
+    def as_dict(self):
+        return asdict(self)
+
+
+class CapacityTable:
+    """Interface. `now` is always passed in, from the manager's injected clock."""
+
+    def heartbeat(self, agent, now):
+        """Insert or refresh an AgentRecord (its reserved/kernels counts are ours)."""
+        raise NotImplementedError
+
+    def agents(self, now):
+        """Live agents, as AgentRecords."""
+        raise NotImplementedError
+
+    def expire(self, now):
+        """Drop agents silent for longer than the timeout; return their ids and kernels."""
+        raise NotImplementedError
+
+    def reserve(self, lang, now):
+        """Atomically take one slot on the least-loaded live agent serving `lang`.
+
+        Returns the AgentRecord, or None when no live agent with that language has room.
+        """
+        raise NotImplementedError
+
+    def release(self, agent_id):
+        """Give back a slot taken by `reserve` whose kernel was not created."""
+        raise NotImplementedError
+
+    def add_kernel(self, kernel, reserved=True):
+        """Record a created kernel; with `reserved` it consumes the slot `reserve` took."""
+        raise NotImplementedError
+
+    def get_kernel(self, kernel_id):
+        raise NotImplementedError
+
+    def remove_kernel(self, kernel_id):
+        """Forget a kernel and its session; return its record or None."""
+        raise NotImplementedError
+
+    def kernels_of(self, agent_id):
+        raise NotImplementedError
+
+    def find_session(self, session):
+        """The kernel id bound to a (user_id, entry_id, lang) session, or None."""
+        raise NotImplementedError
+
+
+class MemoryCapacityTable(CapacityTable):
+    def __init__(self, agent_timeout):
+        self.agent_timeout = agent_timeout
+        self._agents = {}
+        self._kernels = {}
+        self._sessions = {}
+
+    def _alive(self, agent, now):
+        return now - agent.last_seen <= self.agent_timeout
+
+    def heartbeat(self, agent, now):
+        old = self._agents.get(agent.agent_id)
+        if old is not None:
+            agent.reserved = old.reserved
+        agent.kernels = sum(1 for k in self._kernels.values() if k.agent_id == agent.agent_id)
+        agent.last_seen = now
+        self._agents[agent.agent_id] = agent
+        return defer.succeed(None)
+
+    def agents(self, now):
+        return defer.succeed([a for a in self._agents.values() if self._alive(a, now)])
+
+    def expire(self, now):
+        dead = {}
+        for agent_id, agent in list(self._agents.items()):
+            if not self._alive(agent, now):
+                del self._agents[agent_id]
+                kernels = [k for k in self._kernels.values() if k.agent_id == agent_id]
+                for k in kernels:
+                    self._forget(k.kernel_id)
+                dead[agent_id] = kernels
+        return defer.succeed(dead)
+
+    def reserve(self, lang, now):
+        candidates = [a for a in self._agents.values()
+                      if self._alive(a, now) and lang in a.langs and a.free > 0]
+        if not candidates:
+            return defer.succeed(None)
+        best = min(candidates, key=lambda a: ((a.kernels + a.reserved) / a.max_kernels,
+                                              a.agent_id))
+        best.reserved += 1
+        return defer.succeed(best)
+
+    def release(self, agent_id):
+        agent = self._agents.get(agent_id)
+        if agent is not None and agent.reserved > 0:
+            agent.reserved -= 1
+        return defer.succeed(None)
+
+    def add_kernel(self, kernel, reserved=True):
+        agent = self._agents.get(kernel.agent_id)
+        if agent is not None:
+            if reserved and agent.reserved > 0:
+                agent.reserved -= 1
+            if kernel.kernel_id not in self._kernels:
+                agent.kernels += 1
+        self._kernels[kernel.kernel_id] = kernel
+        if kernel.session is not None:
+            self._sessions[kernel.session] = kernel.kernel_id
+        return defer.succeed(kernel)
+
+    def get_kernel(self, kernel_id):
+        return defer.succeed(self._kernels.get(kernel_id))
+
+    def remove_kernel(self, kernel_id):
+        return defer.succeed(self._forget(kernel_id))
+
+    def _forget(self, kernel_id):
+        kernel = self._kernels.pop(kernel_id, None)
+        if kernel is None:
+            return None
+        agent = self._agents.get(kernel.agent_id)
+        if agent is not None and agent.kernels > 0:
+            agent.kernels -= 1
+        if kernel.session is not None and self._sessions.get(kernel.session) == kernel_id:
+            del self._sessions[kernel.session]
+        return kernel
+
+    def kernels_of(self, agent_id):
+        return defer.succeed([k for k in self._kernels.values() if k.agent_id == agent_id])
+
+    def find_session(self, session):
+        return defer.succeed(self._sessions.get(tuple(session)))

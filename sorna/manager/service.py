@@ -1,0 +1,76 @@
+"""The manager process: one ROUTER socket for front-ends and agents alike."""
+
+from twisted.application.service import MultiService
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from sorna.manager.api import ManagerApi
+from sorna.pending import PendingRequests
+from sorna.proto import actions
+from sorna.proto.codec import encode
+from sorna.proto.errors import Failure
+from sorna.server import RequestServer
+
+log = Logger(namespace="sorna.manager")
+
+
+class ManagerService(MultiService):
+    def __init__(self, endpoint, table, transport, clock, heartbeat_interval=3.0,
+                 max_message_size=1 << 20, create_timeout=60.0, close_transport=False):
+        super().__init__()
+        self.endpoint = endpoint
+        self.table = table
+        self.transport = transport
+        self.clock = clock
+        self.heartbeat_interval = heartbeat_interval
+        self.pending = PendingRequests(clock)
+        self.api = ManagerApi(table, self.send_command, clock, heartbeat_interval,
+                              create_timeout=create_timeout)
+        self.server = RequestServer("manager", actions.MANAGER, actions.MANAGER_LEGACY,
+                                    self.api.handlers(), on_reply=self._on_agent_reply,
+                                    max_size=max_message_size)
+        self._expiry = None
+        self._socket = None
+        self.close_transport = close_transport
+
+    def startService(self):
+        super().startService()
+        self._socket = self.transport.router(self.endpoint, self.server.on_message)
+        self.server.socket = self._socket
+        self._expiry = task.LoopingCall(self._expire)
+        self._expiry.clock = self.clock
+        self._expiry.start(self.heartbeat_interval, now=False).addErrback(
+            lambda f: log.failure("agent expiry stopped", f))
+        log.info("sorna-manager ready on {endpoint}", endpoint=self.endpoint)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        if self._expiry is not None and self._expiry.running:
+            self._expiry.stop()
+        yield self.server.in_flight.wait()
+        self.pending.fail_all(Failure("the manager is shutting down"))
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+            self.server.socket = None
+        if self.close_transport:
+            self.transport.close()
+        yield super().stopService()
+
+    def send_command(self, agent_id, message, timeout):
+        peer = agent_id.encode()
+        return self.pending.send(
+            lambda m: self._socket.send(peer, [b"", encode(m)]), message, timeout, peer=peer,
+            what=f"{message['action']} on agent {agent_id}")
+
+    def _on_agent_reply(self, peer, message):
+        if not self.pending.resolve(message, peer):
+            log.debug("dropped a reply nobody waits for from {peer!r}", peer=peer[:32])
+
+    @defer.inlineCallbacks
+    def _expire(self):
+        dead = yield self.table.expire(self.clock.seconds())
+        for agent_id, kernels in dead.items():
+            log.warn("agent {agent} missed its heartbeats and is considered dead "
+                     "({n} kernels lost)", agent=agent_id, n=len(kernels))
+            self.pending.fail_all(Failure(f"agent {agent_id} is dead"), peer=agent_id.encode())

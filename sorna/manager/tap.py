@@ -1,0 +1,42 @@
+"""`twistd sorna-manager`: options and service construction."""
+
+from twisted.internet import reactor
+from twisted.python import usage
+
+from sorna.manager.registry import MemoryCapacityTable
+from sorna.manager.service import ManagerService
+from sorna.transport import ZmqTransport
+
+
+class Options(usage.Options):
+    optParameters = [
+        ["port", "p", 5001, "TCP port of the ROUTER socket for front-ends and agents.", int],
+        ["listen", None, "*", "Address to bind (e.g. 127.0.0.1); * binds every interface."],
+        ["heartbeat-interval", None, 3.0,
+         "Seconds between agent heartbeats; an agent silent for 3 intervals is dead.", float],
+        ["max-message-size", None, 1 << 20, "Largest request in bytes (larger: 413).", int],
+        ["create-timeout", None, 60.0, "Seconds an agent may take to start a kernel.", float],
+    ]
+
+    def postOptions(self):
+        if not 0 < self["port"] < 65536:
+            raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
+        if self["heartbeat-interval"] <= 0:
+            raise usage.UsageError("--heartbeat-interval must be positive")
+        if self["max-message-size"] < 1024:
+            raise usage.UsageError("--max-message-size must be at least 1024 bytes")
+
+
+def makeService(config, clock=None, transport=None):
+    clock = clock or reactor
+    interval = config["heartbeat-interval"]
+    return ManagerService(
+        endpoint=f"tcp://{config['listen']}:{config['port']}",
+        table=MemoryCapacityTable(agent_timeout=3 * interval),
+        transport=transport or ZmqTransport(),
+        clock=clock,
+        heartbeat_interval=interval,
+        max_message_size=config["max-message-size"],
+        create_timeout=config["create-timeout"],
+        close_transport=transport is None,
+    )

@@ -1,0 +1,20 @@
+"""The Sorna wire protocol: one msgpack (or 2016-style JSON) map per ZMQ message."""
+
+from sorna.proto.codec import JSON, MSGPACK, decode, encode
+from sorna.proto.errors import (
+    BadRequest,
+    Busy,
+    Failure,
+    Forbidden,
+    KernelNotFound,
+    NoCapacity,
+    SornaError,
+    Timeout,
+    TooLarge,
+)
+
+__all__ = [
+    "JSON", "MSGPACK", "decode", "encode",
+    "SornaError", "BadRequest", "Forbidden", "KernelNotFound", "Busy", "TooLarge",
+    "Failure", "NoCapacity", "Timeout",
+]

@@ -1,0 +1,71 @@
+"""Every action of the protocol and its fields (docs/PROTOCOL.md describes them)."""
+
+from sorna.proto.errors import BadRequest
+from sorna.proto.schema import (
+    LIMITS, AgentId, Anything, DictOf, KernelId, Lang, ListOf, Number, Text, clean_fields,
+    request_id,
+)
+
+MAX_CODE_LENGTH = 1 << 20
+
+MANAGER = {
+    "ping": {"body": Anything(required=False)},
+    "get_or_create": {
+        "user_id": Text(max_length=256, coerce_int=True),
+        "entry_id": Text(max_length=256, coerce_int=True),
+        "lang": Lang(),
+        "limits": LIMITS,
+    },
+    "create": {"lang": Lang(), "limits": LIMITS},
+    "destroy": {"kernel_id": KernelId()},
+    "kernel_info": {"kernel_id": KernelId()},
+    "status": {},
+    # Sent by agents on their own DEALER connection.
+    "heartbeat": {
+        "agent_id": AgentId(),
+        "addr": Text(max_length=256),
+        "max_kernels": Number(minimum=0, maximum=100000, integer=True),
+        "kernels": DictOf(KernelId(), Lang(), max_items=100000, required=False, default={}),
+        "langs": ListOf(Lang(), max_items=256, required=False, default=[]),
+        "instance": Anything(required=False, default={}),
+        "resources": Anything(required=False, default={}),
+    },
+}
+
+MANAGER_LEGACY = {0: "ping", 2: "get_or_create", 3: "destroy"}
+
+AGENT = {
+    "ping": {"body": Anything(required=False)},
+    "execute": {
+        "kernel_id": KernelId(),
+        "code": Text(max_length=MAX_CODE_LENGTH),
+        "cell_id": Text(max_length=256, coerce_int=True, required=False),
+        "entry_id": Text(max_length=256, coerce_int=True, required=False),
+    },
+    "create_kernel": {"kernel_id": KernelId(), "lang": Lang(), "limits": LIMITS},
+    "destroy_kernel": {"kernel_id": KernelId()},
+}
+
+AGENT_LEGACY = {0: "ping", 1: "execute", 2: "create_kernel", 3: "destroy_kernel"}
+
+# Actions only the manager may send to an agent (over the agent's heartbeat connection).
+AGENT_COMMANDS = ("create_kernel", "destroy_kernel")
+
+
+def parse_request(message, actions, legacy):
+    """Return `(action, fields)` of a decoded request map, or raise BadRequest."""
+    action = message.get("action")
+    if isinstance(action, int) and not isinstance(action, bool):
+        if action not in legacy:
+            known = ", ".join(f"{k} ({v})" for k, v in sorted(legacy.items()))
+            raise BadRequest(f"unknown action number {action}; known: {known}",
+                             error="unknown-action")
+        action = legacy[action]
+    elif not isinstance(action, str):
+        raise BadRequest("`action` is missing or not a string", error="unknown-action")
+    if action not in actions:
+        raise BadRequest(f"unknown action {action[:64]!r}; known: {', '.join(sorted(actions))}",
+                         error="unknown-action")
+    if "id" in message and message["id"] is not None and request_id(message) is None:
+        raise BadRequest("`id` must be an integer or a string of at most 128 characters")
+    return action, clean_fields(actions[action], message)

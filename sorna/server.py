@@ -1,0 +1,123 @@
+"""Answers requests that arrive on a ROUTER socket, through a table of handlers.
+
+The manager and the agent both use it: framing, decoding, validation, error replies,
+the 2016 JSON path and the tracking of in-flight work live here once.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from sorna.defer import InFlight
+from sorna.proto import codes
+from sorna.proto.actions import parse_request
+from sorna.proto.codec import DEFAULT_MAX_SIZE, JSON, MSGPACK, decode, encode
+from sorna.proto.errors import BadRequest, Failure, SornaError
+from sorna.proto.schema import request_id
+
+NO_REPLY = object()
+
+
+class Request:
+    __slots__ = ("peer", "action", "id", "fields", "encoding")
+
+    def __init__(self, peer, action, id, fields, encoding):
+        self.peer = peer
+        self.action = action
+        self.id = id
+        self.fields = fields
+        self.encoding = encoding
+
+    @property
+    def legacy(self):
+        return self.encoding == JSON
+
+
+class RequestServer:
+    """`handlers` maps action names to callables taking a Request and returning a map
+    (or a Deferred of one, or NO_REPLY). Maps that carry `reply` but no `action` are
+    replies to our own requests and go to `on_reply(peer, message)`.
+    """
+
+    def __init__(self, name, actions, legacy, handlers, on_reply=None,
+                 max_size=DEFAULT_MAX_SIZE):
+        self.log = Logger(namespace=f"sorna.{name}")
+        self._actions = actions
+        self._legacy = legacy
+        self._handlers = handlers
+        self._on_reply = on_reply
+        self.max_size = max_size
+        self.in_flight = InFlight()
+        self.socket = None
+
+    def on_message(self, peer, frames):
+        envelope, body = _split_envelope(frames)
+        if len(body) != 1:
+            self._refuse(peer, envelope, MSGPACK, None, BadRequest(
+                f"a request is one frame holding a msgpack map after the empty delimiter; "
+                f"got {len(body)} frames", error="malformed"))
+            return
+        try:
+            message, encoding = decode(body[0], self.max_size)
+        except SornaError as e:
+            self._refuse(peer, envelope, getattr(e, "encoding", MSGPACK), None, e)
+            return
+        if "reply" in message and "action" not in message:
+            if self._on_reply is not None:
+                self._on_reply(peer, message)
+            return
+        req_id = request_id(message)
+        try:
+            action, fields = parse_request(message, self._actions, self._legacy)
+        except SornaError as e:
+            self._refuse(peer, envelope, encoding, req_id, e)
+            return
+        request = Request(peer, action, req_id, fields, encoding)
+        d = defer.maybeDeferred(self._handlers[action], request)
+        d.addCallbacks(self._success, self._failure, errbackArgs=(request,))
+        d.addCallback(self._send_reply, peer, envelope, request)
+        d.addErrback(lambda f: self.log.failure("could not send a reply", f))
+        self.in_flight.track(d)
+
+    def _success(self, result):
+        if result is NO_REPLY:
+            return NO_REPLY
+        result = dict(result)
+        result.setdefault("reply", codes.SUCCESS)
+        return result
+
+    def _failure(self, failure, request):
+        error = failure.value
+        if not isinstance(error, SornaError):
+            self.log.failure("{action} failed", failure, action=request.action)
+            error = Failure(f"internal error while handling {request.action}: "
+                            f"{type(error).__name__}: {error}")
+        elif error.code >= 500:
+            self.log.warn("{action} failed: {cause}", action=request.action, cause=error.cause)
+        return error.reply_fields()
+
+    def _send_reply(self, reply, peer, envelope, request):
+        if reply is NO_REPLY:
+            return
+        self.send(peer, envelope, request.encoding, request.id, reply)
+
+    def _refuse(self, peer, envelope, encoding, req_id, error):
+        self.log.info("refused a message from {peer!r}: {cause}", peer=peer[:32], cause=error.cause)
+        self.send(peer, envelope, encoding, req_id, error.reply_fields())
+
+    def send(self, peer, envelope, encoding, req_id, reply):
+        reply = dict(reply)
+        if req_id is not None:
+            reply["id"] = req_id
+        if encoding == JSON:
+            reply["reply"] = codes.legacy(reply.get("reply", codes.SUCCESS))
+        if self.socket is not None:
+            self.socket.send(peer, envelope + [encode(reply, encoding)])
+
+
+def _split_envelope(frames):
+    """REQ peers send `['', payload]`, DEALER peers `[payload]` or `['', payload]`;
+    proxies add routing frames before the delimiter."""
+    for i in range(len(frames) - 1, -1, -1):
+        if frames[i] == b"":
+            return list(frames[:i + 1]), list(frames[i + 1:])
+    return [], list(frames)

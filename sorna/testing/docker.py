@@ -1,0 +1,124 @@
+"""An in-memory stand-in for the part of docker-py's client that Sorna uses.
+
+`tests/test_docker_contract.py` runs one suite against it and against the real engine.
+"""
+
+import itertools
+import uuid
+
+from docker.errors import APIError, ImageNotFound, NotFound
+
+
+class FakeImage:
+    def __init__(self, tag, labels):
+        self.tags = [tag]
+        self.labels = dict(labels)
+        self.id = "sha256:" + uuid.uuid4().hex
+
+
+class FakeContainer:
+    def __init__(self, client, name, image, labels, kwargs):
+        self._client = client
+        self.id = uuid.uuid4().hex + uuid.uuid4().hex
+        self.name = name
+        self.image = image
+        self.labels = dict(labels or {})
+        self.kwargs = kwargs
+        self.status = "running"
+
+    def remove(self, force=False):
+        if self.id not in self._client._containers:
+            raise NotFound(f"No such container: {self.id}")
+        if self.status == "running" and not force:
+            raise APIError("You cannot remove a running container; stop it or use force")
+        del self._client._containers[self.id]
+
+    def stop(self, timeout=10):
+        self.status = "exited"
+
+    def reload(self):
+        if self.id not in self._client._containers:
+            raise NotFound(f"No such container: {self.id}")
+
+
+class _Containers:
+    def __init__(self, client):
+        self._client = client
+
+    def run(self, image, command=None, detach=False, name=None, labels=None, **kwargs):
+        if not detach:
+            raise NotImplementedError("the fake runs detached containers only")
+        self._client.images.get(image)
+        name = name or f"fake_{next(self._client._names)}"
+        if any(c.name == name for c in self._client._containers.values()):
+            raise APIError(f'Conflict. The container name "/{name}" is already in use')
+        if self._client.fail_next_run:
+            self._client.fail_next_run = False
+            raise APIError("injected failure")
+        container = FakeContainer(self._client, name, image, labels, kwargs)
+        self._client._containers[container.id] = container
+        if self._client.on_run is not None:
+            self._client.on_run(container)
+        return container
+
+    def get(self, container_id):
+        for c in self._client._containers.values():
+            if container_id in (c.id, c.name) or (len(container_id) >= 12
+                                                   and c.id.startswith(container_id)):
+                return c
+        raise NotFound(f"No such container: {container_id}")
+
+    def list(self, all=False, filters=None):
+        found = [c for c in self._client._containers.values()
+                 if all or c.status == "running"]
+        for label in _as_list((filters or {}).get("label")):
+            key, _, value = label.partition("=")
+            found = [c for c in found if key in c.labels and (not value or c.labels[key] == value)]
+        return found
+
+
+class _Images:
+    def __init__(self, client):
+        self._client = client
+
+    def get(self, name):
+        tag = name if ":" in name else name + ":latest"
+        image = self._client._images.get(tag)
+        if image is None:
+            raise ImageNotFound(f"No such image: {name}")
+        return image
+
+    def list(self, filters=None):
+        found = list(self._client._images.values())
+        for label in _as_list((filters or {}).get("label")):
+            key, _, value = label.partition("=")
+            found = [i for i in found if key in i.labels and (not value or i.labels[key] == value)]
+        return found
+
+
+class FakeDockerClient:
+    def __init__(self):
+        self._containers = {}
+        self._images = {}
+        self._names = itertools.count(1)
+        self.containers = _Containers(self)
+        self.images = _Images(self)
+        self.on_run = None
+        self.fail_next_run = False
+
+    def add_image(self, tag, labels=None):
+        if ":" not in tag:
+            tag += ":latest"
+        self._images[tag] = FakeImage(tag, labels or {})
+
+    def ping(self):
+        return True
+
+    def close(self):
+        pass
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)

@@ -1,0 +1,107 @@
+"""ZMQ sockets behind a small interface of our own, so tests can swap in a fake network.
+
+`ZmqTransport` opens real txzmq sockets; `sorna.testing.transport.FakeNetwork` offers the
+same methods in memory. Both pass `tests/test_transport.py`.
+"""
+
+import zmq
+from twisted.logger import Logger
+from txzmq import ZmqEndpoint, ZmqEndpointType, ZmqFactory
+from txzmq.router_dealer import ZmqDealerConnection, ZmqRouterConnection
+
+log = Logger()
+
+# ZMQ drops (and disconnects) senders of larger frames before they reach us; below it,
+# the protocol's own limit answers 413.
+HARD_FRAME_LIMIT = 64 << 20
+
+
+class _Router(ZmqRouterConnection):
+    def __init__(self, factory, on_message):
+        self._on_message = on_message
+        super().__init__(factory)
+
+    def gotMessage(self, sender, *frames):
+        self._on_message(sender, list(frames))
+
+
+class _Dealer(ZmqDealerConnection):
+    def __init__(self, factory, on_message, identity):
+        self._on_message = on_message
+        super().__init__(factory, identity=identity)
+
+    def gotMessage(self, *frames):
+        self._on_message(list(frames))
+
+
+class RouterSocket:
+    def __init__(self, conn):
+        self._conn = conn
+
+    def send(self, peer, frames):
+        """Send to one peer; an unknown or vanished peer is silently dropped by ZMQ."""
+        try:
+            self._conn.sendMultipart(peer, list(frames))
+        except zmq.ZMQError as e:
+            log.warn("could not send to a peer: {error}", error=e)
+
+    def close(self):
+        if self._conn.socket is not None:
+            self._conn.shutdown()
+
+
+class DealerSocket:
+    def __init__(self, conn):
+        self._conn = conn
+
+    def send(self, frames):
+        """Send, or return False when ZMQ cannot take the message now (peer absent)."""
+        try:
+            self._conn.sendMultipart(list(frames))
+            return True
+        except zmq.ZMQError as e:
+            if e.errno == zmq.EAGAIN:
+                return False
+            raise
+
+    def close(self):
+        if self._conn.socket is not None:
+            self._conn.shutdown()
+
+
+class ZmqTransport:
+    """Creates the process's ZMQ context lazily: nothing happens at construction."""
+
+    def __init__(self):
+        self._factory = None
+
+    def _get_factory(self):
+        if self._factory is None:
+            self._factory = ZmqFactory()
+            self._factory.lingerPeriod = 200
+        return self._factory
+
+    def router(self, endpoint, on_message):
+        conn = _Router(self._get_factory(), on_message)
+        conn.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        conn.socket.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+        conn.addEndpoints([ZmqEndpoint(ZmqEndpointType.bind, endpoint)])
+        return RouterSocket(conn)
+
+    def dealer(self, endpoint, on_message, identity=None, immediate=False, send_hwm=0):
+        """Connect a DEALER. `immediate` drops messages while no peer is connected."""
+        conn = _Dealer(self._get_factory(), on_message, identity)
+        conn.socket.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+        conn.socket.setsockopt(zmq.RECONNECT_IVL, 20)
+        conn.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        if immediate:
+            conn.socket.setsockopt(zmq.IMMEDIATE, 1)
+        if send_hwm:
+            conn.socket.setsockopt(zmq.SNDHWM, send_hwm)
+        conn.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, endpoint)])
+        return DealerSocket(conn)
+
+    def close(self):
+        if self._factory is not None:
+            self._factory.shutdown()
+            self._factory = None

@@ -1,0 +1,33 @@
+"""Helpers shared by the test modules."""
+
+import os
+
+from twisted.trial.unittest import SkipTest
+
+
+def require_docker(testcase=None):
+    """Return a docker-py client, or skip; under SORNA_REQUIRE_DOCKER=1 fail instead."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+        return client
+    except Exception as e:
+        reason = f"the Docker engine is not reachable: {e}"
+        if os.environ.get("SORNA_REQUIRE_DOCKER") == "1":
+            raise AssertionError(reason + " (SORNA_REQUIRE_DOCKER=1)")
+        raise SkipTest(reason)
+
+
+def require_image(client, tag):
+    """Skip (or fail under SORNA_REQUIRE_DOCKER=1) when a kernel image is missing."""
+    import docker
+
+    try:
+        return client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        reason = f"image {tag} is missing: run `sorna images build`"
+        if os.environ.get("SORNA_REQUIRE_DOCKER") == "1":
+            raise AssertionError(reason)
+        raise SkipTest(reason)
