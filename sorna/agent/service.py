@@ -90,7 +90,7 @@ class AgentService(MultiService):
         self.frontend.socket = self._router
         self._dealer = self.transport.dealer(
             self.manager_addr, lambda frames: self.commands.on_message(b"manager", frames),
-            identity=self.agent_id.encode(), immediate=True, send_hwm=100)
+            identity=self.agent_id.encode(), send_hwm=10)
         self.commands.socket = _DealerAsRouter(self._dealer)
         self._heartbeat = task.LoopingCall(self.send_heartbeat)
         self._heartbeat.clock = self.clock

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from twisted.internet import reactor
 from twisted.python import usage
 
+from sorna.fatal import stop_reactor_with_error
 from sorna.agent.docker import Containers, real_client_factory
 from sorna.agent.kernels import Kernels
 from sorna.agent.sandbox import SandboxPolicy
@@ -87,5 +88,5 @@ def makeService(config, clock=None, transport=None, client_factory=None):
         transport=kernels.transport, clock=clock, pool=pool,
         heartbeat_interval=config["heartbeat-interval"], ipc_root=config["ipc-root"],
         max_message_size=config["max-message-size"],
-        on_fatal=lambda failure: reactor.stop() if reactor.running else None,
+        on_fatal=lambda error: stop_reactor_with_error(reactor),
         close_transport=transport is None)

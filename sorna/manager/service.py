@@ -16,7 +16,8 @@ log = Logger(namespace="sorna.manager")
 
 class ManagerService(MultiService):
     def __init__(self, endpoint, table, transport, clock, heartbeat_interval=3.0,
-                 max_message_size=1 << 20, create_timeout=60.0, close_transport=False):
+                 max_message_size=1 << 20, create_timeout=60.0, close_transport=False,
+                 on_fatal=None):
         super().__init__()
         self.endpoint = endpoint
         self.table = table
@@ -32,10 +33,19 @@ class ManagerService(MultiService):
         self._expiry = None
         self._socket = None
         self.close_transport = close_transport
+        self.on_fatal = on_fatal
 
     def startService(self):
         super().startService()
-        self._socket = self.transport.router(self.endpoint, self.server.on_message)
+        try:
+            self._socket = self.transport.router(self.endpoint, self.server.on_message)
+        except Exception as e:
+            log.critical("sorna-manager cannot listen on {endpoint}: {error}; is another "
+                         "manager running there? Choose another --port.",
+                         endpoint=self.endpoint, error=e)
+            if self.on_fatal is not None:
+                self.on_fatal(e)
+            return
         self.server.socket = self._socket
         self._expiry = task.LoopingCall(self._expire)
         self._expiry.clock = self.clock

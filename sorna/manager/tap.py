@@ -3,6 +3,7 @@
 from twisted.internet import reactor
 from twisted.python import usage
 
+from sorna.fatal import stop_reactor_with_error
 from sorna.manager.registry import MemoryCapacityTable
 from sorna.manager.service import ManagerService
 from sorna.transport import ZmqTransport
@@ -39,4 +40,5 @@ def makeService(config, clock=None, transport=None):
         max_message_size=config["max-message-size"],
         create_timeout=config["create-timeout"],
         close_transport=transport is None,
+        on_fatal=lambda error: stop_reactor_with_error(reactor),
     )

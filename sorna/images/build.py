@@ -1,0 +1,306 @@
+"""Build the kernel images: a Debian base from scratch, then one image per language.
+
+No image registry may be reachable, so the base image is not pulled: it is
+debootstrapped into a folder and `docker import`ed. Each `repl/<lang>/Dockerfile` then
+builds on it without network access (the base already holds python3, pyzmq, msgpack).
+"""
+
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sorna
+from sorna.images.mirror import apt_proxy_env, find_debian_mirror
+
+BASE_IMAGE = "sorna/kernel-base:latest"
+RELEASE = "bookworm"
+BASE_PACKAGES = ["python3", "python3-zmq", "python3-msgpack"]
+KERNEL_UID = 1000
+DOCKER_TIMEOUT = 600
+# Things no kernel needs: dropping them keeps the image small.
+CLEAN_PATHS = ["var/lib/apt/lists/*", "var/cache/apt/*", "var/cache/debconf/*-old",
+               "var/log/*", "usr/share/doc/*", "usr/share/man/*", "usr/share/info/*",
+               "usr/share/locale/*", "usr/share/lintian/*", "tmp/*"]
+IMPORT_CHANGES = [
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    f"LABEL io.sorna.base=debian-{RELEASE}",
+]
+
+
+class ImageBuildError(Exception):
+    """A build step failed; the message says what to do about it."""
+
+
+def default_repl_dir():
+    """The repository's `repl/` folder (sorna is installed editable from the repo)."""
+    return Path(sorna.__file__).resolve().parent.parent / "repl"
+
+
+def available_langs(repl_dir=None):
+    """Languages that have a `repl/<lang>/Dockerfile`, sorted."""
+    repl_dir = Path(repl_dir or default_repl_dir())
+    return sorted(p.parent.name for p in repl_dir.glob("*/Dockerfile"))
+
+
+class _Progress:
+    """Prints timestamped steps so that a long build never looks stuck."""
+
+    def __init__(self, out):
+        self.out, self.t0 = out, time.monotonic()
+
+    def __call__(self, msg):
+        self.out.write(f"[{time.monotonic() - self.t0:6.1f}s] {msg}\n")
+        self.out.flush()
+
+
+def docker_client():
+    """A docker-py client, or an ImageBuildError saying the engine is unreachable."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=DOCKER_TIMEOUT)
+        client.ping()
+        return client
+    except Exception as e:
+        raise ImageBuildError(
+            f"cannot reach the Docker engine ({e}); is dockerd running, and may this "
+            f"user use its socket (DOCKER_HOST or /var/run/docker.sock)?") from e
+
+
+def image_exists(client, tag):
+    import docker
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
+                 repl_dir=None, client=None):
+    """Build the base image if needed, then every requested language image.
+
+    Returns the tags built. Language images are always rebuilt: the layer cache makes
+    that about a second, and it picks up edits to `repl/<lang>/`.
+    """
+    repl_dir = Path(repl_dir or default_repl_dir())
+    known = available_langs(repl_dir)
+    langs = known if langs is None else list(langs)
+    unknown = [lang for lang in langs if lang not in known]
+    if unknown:
+        raise ImageBuildError(
+            f"no Dockerfile for {', '.join(unknown)} under {repl_dir}; "
+            f"known languages: {', '.join(known) or 'none'}")
+    progress = _Progress(out)
+    client = client or docker_client()
+    built = []
+    if rebuild_base or not image_exists(client, BASE_IMAGE):
+        build_base_image(client, mirror, progress)
+        built.append(BASE_IMAGE)
+    else:
+        progress(f"{BASE_IMAGE} exists (pass --rebuild-base to rebuild it)")
+    for lang in langs:
+        built.append(build_lang_image(client, lang, repl_dir / lang, progress))
+    progress(f"done: {', '.join(built) or 'nothing to build'}")
+    return built
+
+
+def build_lang_image(client, lang, context, progress):
+    """`docker build` one language image, streaming the build output."""
+    import docker
+
+    tag = f"sorna/kernel-{lang}:latest"
+    progress(f"docker build {context} -> {tag}")
+    t0 = time.monotonic()
+    try:
+        for chunk in client.api.build(path=str(context), tag=tag, rm=True, forcerm=True,
+                                      decode=True, network_mode="none"):
+            if "error" in chunk:
+                raise ImageBuildError(
+                    f"docker build of {tag} failed: {chunk['error'].strip()}")
+            text = chunk.get("stream", "").rstrip()
+            if text:
+                progress(f"  {text}")
+    except docker.errors.DockerException as e:
+        raise ImageBuildError(f"docker build of {tag} failed: {e}") from e
+    progress(f"built {tag} in {time.monotonic() - t0:.1f}s")
+    return tag
+
+
+def build_base_image(client, mirror, progress):
+    """debootstrap a minimal Debian with Python into a folder and import it."""
+    if os.geteuid() != 0:
+        raise ImageBuildError("building the base image needs root (debootstrap and "
+                              "chroot); run the build as root")
+    for tool in ("debootstrap", "chroot", "tar"):
+        if not shutil.which(tool):
+            raise ImageBuildError(f"`{tool}` is missing; install it "
+                                  f"(apt-get install {tool}) and retry")
+    mirror = mirror or find_debian_mirror(RELEASE)
+    env = dict(os.environ, **apt_proxy_env())
+    root = tempfile.mkdtemp(prefix="sorna-rootfs-", dir="/var/tmp")
+    os.chmod(root, 0o755)  # mkdtemp's 0700 would lock apt's `_apt` user out
+    progress(f"building {BASE_IMAGE} in {root} from {mirror}")
+    try:
+        _debootstrap(root, mirror, env, progress)
+        _install_packages(root, env, progress)
+        _prepare_root(root, progress)
+        _import(client, root, progress)
+    finally:
+        _remove_root(root, progress)
+
+
+def _run_streamed(cmd, env, on_line, what):
+    """Run cmd, passing each output line to on_line; fail with its last lines."""
+    tail = collections.deque(maxlen=25)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    try:
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            on_line(line)
+    finally:
+        proc.stdout.close()
+        rc = proc.wait()
+    if rc:
+        raise ImageBuildError(
+            f"{what} failed (exit status {rc}); its last output lines:\n  "
+            + "\n  ".join(tail)
+            + "\nCheck that the mirror is reachable (or pass --mirror URL) and retry.")
+
+
+def _debootstrap(root, mirror, env, progress):
+    """Run debootstrap, condensing its per-package lines into counts."""
+    t0 = time.monotonic()
+    counts = collections.Counter()
+    per_package = re.compile(r"I: (Retrieving|Validating|Extracting|Unpacking|"
+                             r"Configuring) (?!InRelease|Release|Packages)\S+")
+
+    def on_line(line):
+        m = per_package.match(line)
+        if m:
+            counts[m.group(1)] += 1
+            if counts[m.group(1)] % 25 == 1:
+                progress(f"  debootstrap: {m.group(1).lower()} package "
+                         f"{counts[m.group(1)]} ({line[3:].split()[1]})")
+        elif line.strip():
+            progress(f"  debootstrap: {line}")
+
+    cmd = ["debootstrap", "--variant=minbase", RELEASE, root, mirror]
+    progress(" ".join(cmd))
+    try:
+        _run_streamed(cmd, env, on_line, "debootstrap")
+    except ImageBuildError as e:
+        log = Path(root, "debootstrap", "debootstrap.log")
+        if log.exists():  # its own log says which package or download broke
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            raise ImageBuildError(f"{e}\nLast lines of {log.name}:\n  "
+                                  + "\n  ".join(tail)) from None
+        raise
+    summary = ", ".join(f"{n} {verb.lower()}" for verb, n in counts.items())
+    progress(f"debootstrap done in {time.monotonic() - t0:.1f}s ({summary})")
+
+
+# apt/dpkg lines repeated for every package: shown only when a step fails.
+_APT_NOISE = re.compile(r"(Get:\d+|Selecting previously|Preparing to unpack|Unpacking|"
+                        r"\(Reading database)")
+
+
+def _chroot(root, args, env, progress, what):
+    def on_line(line):
+        if line.strip() and not _APT_NOISE.match(line):
+            progress(f"  {line}")
+
+    _run_streamed(["chroot", root] + args, env, on_line, what)
+
+
+def _install_packages(root, env, progress):
+    """apt-get install inside the chroot (debootstrap --include trips over them)."""
+    t0 = time.monotonic()
+    env = dict(env, DEBIAN_FRONTEND="noninteractive", LC_ALL="C",
+               PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    apt = ["apt-get", "-q", "-o", "Dpkg::Use-Pty=0"]
+    progress(f"chroot apt-get install {' '.join(BASE_PACKAGES)}")
+    _chroot(root, apt + ["update"], env, progress, "apt-get update in the chroot")
+    _chroot(root, apt + ["install", "-y", "--no-install-recommends"] + BASE_PACKAGES,
+            env, progress, "apt-get install in the chroot")
+    _chroot(root, apt + ["clean"], env, progress, "apt-get clean in the chroot")
+    progress(f"apt done in {time.monotonic() - t0:.1f}s")
+
+
+def _prepare_root(root, progress):
+    """Add the kernel user and the folders the containers expect; drop what is unused."""
+    env = dict(os.environ, LC_ALL="C", PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    uid = str(KERNEL_UID)
+    _chroot(root, ["groupadd", "-g", uid, "work"], env, progress, "groupadd")
+    _chroot(root, ["useradd", "-u", uid, "-g", uid, "-m", "-d", "/home/work",
+                   "-s", "/bin/sh", "work"], env, progress, "useradd")
+    for folder in ("ipc", "opt/sorna"):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    os.chown(os.path.join(root, "ipc"), KERNEL_UID, KERNEL_UID)
+    # docker bind-mounts its own resolv.conf/hostname; the host's must not leak in.
+    for name in ("etc/resolv.conf", "etc/hostname"):
+        path = os.path.join(root, name)
+        if os.path.lexists(path):
+            os.remove(path)
+    rootp = Path(root)
+    for pattern in CLEAN_PATHS:
+        for path in rootp.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    size = subprocess.run(["du", "-sh", root], capture_output=True, text=True).stdout
+    progress(f"root file system ready: {size.split()[0] if size else '?'}")
+
+
+def _import(client, root, progress):
+    """Stream a tar of the folder into the engine as BASE_IMAGE."""
+    import docker
+
+    t0 = time.monotonic()
+    progress(f"docker import -> {BASE_IMAGE}")
+    repo, tag = BASE_IMAGE.rsplit(":", 1)
+    tar = subprocess.Popen(["tar", "-C", root, "--numeric-owner", "-cf", "-", "."],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        result = client.api.import_image_from_stream(
+            tar.stdout, repository=repo, tag=tag, changes=IMPORT_CHANGES)
+    except docker.errors.DockerException as e:
+        tar.kill()
+        raise ImageBuildError(f"docker import of {BASE_IMAGE} failed: {e}") from e
+    finally:
+        tar.stdout.close()
+        err = tar.stderr.read().decode(errors="replace")
+        tar.stderr.close()
+        rc = tar.wait()
+    if rc:
+        raise ImageBuildError(f"tar of {root} failed (exit status {rc}): {err}")
+    if '"error"' in str(result):
+        raise ImageBuildError(f"docker import of {BASE_IMAGE} failed: {result}")
+    size = client.images.get(BASE_IMAGE).attrs.get("Size", 0)
+    progress(f"imported {BASE_IMAGE} ({size / 1e6:.0f} MB) "
+             f"in {time.monotonic() - t0:.1f}s")
+
+
+def _remove_root(root, progress):
+    """Delete the build folder, never descending into something still mounted."""
+    mounted = [line.split()[1] for line in open("/proc/mounts")
+               if line.split()[1].startswith(root.rstrip("/") + "/")]
+    for point in sorted(mounted, reverse=True):
+        subprocess.run(["umount", "-l", point])
+    if any(line.split()[1].startswith(root.rstrip("/") + "/")
+           for line in open("/proc/mounts")):
+        progress(f"warning: {root} still has mounts; not deleting it")
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    progress(f"removed {root}")
