@@ -70,11 +70,11 @@ def advertised_host(listen, manager_host):
         return socket.gethostname()
 
 
-def makeService(config, clock=None, transport=None, client_factory=None):
+def makeService(config, clock=None, transport=None, client_factory=None, pool=None):
     clock = clock or reactor
     manager_host = urlsplit(config["manager-addr"]).hostname
     host = config["advertise-host"] or advertised_host(config["listen"], manager_host)
-    pool = WorkerPool("sorna-docker", size=config["docker-threads"])
+    pool = pool or WorkerPool("sorna-docker", size=config["docker-threads"])
     containers = Containers(pool, client_factory or real_client_factory(), config["agent-id"])
     policy = SandboxPolicy(max_memory_mb=config["max-memory-mb"],
                            max_exec_timeout=config["max-exec-timeout"],

@@ -74,16 +74,6 @@ def docker_client():
             f"user use its socket (DOCKER_HOST or /var/run/docker.sock)?") from e
 
 
-def image_exists(client, tag):
-    import docker
-
-    try:
-        client.images.get(tag)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
-
-
 def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
                  repl_dir=None, client=None):
     """Build the base image if needed, then every requested language image.
@@ -101,16 +91,45 @@ def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
             f"known languages: {', '.join(known) or 'none'}")
     progress = _Progress(out)
     client = client or docker_client()
+    tags = [f"sorna/kernel-{lang}:latest" for lang in langs]
+    previous = {tag: _image_id(client, tag) for tag in tags + [BASE_IMAGE]}
     built = []
-    if rebuild_base or not image_exists(client, BASE_IMAGE):
+    if rebuild_base or not previous[BASE_IMAGE]:
         build_base_image(client, mirror, progress)
         built.append(BASE_IMAGE)
     else:
         progress(f"{BASE_IMAGE} exists (pass --rebuild-base to rebuild it)")
     for lang in langs:
         built.append(build_lang_image(client, lang, repl_dir / lang, progress))
+    _remove_replaced(client, previous, progress)
     progress(f"done: {', '.join(built) or 'nothing to build'}")
     return built
+
+
+def _image_id(client, tag):
+    import docker
+
+    try:
+        return client.images.get(tag).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _remove_replaced(client, previous, progress):
+    """Delete the images our tags pointed at before, so rebuilds leave no <none>s.
+
+    Children first (language images, then the base); an image still used by a
+    container or by anything else is kept.
+    """
+    import docker
+
+    for tag, old in sorted(previous.items(), key=lambda item: item[0] == BASE_IMAGE):
+        if old and old != _image_id(client, tag):
+            try:
+                client.images.remove(old)
+                progress(f"removed the previous {tag} ({old[7:19]})")
+            except docker.errors.APIError:
+                pass
 
 
 def build_lang_image(client, lang, context, progress):
@@ -302,5 +321,6 @@ def _remove_root(root, progress):
            for line in open("/proc/mounts")):
         progress(f"warning: {root} still has mounts; not deleting it")
         return
-    shutil.rmtree(root, ignore_errors=True)
+    # --one-file-system: never delete through a mount that survived umount.
+    subprocess.run(["rm", "-rf", "--one-file-system", root])
     progress(f"removed {root}")

@@ -32,6 +32,8 @@ class FakeContainer:
         if self.status == "running" and not force:
             raise APIError("You cannot remove a running container; stop it or use force")
         del self._client._containers[self.id]
+        if self._client.on_remove is not None:
+            self._client.on_remove(self)
 
     def stop(self, timeout=10):
         self.status = "exited"
@@ -104,6 +106,7 @@ class FakeDockerClient:
         self.containers = _Containers(self)
         self.images = _Images(self)
         self.on_run = None
+        self.on_remove = None
         self.fail_next_run = False
 
     def add_image(self, tag, labels=None):

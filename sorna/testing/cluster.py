@@ -1,0 +1,137 @@
+"""A whole Sorna cluster in memory: manager, agents, Docker and REPL daemons, on a fake
+network and an injected clock. Sorna's unit tests use it, and so can front-end authors:
+
+    cluster = FakeCluster(clock=task.Clock())
+    cluster.start()
+    client = cluster.client()
+    kernel = successResultOf(client.create("python3"))
+
+The fake REPL runs Python code in-process with the real daemon's Executor: it isolates
+nothing and exists for tests only.
+"""
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+import sorna
+from sorna.agent import tap as agent_tap
+from sorna.client.api import SornaClient
+from sorna.manager import tap as manager_tap
+from sorna.testing.docker import FakeDockerClient
+from sorna.testing.transport import FakeNetwork
+from sorna.threadpool import WorkerPool
+
+REPL_DIR = Path(sorna.__file__).resolve().parent.parent / "repl"
+
+
+def load_python_repl():
+    """The real Python REPL daemon module (repl/python3/run.py), without running it."""
+    spec = importlib.util.spec_from_file_location("sorna_repl_python3",
+                                                  REPL_DIR / "python3" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeKernelHost:
+    """Plays a Docker engine whose containers run the REPL daemon, in memory.
+
+    Set `hold = True` to keep executions waiting until `release()`, and `mute = True`
+    to make new daemons never answer (a kernel that fails to start).
+    """
+
+    def __init__(self, network, langs=("python3",)):
+        self.network = network
+        self.docker = FakeDockerClient()
+        for lang in langs:
+            self.docker.add_image(f"sorna/kernel-{lang}", {
+                "io.sorna.lang": lang, "io.sorna.memory": "256m",
+                "io.sorna.exec-timeout": "60"})
+        self.docker.on_run = self._boot
+        self.docker.on_remove = self._halt
+        self.hold = False
+        self.mute = False
+        self.held = []
+        self.daemons = {}
+        self._repl = load_python_repl()
+
+    def _boot(self, container):
+        ipc_dir = container.kwargs["mounts"][0]["Source"]
+        executor = self._repl.Executor()
+        mute = self.mute
+
+        def on_request(peer, frames):
+            if mute:
+                return
+            if self.hold and b"execute" in frames[-1]:
+                self.held.append((router, peer, frames, executor))
+                return
+            self._answer(router, peer, frames, executor)
+
+        router = self.network.router(f"ipc://{ipc_dir}/repl", on_request)
+        self.daemons[container.id] = router
+
+    def _answer(self, router, peer, frames, executor):
+        reply = self._repl._pack(self._repl.handle(executor, frames[-1]))
+        router.send(peer, frames[:-1] + [reply])
+
+    def release(self):
+        held, self.held = self.held, []
+        for router, peer, frames, executor in held:
+            if not router.closed:
+                self._answer(router, peer, frames, executor)
+
+    def _halt(self, container):
+        router = self.daemons.pop(container.id, None)
+        if router is not None:
+            router.close()
+
+    def running(self):
+        return [c for c in self.docker.containers.list(all=True)]
+
+
+class FakeCluster:
+    def __init__(self, clock, agents=1, max_kernels=4, heartbeat_interval=3.0,
+                 manager_addr="tcp://127.0.0.1:5001"):
+        self.clock = clock
+        self.network = FakeNetwork()
+        self.manager_addr = manager_addr
+        self.manager = manager_tap.makeService(
+            _options(manager_tap.Options(), ["--listen", "127.0.0.1",
+                                             "--heartbeat-interval", str(heartbeat_interval)]),
+            clock=clock, transport=self.network)
+        self.hosts = []
+        self.agents = []
+        for i in range(agents):
+            host = FakeKernelHost(self.network)
+            config = _options(agent_tap.Options(), [
+                "--manager-addr", manager_addr, "--listen", "127.0.0.1",
+                "--port", str(6001 + i), "--agent-id", f"agent-{i}",
+                "--max-kernels", str(max_kernels),
+                "--heartbeat-interval", str(heartbeat_interval),
+                "--ipc-root", tempfile.mkdtemp(prefix="sorna-fake-ipc-")])
+            self.hosts.append(host)
+            self.agents.append(agent_tap.makeService(
+                config, clock=clock, transport=self.network,
+                client_factory=lambda host=host: host.docker,
+                pool=WorkerPool("fake-docker", inline=True)))
+
+    def start(self):
+        self.manager.startService()
+        for agent in self.agents:
+            agent.startService()
+
+    def stop(self):
+        from twisted.internet import defer
+        return defer.gatherResults([a.stopService() for a in self.agents]).addCallback(
+            lambda _: self.manager.stopService())
+
+    def client(self, **kwargs):
+        return SornaClient(self.manager_addr, transport=self.network, clock=self.clock,
+                           **kwargs)
+
+
+def _options(options, argv):
+    options.parseOptions(argv)
+    return options
