@@ -85,7 +85,7 @@ class ZmqTransport:
         conn = _Router(self._get_factory(), on_message)
         conn.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
         conn.socket.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
-        conn.addEndpoints([ZmqEndpoint(ZmqEndpointType.bind, endpoint)])
+        _open(conn, ZmqEndpoint(ZmqEndpointType.bind, endpoint))
         return RouterSocket(conn)
 
     def dealer(self, endpoint, on_message, identity=None, immediate=False, send_hwm=0):
@@ -98,10 +98,19 @@ class ZmqTransport:
             conn.socket.setsockopt(zmq.IMMEDIATE, 1)
         if send_hwm:
             conn.socket.setsockopt(zmq.SNDHWM, send_hwm)
-        conn.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, endpoint)])
+        _open(conn, ZmqEndpoint(ZmqEndpointType.connect, endpoint))
         return DealerSocket(conn)
 
     def close(self):
         if self._factory is not None:
             self._factory.shutdown()
             self._factory = None
+
+
+def _open(conn, endpoint):
+    """Bind or connect, closing the socket if that fails (a taken port, a bad address)."""
+    try:
+        conn.addEndpoints([endpoint])
+    except Exception:
+        conn.shutdown()
+        raise

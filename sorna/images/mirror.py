@@ -62,7 +62,7 @@ def _read(path):
 
 
 def find_debian_mirror(release="bookworm", etc_apt="/etc/apt"):
-    """Return the URI of the first `deb` source serving `release` with component `main`."""
+    """The URI of the first `deb` source serving `release` with component `main`."""
     entries = []
     entries += _one_line_sources(_read(os.path.join(etc_apt, "sources.list")))
     d = os.path.join(etc_apt, "sources.list.d")
