@@ -87,13 +87,13 @@ class CapacityTableTests:
         self.run_(self.table.add_kernel(kernel("k1", "a", session=("u", "e", "python3")),
                                         reserved=False))
         self.run_(self.table.heartbeat(agent("b"), now=8))
-        self.assertEqual(self.run_(self.table.expire(now=9)), {})  # 9 s is not yet dead
-        dead = self.run_(self.table.expire(now=9.5))
+        self.assertEqual(self.run_(self.table.expire(now=8.9)), {})  # not yet 3 intervals
+        dead = self.run_(self.table.expire(now=9))
         self.assertEqual(list(dead), ["a"])
         self.assertEqual([k.kernel_id for k in dead["a"]], ["k1"])
         self.assertIsNone(self.run_(self.table.get_kernel("k1")))
         self.assertIsNone(self.run_(self.table.find_session(("u", "e", "python3"))))
-        self.assertEqual([a.agent_id for a in self.run_(self.table.agents(now=9.5))], ["b"])
+        self.assertEqual([a.agent_id for a in self.run_(self.table.agents(now=9))], ["b"])
 
     def test_kernels_of(self):
         self.run_(self.table.heartbeat(agent("a"), now=0))

@@ -159,6 +159,10 @@ class DaemonTests(SynchronousTestCase):
         self.assertEqual(reply["stdout"], "back\n")
         self.assertEqual(reply["stderr"], "err\n")
 
+    def test_streams_restored_after_user_deletes_them(self):
+        self.execute("import sys\ndel sys.stdout")
+        self.assertEqual(self.execute("print('back')")["stdout"], "back\n")
+
     def test_unencodable_output(self):
         reply = self.execute("print('\\udcff')\n"
                              "import sys\n"

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import sorna
-from sorna.images.mirror import apt_proxy_env, find_debian_mirror
+from sorna.images.mirror import MirrorNotFound, apt_proxy_env, find_debian_mirror
 
 BASE_IMAGE = "sorna/kernel-base:latest"
 RELEASE = "bookworm"
@@ -159,11 +159,15 @@ def build_base_image(client, mirror, progress):
     if os.geteuid() != 0:
         raise ImageBuildError("building the base image needs root (debootstrap and "
                               "chroot); run the build as root")
-    for tool in ("debootstrap", "chroot", "tar"):
+    for tool, package in (("debootstrap", "debootstrap"), ("chroot", "coreutils"),
+                          ("tar", "tar")):
         if not shutil.which(tool):
             raise ImageBuildError(f"`{tool}` is missing; install it "
-                                  f"(apt-get install {tool}) and retry")
-    mirror = mirror or find_debian_mirror(RELEASE)
+                                  f"(apt-get install {package}) and retry")
+    try:
+        mirror = mirror or find_debian_mirror(RELEASE)
+    except MirrorNotFound as e:
+        raise ImageBuildError(str(e)) from e
     env = dict(os.environ, **apt_proxy_env())
     root = tempfile.mkdtemp(prefix="sorna-rootfs-", dir="/var/tmp")
     os.chmod(root, 0o755)  # mkdtemp's 0700 would lock apt's `_apt` user out
@@ -311,16 +315,19 @@ def _import(client, root, progress):
              f"in {time.monotonic() - t0:.1f}s")
 
 
+def _mounts_under(root):
+    with open("/proc/mounts") as fh:
+        return [line.split()[1] for line in fh
+                if line.split()[1].startswith(root.rstrip("/") + "/")]
+
+
 def _remove_root(root, progress):
     """Delete the build folder, never descending into something still mounted."""
-    mounted = [line.split()[1] for line in open("/proc/mounts")
-               if line.split()[1].startswith(root.rstrip("/") + "/")]
-    for point in sorted(mounted, reverse=True):
+    for point in sorted(_mounts_under(root), reverse=True):
         subprocess.run(["umount", "-l", point])
-    if any(line.split()[1].startswith(root.rstrip("/") + "/")
-           for line in open("/proc/mounts")):
+    if _mounts_under(root):
         progress(f"warning: {root} still has mounts; not deleting it")
         return
-    # --one-file-system: never delete through a mount that survived umount.
+    # --one-file-system: never delete through a mount that appeared meanwhile.
     subprocess.run(["rm", "-rf", "--one-file-system", root])
     progress(f"removed {root}")

@@ -96,7 +96,7 @@ class MemoryCapacityTable(CapacityTable):
         self._sessions = {}
 
     def _alive(self, agent, now):
-        return now - agent.last_seen <= self.agent_timeout
+        return now - agent.last_seen < self.agent_timeout
 
     def heartbeat(self, agent, now):
         old = self._agents.get(agent.agent_id)

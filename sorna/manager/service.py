@@ -49,7 +49,8 @@ class ManagerService(MultiService):
         self.server.socket = self._socket
         self._expiry = task.LoopingCall(self._expire)
         self._expiry.clock = self.clock
-        self._expiry.start(self.heartbeat_interval, now=False).addErrback(
+        # Checking twice an interval finds a dead agent soon after its third missed beat.
+        self._expiry.start(self.heartbeat_interval / 2, now=False).addErrback(
             lambda f: log.failure("agent expiry stopped", f))
         log.info("sorna-manager ready on {endpoint}", endpoint=self.endpoint)
 

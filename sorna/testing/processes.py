@@ -1,0 +1,282 @@
+"""Real `twistd sorna-manager` and `twistd sorna-agent` processes, for integration tests and
+benchmarks.
+
+Each process runs with the current interpreter in a folder of its own, logs to a file
+there, and counts as started only once its readiness line is in that log. Nothing here
+sleeps for luck: every wait polls a condition until a deadline, and a timeout or an early
+exit raises `ProcessError` with the end of the log.
+
+    manager = ManagerProcess(heartbeat_interval=0.5).start()
+    agent = AgentProcess(manager.addr, agent_id="it-1", max_kernels=3).start()
+    wait_for_agent(manager.addr, agent.agent_id)
+    ...
+    agent.stop(); manager.stop()
+"""
+
+import glob
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+LOOPBACK = "127.0.0.1"
+LABEL_AGENT = "io.sorna.agent"
+_TWISTD = "from twisted.scripts.twistd import run; run()"
+
+
+class ProcessError(Exception):
+    """A process did not start, did not stop, or a condition did not come true in time."""
+
+
+def free_port(host=LOOPBACK):
+    """A TCP port nobody listens on right now (the kernel picks it for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout, what, interval=0.05):
+    """Call `condition()` every `interval` s until it returns a true value (returned) or
+    `timeout` s have passed (ProcessError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise ProcessError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(interval)
+
+
+class TwistdProcess:
+    """One `twistd -n` process. Subclasses say which plugin, which options, which line."""
+
+    name = "twistd"
+    ready_pattern = None  # a compiled regex matched against the log
+
+    def __init__(self, workdir=None, env=None):
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix=f"{self.name}-")
+        self.log_path = os.path.join(self.workdir, f"{self.name}.log")
+        self.env = dict(os.environ, **(env or {}))
+        self.process = None
+        self.returncode = None
+
+    def plugin_args(self):
+        raise NotImplementedError
+
+    def command(self):
+        return [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", *self.plugin_args()]
+
+    # -- life cycle
+    def start(self, timeout=30.0):
+        """Start and wait for the readiness line; return self."""
+        if self.process is not None:
+            raise ProcessError(f"{self.name} was already started")
+        self._log_file = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.command(), cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self.wait_for_log(self.ready_pattern, timeout, "the readiness line")
+        except ProcessError:
+            self.stop(timeout=5.0)
+            raise
+        return self
+
+    def wait_for_log(self, pattern, timeout, what=None):
+        """Wait until the log matches `pattern` (regex or str); return the match."""
+        if isinstance(pattern, str):
+            pattern = re.compile(re.escape(pattern))
+        what = what or f"a log line matching {pattern.pattern!r}"
+        deadline = time.monotonic() + timeout
+        while True:
+            match = pattern.search(self.log())
+            if match:
+                return match
+            code = self.process.poll()
+            if code is not None:
+                raise ProcessError(f"{self.name} exited with status {code} before "
+                                   f"{what}; log:\n{self.log_tail()}")
+            if time.monotonic() >= deadline:
+                raise ProcessError(f"{self.name} did not log {what} within {timeout:g} s; "
+                                   f"log:\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process is not None else None
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum):
+        if self.alive():
+            self.process.send_signal(signum)
+
+    def wait(self, timeout):
+        """Wait for the process to exit; return its status, or raise ProcessError."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise ProcessError(f"{self.name} (pid {self.pid}) did not exit within "
+                               f"{timeout:g} s; log:\n{self.log_tail()}")
+
+    def stop(self, timeout=20.0):
+        """SIGTERM, wait up to `timeout` s, then SIGKILL. Return the exit status (negative:
+        killed by that signal). Safe to call more than once."""
+        if self.process is None:
+            return None
+        if self.returncode is None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(10)
+            self.returncode = self.process.returncode
+            self._log_file.close()
+        return self.returncode
+
+    def kill(self):
+        """SIGKILL, as a crash would; return the exit status."""
+        if self.process is not None and self.returncode is None:
+            self.process.kill()
+        return self.stop()
+
+    def remove_workdir(self):
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- the log
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=40):
+        return "\n".join(self.log().splitlines()[-lines:])
+
+
+class ManagerProcess(TwistdProcess):
+    name = "sorna-manager"
+    ready_pattern = re.compile(r"sorna-manager ready on (\S+)")
+
+    def __init__(self, port=None, heartbeat_interval=None, max_message_size=None,
+                 extra_args=(), **kw):
+        super().__init__(**kw)
+        self.port = port or free_port()
+        self.heartbeat_interval = heartbeat_interval
+        self.max_message_size = max_message_size
+        self.extra_args = list(extra_args)
+
+    @property
+    def addr(self):
+        return f"tcp://{LOOPBACK}:{self.port}"
+
+    def plugin_args(self):
+        args = ["sorna-manager", "--listen", LOOPBACK, "--port", str(self.port)]
+        if self.heartbeat_interval is not None:
+            args += ["--heartbeat-interval", str(self.heartbeat_interval)]
+        if self.max_message_size is not None:
+            args += ["--max-message-size", str(self.max_message_size)]
+        return args + self.extra_args
+
+
+class AgentProcess(TwistdProcess):
+    """The agent's ipc root is a `sorna-ipc-*` folder under `self.tmpdir` (its TMPDIR), so
+    that a test can see it disappear."""
+
+    name = "sorna-agent"
+
+    def __init__(self, manager_addr, agent_id, port=None, max_kernels=4,
+                 heartbeat_interval=None, max_message_size=None, extra_args=(), **kw):
+        super().__init__(**kw)
+        self.tmpdir = os.path.join(self.workdir, "tmp")
+        os.makedirs(self.tmpdir, exist_ok=True)
+        self.env["TMPDIR"] = self.tmpdir
+        self.manager_addr = manager_addr
+        self.agent_id = agent_id
+        self.port = port or free_port()
+        self.max_kernels = max_kernels
+        self.heartbeat_interval = heartbeat_interval
+        self.max_message_size = max_message_size
+        self.extra_args = list(extra_args)
+        self.ready_pattern = re.compile(
+            rf"sorna-agent {re.escape(agent_id)} ready on (\S+)")
+
+    @property
+    def addr(self):
+        return f"tcp://{LOOPBACK}:{self.port}"
+
+    def ipc_roots(self):
+        return glob.glob(os.path.join(self.tmpdir, "sorna-ipc-*"))
+
+    def plugin_args(self):
+        args = ["sorna-agent", "--manager-addr", self.manager_addr, "--listen", LOOPBACK,
+                "--port", str(self.port), "--agent-id", self.agent_id,
+                "--max-kernels", str(self.max_kernels)]
+        if self.heartbeat_interval is not None:
+            args += ["--heartbeat-interval", str(self.heartbeat_interval)]
+        if self.max_message_size is not None:
+            args += ["--max-message-size", str(self.max_message_size)]
+        return args + self.extra_args
+
+
+def manager_status(manager_addr, timeout=5.0):
+    from sorna.client.blocking import BlockingClient
+
+    with BlockingClient(manager_addr, timeout=timeout) as client:
+        return client.status()
+
+
+def wait_for_agent(manager_addr, agent_id, timeout=30.0, interval=0.1, kernels=None):
+    """Wait until the manager's `status` lists `agent_id` (with `kernels` kernels, when
+    given); return that agent's status entry."""
+    from sorna.client.blocking import BlockingClient
+
+    with BlockingClient(manager_addr, timeout=min(timeout, 5.0)) as client:
+        def listed():
+            for agent in client.status()["agents"]:
+                if agent["agent_id"] == agent_id and (
+                        kernels is None or agent["kernels"] == kernels):
+                    return agent
+            return None
+
+        what = f"agent {agent_id} appearing in the status of {manager_addr}"
+        if kernels is not None:
+            what += f" with {kernels} kernels"
+        return wait_until(listed, timeout, what, interval)
+
+
+def agent_containers(docker_client, agent_id):
+    """Every container (running or not) labelled as belonging to `agent_id`."""
+    return docker_client.containers.list(
+        all=True, filters={"label": f"{LABEL_AGENT}={agent_id}"})
+
+
+def remove_agent_containers(docker_client, agent_id):
+    """Force-remove what an agent left behind; return the names removed."""
+    removed = []
+    for container in agent_containers(docker_client, agent_id):
+        removed.append(container.name)
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass
+    return removed
+
+
+__all__ = [
+    "ProcessError", "TwistdProcess", "ManagerProcess", "AgentProcess", "free_port",
+    "wait_until", "wait_for_agent", "manager_status", "agent_containers",
+    "remove_agent_containers",
+]

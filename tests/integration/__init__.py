@@ -1,0 +1,100 @@
+"""Integration tests: real `twistd` manager and agent processes, real sockets, the real
+Docker engine. They skip without Docker or the python3 kernel image (and fail instead
+under SORNA_REQUIRE_DOCKER=1).
+
+`ClusterTestCase` starts the processes and, in `addCleanup`, stops them (checking that
+they exit cleanly) and checks that no container of the test's agents is left.
+"""
+
+import uuid
+
+import msgpack
+import zmq
+from twisted.trial.unittest import SynchronousTestCase
+
+from sorna.client.blocking import BlockingClient
+from sorna.testing.processes import (
+    AgentProcess, ManagerProcess, agent_containers, remove_agent_containers, wait_for_agent,
+)
+from tests.support import require_docker, require_image
+
+IMAGE = "sorna/kernel-python3"
+HEARTBEAT = 0.5  # short, so that the manager learns of agents and kernels quickly
+REPLY_TIMEOUT = 30.0
+
+
+class ClusterTestCase(SynchronousTestCase):
+    def setUp(self):
+        self.docker = require_docker(self)
+        require_image(self.docker, IMAGE)
+        self.addCleanup(self.docker.close)
+        self.zmq = zmq.Context()
+        self.addCleanup(self.zmq.term)
+
+    # -- processes
+    def start_manager(self, **kw):
+        kw.setdefault("heartbeat_interval", HEARTBEAT)
+        manager = ManagerProcess(**kw)
+        self.addCleanup(manager.remove_workdir)
+        self.addCleanup(self._stop_cleanly, manager)
+        return manager.start()
+
+    def start_agent(self, manager, max_kernels=4, wait=True, **kw):
+        """Start an agent with a unique id; `wait`: until the manager lists it."""
+        kw.setdefault("heartbeat_interval", HEARTBEAT)
+        agent = AgentProcess(manager.addr, agent_id=f"it-{uuid.uuid4().hex[:12]}",
+                             max_kernels=max_kernels, **kw)
+        self.addCleanup(agent.remove_workdir)
+        self.addCleanup(self._assert_no_containers, agent.agent_id)
+        self.addCleanup(self._stop_cleanly, agent)
+        agent.start()
+        if wait:
+            wait_for_agent(manager.addr, agent.agent_id, timeout=20)
+        return agent
+
+    def start_cluster(self, max_kernels=4, manager_kw=None, agent_kw=None):
+        manager = self.start_manager(**(manager_kw or {}))
+        agent = self.start_agent(manager, max_kernels=max_kernels, **(agent_kw or {}))
+        return manager, agent
+
+    def _stop_cleanly(self, process):
+        was_alive = process.alive()
+        code = process.stop()
+        if was_alive and code != 0:
+            self.fail(f"{process.name} exited with status {code} on SIGTERM; log:\n"
+                      f"{process.log_tail()}")
+
+    def _assert_no_containers(self, agent_id):
+        left = remove_agent_containers(self.docker, agent_id)
+        self.assertEqual(left, [], f"containers of agent {agent_id} were left behind")
+
+    def containers_of(self, agent):
+        return agent_containers(self.docker, agent.agent_id)
+
+    # -- clients
+    def client(self, manager, timeout=REPLY_TIMEOUT):
+        client = BlockingClient(manager.addr, timeout=timeout, execute_timeout=timeout)
+        self.addCleanup(client.close)
+        return client
+
+    def socket(self, kind, addr):
+        sock = self.zmq.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(addr)
+        self.addCleanup(sock.close, 0)
+        return sock
+
+    def receive(self, sock, timeout=REPLY_TIMEOUT):
+        """The last frame of the next message, or fail after `timeout` s."""
+        if not sock.poll(timeout * 1000):
+            self.fail(f"no reply within {timeout:g} s")
+        return sock.recv_multipart()[-1]
+
+    def request(self, addr, payload, timeout=REPLY_TIMEOUT):
+        """Send one msgpack request (a map, or raw bytes) from a fresh DEALER; return the
+        decoded reply."""
+        sock = self.socket(zmq.DEALER, addr)
+        if not isinstance(payload, bytes):
+            payload = msgpack.packb(payload, use_bin_type=True)
+        sock.send_multipart([b"", payload])
+        return msgpack.unpackb(self.receive(sock, timeout), raw=False)

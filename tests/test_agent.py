@@ -1,0 +1,186 @@
+"""The agent, with the in-memory cluster: fake Docker engine, real REPL executor, Clock."""
+
+import json
+import os
+
+from twisted.internet import task
+from twisted.trial.unittest import SynchronousTestCase
+
+from sorna.proto.codec import decode, encode
+from sorna.proto.errors import SornaError
+from sorna.testing.cluster import FakeCluster
+
+
+class AgentTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.cluster = FakeCluster(self.clock, max_kernels=3)
+        self.cluster.start()
+        self.agent = self.cluster.agents[0]
+        self.host = self.cluster.hosts[0]
+        self.client = self.cluster.client(timeout=10)
+
+    def tearDown(self):
+        self.client.close()
+        self.successResultOf(self.cluster.stop())
+        self.assertEqual(self.host.running(), [])
+
+    def create(self):
+        return self.successResultOf(self.client.create("python3"))
+
+    def error(self, d):
+        return self.failureResultOf(d, SornaError).value
+
+    def raw(self, addr="tcp://127.0.0.1:6001"):
+        replies = []
+        sock = self.cluster.network.dealer(addr, lambda frames: replies.append(frames[-1]))
+        return sock, replies
+
+    def test_kernels_run_locked_down(self):
+        kernel = self.create()
+        [container] = self.host.running()
+        args = container.kwargs
+        self.assertEqual(container.labels, {"io.sorna.agent": "agent-0",
+                                            "io.sorna.kernel": kernel["kernel_id"],
+                                            "io.sorna.lang": "python3"})
+        self.assertEqual(container.name, f"sorna-kernel-{kernel['kernel_id']}")
+        self.assertEqual((args["network_mode"], args["read_only"], args["user"]),
+                         ("none", True, "1000:1000"))
+        self.assertEqual(args["cap_drop"], ["ALL"])
+        self.assertEqual(args["security_opt"], ["no-new-privileges"])
+        self.assertEqual(args["mem_limit"], args["memswap_limit"])
+        self.assertTrue(args["pids_limit"] > 0)
+        self.assertEqual(set(args["tmpfs"]), {"/tmp", "/home/work"})
+        [mount] = args["mounts"]
+        self.assertEqual((mount["Target"], mount["Type"]), ("/ipc", "bind"))
+        self.assertEqual(os.path.basename(mount["Source"]), kernel["kernel_id"])
+
+    def test_execute_keeps_state_and_reports_exceptions(self):
+        kernel = self.create()
+        kid = kernel["kernel_id"]
+        self.successResultOf(self.client.execute(kid, "x = 20"))
+        result = self.successResultOf(self.client.execute(kid, "print(x + 1)\nx * 2"))
+        self.assertEqual(result["stdout"], "21\n40\n")
+        result = self.successResultOf(self.client.execute(kid, "import sys\n"
+                                                           "print('e', file=sys.stderr)\n1/0"))
+        self.assertEqual(result["stderr"], "e\n")
+        [[name, args, before, tb]] = result["exceptions"]
+        self.assertEqual((name, args, before), ("ZeroDivisionError", ["division by zero"], False))
+        result = self.successResultOf(self.client.execute(kid, "def f(:"))
+        self.assertEqual(result["exceptions"][0][0], "SyntaxError")
+        self.assertTrue(result["exceptions"][0][2])
+
+    def test_unknown_kernel_is_404(self):
+        self.create()
+        e = self.error(self.client.execute("A" * 22, "1", ))
+        self.assertEqual(e.code, 404)
+
+    def test_front_ends_cannot_create_or_destroy_at_the_agent(self):
+        sock, replies = self.raw()
+        sock.send([b"", encode({"action": "create_kernel", "kernel_id": "A" * 22,
+                                "lang": "python3"})])
+        reply, _ = decode(replies[-1])
+        self.assertEqual(reply["reply"], 403)
+        self.assertIn("manager", reply["cause"])
+        self.assertEqual(self.host.running(), [])
+
+    def test_2016_json_execute_at_the_agent(self):
+        kernel = self.create()
+        sock, replies = self.raw(kernel["kernel_addr"])
+        sock.send([b"", json.dumps({"action": 1, "kernel_id": kernel["kernel_id"],
+                                    "entry_id": "e", "cell_id": 3,
+                                    "code": "print(1+1)"}).encode()])
+        reply = json.loads(replies[-1])
+        self.assertEqual(reply["reply"], 200)
+        self.assertEqual(reply["result"]["stdout"], "2\n")
+
+    def test_one_long_execution_does_not_delay_another_kernel(self):
+        a, b = self.create(), self.create()
+        self.host.hold = True
+        slow = self.client.execute(a["kernel_id"], "1")
+        self.host.hold = False
+        fast = self.client.execute(b["kernel_id"], "2")
+        self.assertEqual(self.successResultOf(fast)["stdout"], "2\n")
+        self.assertNoResult(slow)
+        self.host.release()
+        self.assertEqual(self.successResultOf(slow)["stdout"], "1\n")
+
+    def test_executions_on_one_kernel_queue_up_to_a_limit(self):
+        kid = self.create()["kernel_id"]
+        self.host.hold = True
+        running = [self.client.execute(kid, f"{i}") for i in range(9)]
+        e = self.error(self.client.execute(kid, "10"))
+        self.assertEqual(e.code, 409)
+        for _ in range(9):
+            self.host.release()
+        self.assertEqual([self.successResultOf(d)["stdout"] for d in running],
+                         [f"{i}\n" for i in range(9)])
+
+    def test_execution_timeout_destroys_the_kernel(self):
+        kid = self.successResultOf(self.client.create("python3", limits={"exec_timeout": 5}))[
+            "kernel_id"]
+        self.host.hold = True
+        d = self.client.execute(kid, "while True: pass")
+        self.clock.advance(5)
+        e = self.error(d)
+        self.assertEqual((e.code, e.error), (504, "exec-timeout"))
+        self.assertEqual(self.host.running(), [])
+        self.assertEqual(self.error(self.client.execute(kid, "1")).code, 404)
+
+    def test_a_kernel_that_never_answers_is_removed(self):
+        self.host.mute = True
+        d = self.client.create("python3")
+        self.clock.pump([1] * 30)
+        e = self.error(d)
+        self.assertEqual(e.code, 504)
+        self.assertEqual(self.host.running(), [])
+        self.assertEqual(len(self.agent.kernels), 0)
+        self.host.mute = False
+        self.create()
+
+    def test_docker_failures_are_reported_and_clean(self):
+        self.host.docker.fail_next_run = True
+        e = self.error(self.client.create("python3"))
+        self.assertEqual(e.code, 500)
+        self.assertIn("injected failure", e.cause)
+        self.assertEqual(os.listdir(self.agent.ipc_root), [])
+        self.create()
+
+    def test_the_agent_enforces_its_own_maximum(self):
+        for _ in range(3):
+            self.create()
+        self.assertEqual(self.error(self.client.create("python3")).code, 503)
+        self.assertEqual(len(self.host.running()), 3)
+
+    def test_heartbeats_report_kernels_and_languages(self):
+        kernel = self.create()
+        status = self.successResultOf(self.client.status())
+        [agent] = status["agents"]
+        self.assertEqual((agent["kernels"], agent["langs"]), (1, ["python3"]))
+        self.assertEqual(self.agent.kernels.running(), {kernel["kernel_id"]: "python3"})
+
+    def test_destroy_removes_container_and_ipc_folder(self):
+        kernel = self.create()
+        self.successResultOf(self.client.destroy(kernel["kernel_id"]))
+        self.assertEqual(self.host.running(), [])
+        self.assertEqual(os.listdir(self.agent.ipc_root), [])
+
+    def test_shutdown_destroys_every_kernel_and_fails_waiting_executions(self):
+        kid = self.create()["kernel_id"]
+        self.create()
+        self.host.hold = True
+        d = self.client.execute(kid, "1")
+        self.successResultOf(self.agent.stopService())
+        self.assertEqual(self.host.running(), [])
+        self.assertEqual(self.error(d).code, 404)
+        self.assertEqual(os.listdir(self.agent.ipc_root), [])
+        self.agent.startService()  # tearDown stops it again
+
+    def test_leftover_containers_are_removed_at_start(self):
+        self.create()
+        self.agent.kernels._kernels.clear()  # as if the agent had crashed
+        self.agent.stopping = True
+        self.successResultOf(self.agent.stopService())
+        self.assertEqual(len(self.host.running()), 1)
+        self.agent.startService()
+        self.assertEqual(self.host.running(), [])

@@ -1,0 +1,238 @@
+"""The manager, on the in-memory network with a Clock; the tests play the agents."""
+
+import json
+
+from twisted.internet import task
+from twisted.trial.unittest import SynchronousTestCase
+
+from sorna.client.api import SornaClient
+from sorna.manager import tap
+from sorna.proto.codec import decode, encode
+from sorna.proto.errors import SornaError
+from sorna.testing.transport import FakeNetwork
+
+MANAGER = "tcp://127.0.0.1:5001"
+
+
+class FakeAgent:
+    """An agent connection: heartbeats, and answers to commands (now, or when told)."""
+
+    def __init__(self, network, agent_id, max_kernels=3, langs=("python3",), auto=True):
+        self.agent_id = agent_id
+        self.max_kernels = max_kernels
+        self.langs = list(langs)
+        self.auto = auto
+        self.kernels = {}
+        self.commands = []
+        self.failure = None
+        self.socket = network.dealer(MANAGER, self._on_message, identity=agent_id.encode())
+
+    def heartbeat(self, kernels=None):
+        self.socket.send([b"", encode({
+            "action": "heartbeat", "agent_id": self.agent_id,
+            "addr": f"tcp://{self.agent_id}:6001", "max_kernels": self.max_kernels,
+            "kernels": self.kernels if kernels is None else kernels, "langs": self.langs})])
+
+    def _on_message(self, frames):
+        message, _ = decode(frames[-1])
+        if "action" not in message:
+            return
+        self.commands.append(message)
+        if self.auto:
+            self.answer(message)
+
+    def answer(self, command, failure=None):
+        failure = failure or self.failure
+        if failure:
+            reply = {"id": command["id"], "reply": failure[0], "error": "x", "cause": failure[1]}
+        else:
+            if command["action"] == "create_kernel":
+                self.kernels[command["kernel_id"]] = command["lang"]
+            elif command["action"] == "destroy_kernel":
+                self.kernels.pop(command["kernel_id"], None)
+            reply = {"id": command["id"], "reply": 200, "kernel_id": command["kernel_id"]}
+        self.socket.send([b"", encode(reply)])
+
+    def creates(self):
+        return [c for c in self.commands if c["action"] == "create_kernel"]
+
+
+class ManagerTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.network = FakeNetwork()
+        options = tap.Options()
+        options.parseOptions(["--listen", "127.0.0.1", "--create-timeout", "10"])
+        self.manager = tap.makeService(options, clock=self.clock, transport=self.network)
+        self.manager.startService()
+        self.client = SornaClient(MANAGER, transport=self.network, clock=self.clock)
+
+    def tearDown(self):
+        self.client.close()
+        self.successResultOf(self.manager.stopService())
+
+    def agent(self, agent_id="a1", **kw):
+        agent = FakeAgent(self.network, agent_id, **kw)
+        agent.heartbeat()
+        return agent
+
+    def error(self, d):
+        return self.failureResultOf(d, SornaError).value
+
+    def test_no_agent_is_503_with_advice(self):
+        e = self.error(self.client.create("python3"))
+        self.assertEqual(e.code, 503)
+        self.assertIn("start one", e.cause)
+
+    def test_create_places_on_an_agent_and_resolves_aliases(self):
+        agent = self.agent()
+        kernel = self.successResultOf(self.client.create("python"))
+        [command] = agent.creates()
+        self.assertEqual(command["lang"], "python3")
+        self.assertEqual(kernel, {"kernel_id": command["kernel_id"],
+                                  "kernel_addr": "tcp://a1:6001", "lang": "python3"})
+        info = self.successResultOf(self.client.kernel_info(kernel["kernel_id"]))
+        self.assertEqual(info["agent_id"], "a1")
+
+    def test_unknown_language(self):
+        self.agent()
+        e = self.error(self.client.create("cobol"))
+        self.assertEqual((e.code, e.error), (400, "unknown-language"))
+        self.assertIn("python3", e.cause)
+
+    def test_max_kernels_holds_under_concurrent_creates(self):
+        agent = self.agent(max_kernels=3, auto=False)
+        results = [self.client.create("python3") for _ in range(20)]
+        self.assertEqual(len(agent.creates()), 3)
+        refused = [self.error(d) for d in results[3:]]
+        self.assertEqual({e.code for e in refused}, {503})
+        for command in agent.creates():
+            agent.answer(command)
+        created = [self.successResultOf(d) for d in results[:3]]
+        self.assertEqual(len({k["kernel_id"] for k in created}), 3)
+        self.assertEqual(self.error(self.client.create("python3")).code, 503)
+
+    def test_the_least_loaded_agent_is_chosen(self):
+        a, b = self.agent("a1", max_kernels=4), self.agent("a2", max_kernels=4)
+        for _ in range(4):
+            self.successResultOf(self.client.create("python3"))
+        self.assertEqual((len(a.creates()), len(b.creates())), (2, 2))
+
+    def test_failed_creation_gives_the_slot_back(self):
+        agent = self.agent(max_kernels=1)
+        agent.failure = (500, "the image is broken")
+        e = self.error(self.client.create("python3"))
+        self.assertEqual(e.code, 500)
+        self.assertIn("the image is broken", e.cause)
+        agent.failure = None
+        self.successResultOf(self.client.create("python3"))
+
+    def test_silent_agent_times_out_and_frees_the_slot(self):
+        agent = self.agent(max_kernels=1, auto=False)
+        d = self.client.create("python3")
+        self.clock.advance(3)
+        agent.heartbeat()
+        self.clock.advance(7.5)
+        e = self.error(d)
+        self.assertEqual((e.code, e.error), (504, "create-timeout"))
+        agent.auto = True
+        agent.heartbeat()
+        self.successResultOf(self.client.create("python3"))
+
+    def test_get_or_create_keeps_one_kernel_per_session(self):
+        agent = self.agent(auto=False)
+        first = self.client.get_or_create("u1", "e1", "python3")
+        second = self.client.get_or_create("u1", "e1", "python")  # alias: same session
+        self.assertEqual(len(agent.creates()), 1)
+        agent.answer(agent.creates()[0])
+        k1, k2 = self.successResultOf(first), self.successResultOf(second)
+        self.assertEqual(k1["kernel_id"], k2["kernel_id"])
+        agent.auto = True
+        k3 = self.successResultOf(self.client.get_or_create("u1", "e2", "python3"))
+        self.assertNotEqual(k3["kernel_id"], k1["kernel_id"])
+
+    def test_destroy(self):
+        agent = self.agent()
+        kernel = self.successResultOf(self.client.create("python3"))
+        self.successResultOf(self.client.destroy(kernel["kernel_id"]))
+        self.assertEqual(agent.commands[-1]["action"], "destroy_kernel")
+        self.assertEqual(self.error(self.client.destroy(kernel["kernel_id"])).code, 404)
+        self.assertEqual(self.error(self.client.kernel_info(kernel["kernel_id"])).code, 404)
+
+    def test_dead_agents_are_dropped_after_three_intervals(self):
+        a1, a2 = self.agent("a1"), self.agent("a2")
+        kernel = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
+        owner, other = (a1, a2) if a1.creates() else (a2, a1)
+        for _ in range(3):
+            self.clock.advance(3)
+            other.heartbeat()
+        status = self.successResultOf(self.client.status())
+        self.assertEqual([a["agent_id"] for a in status["agents"]], [other.agent_id])
+        self.assertEqual(self.error(self.client.kernel_info(kernel["kernel_id"])).code, 404)
+        again = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
+        self.assertNotEqual(again["kernel_id"], kernel["kernel_id"])
+        self.assertEqual(len(other.creates()), 1)
+
+    def test_heartbeats_forget_vanished_kernels_and_destroy_orphans(self):
+        agent = self.agent()
+        kernel = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
+        self.clock.advance(10)
+        agent.heartbeat(kernels={"O" * 22: "python3"})
+        self.assertEqual(self.error(self.client.kernel_info(kernel["kernel_id"])).code, 404)
+        self.assertEqual(agent.commands[-1], {"action": "destroy_kernel", "kernel_id": "O" * 22,
+                                              "id": agent.commands[-1]["id"]})
+        again = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
+        self.assertNotEqual(again["kernel_id"], kernel["kernel_id"])
+
+    def test_young_kernels_survive_a_heartbeat_sent_before_them(self):
+        agent = self.agent()
+        kernel = self.successResultOf(self.client.create("python3"))
+        agent.heartbeat(kernels={})
+        self.successResultOf(self.client.kernel_info(kernel["kernel_id"]))
+
+    def test_heartbeats_must_come_from_their_agent(self):
+        liar = FakeAgent(self.network, "front-end")
+        liar.agent_id = "a1"
+        liar.heartbeat()
+        status = self.successResultOf(self.client.status())
+        self.assertEqual(status["agents"], [])
+
+    def test_front_ends_cannot_forge_agent_replies(self):
+        agent = self.agent(auto=False)
+        d = self.client.create("python3")
+        [command] = agent.creates()
+        forger = self.network.dealer(MANAGER, lambda frames: None)
+        forger.send([b"", encode({"id": command["id"], "reply": 200})])
+        self.assertNoResult(d)
+        agent.answer(command)
+        self.successResultOf(d)
+
+    def test_2016_json_front_end(self):
+        self.agent()
+        replies = []
+        req = self.network.dealer(MANAGER, lambda frames: replies.append(json.loads(frames[-1])))
+        req.send([b"", b'{"action": 0, "body": "hello"}'])
+        req.send([b"", b'{"action": 2, "user_id": 1, "entry_id": "e", "lang": "python3"}'])
+        req.send([b"", b'{"action": 2, "user_id": 1, "entry_id": "e", "lang": "python3"}'])
+        self.assertEqual(replies[0], {"reply": 0, "body": "hello"})
+        self.assertEqual(replies[1]["reply"], 200)
+        self.assertEqual(replies[1]["kernel_id"], replies[2]["kernel_id"])
+        req.send([b"", json.dumps({"action": 3, "kernel_id": replies[1]["kernel_id"]}).encode()])
+        self.assertEqual(replies[3]["reply"], 200)
+        req.send([b"", b'{"action": 3, "kernel_id": "nope"}'])
+        self.assertEqual(replies[4]["reply"], 400)
+
+    def test_shutdown_waits_for_creations_in_flight(self):
+        agent = self.agent(auto=False)
+        d = self.client.create("python3")
+        stopped = self.manager.stopService()
+        self.assertNoResult(stopped)
+        agent.answer(agent.creates()[0])
+        self.successResultOf(d)
+        self.successResultOf(stopped)
+        self.manager.startService()  # tearDown stops it again
+
+    def test_options_are_validated(self):
+        for argv in (["--port", "0"], ["--heartbeat-interval", "0"],
+                     ["--max-message-size", "10"]):
+            self.assertRaises(Exception, tap.Options().parseOptions, argv)
