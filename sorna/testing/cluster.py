@@ -11,6 +11,7 @@ nothing and exists for tests only.
 """
 
 import importlib.util
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -103,14 +104,16 @@ class FakeCluster:
             clock=clock, transport=self.network)
         self.hosts = []
         self.agents = []
+        self.ipc_roots = []
         for i in range(agents):
+            self.ipc_roots.append(tempfile.mkdtemp(prefix="sorna-fake-ipc-"))
             host = FakeKernelHost(self.network)
             config = _options(agent_tap.Options(), [
                 "--manager-addr", manager_addr, "--listen", "127.0.0.1",
                 "--port", str(6001 + i), "--agent-id", f"agent-{i}",
                 "--max-kernels", str(max_kernels),
                 "--heartbeat-interval", str(heartbeat_interval),
-                "--ipc-root", tempfile.mkdtemp(prefix="sorna-fake-ipc-")])
+                "--ipc-root", self.ipc_roots[-1]])
             self.hosts.append(host)
             self.agents.append(agent_tap.makeService(
                 config, clock=clock, transport=self.network,
@@ -124,8 +127,15 @@ class FakeCluster:
 
     def stop(self):
         from twisted.internet import defer
-        return defer.gatherResults([a.stopService() for a in self.agents]).addCallback(
-            lambda _: self.manager.stopService())
+
+        def cleanup(result):
+            for path in self.ipc_roots:
+                shutil.rmtree(path, ignore_errors=True)
+            return result
+
+        d = defer.gatherResults([a.stopService() for a in self.agents])
+        d.addCallback(lambda _: self.manager.stopService())
+        return d.addBoth(cleanup)
 
     def client(self, **kwargs):
         return SornaClient(self.manager_addr, transport=self.network, clock=self.clock,
