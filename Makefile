@@ -1,0 +1,35 @@
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+LANGS ?= python3
+
+.PHONY: help install images run test unit bench clean
+
+help:
+	@echo "make run    build what is missing, then run a manager and one agent (Ctrl-C stops)"
+	@echo "make test   run the whole test suite (real Docker engine included)"
+	@echo "make unit   run the unit tests only"
+	@echo "make bench  run the benchmarks"
+
+install:
+	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, docker" 2>/dev/null || \
+	  $(PIP) install --config-settings editable_mode=compat -e .
+
+images: install
+	sorna images build $(LANGS)
+
+run: images
+	@bash etc/dev-cluster.sh
+
+test: install
+	$(PYTHON) -m tests.summary tests
+
+unit: install
+	$(PYTHON) -m tests.summary tests.test_proto tests.test_server tests.test_registry \
+	  tests.test_manager tests.test_agent tests.test_client tests.test_transport
+
+bench: images
+	$(PYTHON) bench/kernel_create.py
+	$(PYTHON) bench/execute_roundtrip.py
+
+clean:
+	rm -rf _trial_temp* build dist *.egg-info

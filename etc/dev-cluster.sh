@@ -1,0 +1,49 @@
+#!/bin/bash
+# A Sorna cluster on this machine, in the foreground: one manager, one agent, both on
+# 127.0.0.1. Ctrl-C (or SIGTERM) stops the agent (which destroys its kernels), then the
+# manager. Ports and size: SORNA_PORT, SORNA_AGENT_PORT, SORNA_MAX_KERNELS.
+set -u
+PORT=${SORNA_PORT:-5001}
+AGENT_PORT=${SORNA_AGENT_PORT:-6001}
+MAX_KERNELS=${SORNA_MAX_KERNELS:-4}
+MANAGER=tcp://127.0.0.1:$PORT
+
+twistd -n --pidfile= sorna-manager --listen 127.0.0.1 --port "$PORT" &
+manager=$!
+twistd -n --pidfile= sorna-agent --manager-addr "$MANAGER" --listen 127.0.0.1 \
+  --port "$AGENT_PORT" --max-kernels "$MAX_KERNELS" &
+agent=$!
+
+stop() {
+  trap - INT TERM
+  echo "Stopping the agent (its kernels are destroyed), then the manager..."
+  kill -TERM "$agent" 2>/dev/null; wait "$agent" 2>/dev/null
+  kill -TERM "$manager" 2>/dev/null; wait "$manager" 2>/dev/null
+  echo "Sorna stopped."
+  exit "${1:-0}"
+}
+trap stop INT TERM
+
+for _ in $(seq 100); do
+  if sorna --manager "$MANAGER" --timeout 1 status 2>/dev/null | grep -q "^1 agents"; then
+    cat <<MSG
+
+  Sorna is running: manager $MANAGER, agent tcp://127.0.0.1:$AGENT_PORT ($MAX_KERNELS kernels).
+  In another terminal:
+      sorna exec python3 "print(6*7)"
+      sorna status
+  Ctrl-C stops both.
+
+MSG
+    break
+  fi
+  if ! kill -0 "$manager" 2>/dev/null || ! kill -0 "$agent" 2>/dev/null; then
+    echo "Sorna did not start: see the messages above." >&2
+    stop 1
+  fi
+  sleep 0.2
+done
+
+wait -n "$manager" "$agent"
+echo "A Sorna process exited; stopping the other." >&2
+stop 1
