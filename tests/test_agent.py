@@ -176,6 +176,29 @@ class AgentTests(SynchronousTestCase):
         self.assertEqual(os.listdir(self.agent.ipc_root), [])
         self.agent.startService()  # tearDown stops it again
 
+    def test_dead_containers_are_noticed_and_replaced(self):
+        kernel = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
+        self.host.hold = True
+        waiting = self.client.execute(kernel["kernel_id"], "1")
+        [container] = self.host.running()
+        container.status = "exited"
+        self.clock.pump([1] * 3)
+        e = self.error(waiting)
+        self.assertEqual(e.code, 404)
+        self.assertIn("died", e.cause)
+        self.assertEqual(self.agent.kernels.running(), {})
+        self.clock.pump([1] * 9)  # the manager forgets it at a heartbeat after its grace
+        self.host.hold = False
+        again = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
+        self.assertNotEqual(again["kernel_id"], kernel["kernel_id"])
+        self.assertEqual(self.successResultOf(
+            self.client.execute(again["kernel_id"], "1+1"))["stdout"], "2\n")
+
+    def test_kernels_still_starting_are_not_reaped(self):
+        self.assertEqual(self.successResultOf(self.agent.kernels.reap()), [])
+        self.create()
+        self.assertEqual(self.successResultOf(self.agent.kernels.reap()), [])
+
     def test_leftover_containers_are_removed_at_start(self):
         self.create()
         self.agent.kernels._kernels.clear()  # as if the agent had crashed

@@ -95,6 +95,32 @@ class Kernels:
         return kernel
 
     @deferred
+    async def reap(self):
+        """Forget kernels whose containers stopped: a crash, an OOM kill, a kill from outside.
+
+        Only kernels ready before the listing are judged, so a kernel whose container is
+        still starting is never mistaken for a dead one.
+        """
+        candidates = [k for k in self._kernels.values() if k.ready]
+        if not candidates:
+            return []
+        states = {kernel_id: status
+                  for _, kernel_id, status in await self.containers.list_kernels()}
+        dead = []
+        for kernel in candidates:
+            status = states.get(kernel.kernel_id, "missing")
+            if status in ("running", "paused", "restarting"):
+                continue
+            if self._kernels.get(kernel.kernel_id) is not kernel:
+                continue  # destroyed meanwhile
+            log.warn("kernel {kernel} died (its container is {status})",
+                     kernel=kernel.kernel_id, status=status)
+            dead.append(kernel.kernel_id)
+            await self._remove(kernel, reason=f"kernel {kernel.kernel_id} died (its "
+                                              f"container is {status}); create a new one")
+        return dead
+
+    @deferred
     async def destroy(self, kernel_id):
         kernel = self._kernels.get(kernel_id)
         if kernel is None:
@@ -151,13 +177,13 @@ class Kernels:
                                    timeout, what=what)
 
     @deferred
-    async def _remove(self, kernel):
+    async def _remove(self, kernel, reason=None):
         if self._kernels.get(kernel.kernel_id) is kernel:
             del self._kernels[kernel.kernel_id]
         kernel.ready = False
         if kernel.pending is not None:
             kernel.pending.fail_all(KernelNotFound(
-                f"kernel {kernel.kernel_id} was destroyed"))
+                reason or f"kernel {kernel.kernel_id} was destroyed"))
         if kernel.socket is not None:
             kernel.socket.close()
             kernel.socket = None

@@ -56,6 +56,7 @@ class AgentService(MultiService):
         self.langs = []
         self.stopping = False
         self._heartbeat = None
+        self._reaper = None
         self._router = None
         self._dealer = None
         self._owns_ipc_root = ipc_root is None
@@ -95,6 +96,9 @@ class AgentService(MultiService):
         self._heartbeat = task.LoopingCall(self.send_heartbeat)
         self._heartbeat.clock = self.clock
         self._heartbeat.start(self.heartbeat_interval, now=True)
+        self._reaper = task.LoopingCall(self._reap)
+        self._reaper.clock = self.clock
+        self._reaper.start(self.heartbeat_interval, now=False)
         log.info("sorna-agent {agent} ready on {endpoint} (advertised as {addr}), "
                  "manager {manager}, languages: {langs}", agent=self.agent_id,
                  endpoint=self.endpoint, addr=self.advertised_addr,
@@ -114,6 +118,11 @@ class AgentService(MultiService):
             self.on_fatal(failure)
         return None
 
+    def _reap(self):
+        d = self.kernels.reap()
+        d.addErrback(lambda f: log.failure("could not check the kernels' containers", f))
+        return d
+
     def send_heartbeat(self):
         if self._dealer is None:
             return
@@ -129,8 +138,9 @@ class AgentService(MultiService):
         self.stopping = True
         if self._starting is not None:
             await self._starting
-        if self._heartbeat is not None and self._heartbeat.running:
-            self._heartbeat.stop()
+        for loop in (self._heartbeat, self._reaper):
+            if loop is not None and loop.running:
+                loop.stop()
         await self.kernels.destroy_all()
         await self.frontend.in_flight.wait()
         await self.commands.in_flight.wait()
