@@ -2,7 +2,7 @@
 
 from sorna.client.api import SornaClient
 from sorna.client.blocking import BlockingClient
-from sorna.client.cli import DEFAULT_MANAGER_ADDR
+from sorna.client.calls import DEFAULT_MANAGER_ADDR
 from sorna.proto.errors import SornaError
 
 __all__ = ["SornaClient", "BlockingClient", "SornaError", "DEFAULT_MANAGER_ADDR"]

@@ -8,6 +8,8 @@ raised as `SornaError`s by the subclass's `_call`.
 from sorna.proto import codes
 from sorna.proto.errors import SornaError
 
+DEFAULT_MANAGER_ADDR = "tcp://127.0.0.1:5001"
+
 
 class ClientCalls:
     def __init__(self, manager_addr):

@@ -6,9 +6,8 @@ import os
 import sys
 
 from sorna.client.blocking import BlockingClient
+from sorna.client.calls import DEFAULT_MANAGER_ADDR
 from sorna.proto.errors import SornaError
-
-DEFAULT_MANAGER_ADDR = "tcp://127.0.0.1:5001"
 
 EXIT_RAISED = 1
 EXIT_USAGE = 2

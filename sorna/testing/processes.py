@@ -81,7 +81,7 @@ class TwistdProcess:
         self._log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             self.command(), cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self._log_file, stderr=subprocess.STDOUT)
         try:
             self.wait_for_log(self.ready_pattern, timeout, "the readiness line")
         except ProcessError:
@@ -122,31 +122,44 @@ class TwistdProcess:
     def wait(self, timeout):
         """Wait for the process to exit; return its status, or raise ProcessError."""
         try:
-            return self.process.wait(timeout)
+            self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             raise ProcessError(f"{self.name} (pid {self.pid}) did not exit within "
                                f"{timeout:g} s; log:\n{self.log_tail()}")
+        return self._reaped()
+
+    def _reaped(self):
+        if self.returncode is None:
+            self.returncode = self.process.returncode
+            self._log_file.close()
+        return self.returncode
 
     def stop(self, timeout=20.0):
         """SIGTERM, wait up to `timeout` s, then SIGKILL. Return the exit status (negative:
         killed by that signal). Safe to call more than once."""
         if self.process is None:
             return None
-        if self.returncode is None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(10)
-            self.returncode = self.process.returncode
-            self._log_file.close()
-        return self.returncode
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self._reaped()
+
+    def stopped_cleanly(self):
+        """Whether the process ended by a clean shutdown. twistd re-raises the SIGTERM it
+        handled once the reactor has stopped, so a clean stop on SIGTERM shows as status
+        -SIGTERM; the "Server Shut Down." line tells it apart from a death by the signal."""
+        if self.returncode == 0:
+            return True
+        return (self.returncode == -signal.SIGTERM
+                and "Server Shut Down." in self.log())
 
     def kill(self):
         """SIGKILL, as a crash would; return the exit status."""
-        if self.process is not None and self.returncode is None:
+        if self.alive():
             self.process.kill()
         return self.stop()
 

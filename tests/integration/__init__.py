@@ -3,7 +3,8 @@ Docker engine. They skip without Docker or the python3 kernel image (and fail in
 under SORNA_REQUIRE_DOCKER=1).
 
 `ClusterTestCase` starts the processes and, in `addCleanup`, stops them (checking that
-they exit cleanly) and checks that no container of the test's agents is left.
+they exit cleanly and logged no traceback) and checks that no container of the test's
+agents is left.
 """
 
 import uuid
@@ -13,6 +14,7 @@ import zmq
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.client.blocking import BlockingClient
+from sorna.proto.errors import KernelNotFound
 from sorna.testing.processes import (
     AgentProcess, ManagerProcess, agent_containers, remove_agent_containers, wait_for_agent,
 )
@@ -40,16 +42,18 @@ class ClusterTestCase(SynchronousTestCase):
         return manager.start()
 
     def start_agent(self, manager, max_kernels=4, wait=True, **kw):
-        """Start an agent with a unique id; `wait`: until the manager lists it."""
+        """Start an agent with a unique id; `wait`: until the manager lists it.
+        `manager`: a ManagerProcess or the address of one."""
         kw.setdefault("heartbeat_interval", HEARTBEAT)
-        agent = AgentProcess(manager.addr, agent_id=f"it-{uuid.uuid4().hex[:12]}",
+        manager_addr = getattr(manager, "addr", manager)
+        agent = AgentProcess(manager_addr, agent_id=f"it-{uuid.uuid4().hex[:12]}",
                              max_kernels=max_kernels, **kw)
         self.addCleanup(agent.remove_workdir)
         self.addCleanup(self._assert_no_containers, agent.agent_id)
         self.addCleanup(self._stop_cleanly, agent)
         agent.start()
         if wait:
-            wait_for_agent(manager.addr, agent.agent_id, timeout=20)
+            wait_for_agent(manager_addr, agent.agent_id, timeout=20)
         return agent
 
     def start_cluster(self, max_kernels=4, manager_kw=None, agent_kw=None):
@@ -60,9 +64,11 @@ class ClusterTestCase(SynchronousTestCase):
     def _stop_cleanly(self, process):
         was_alive = process.alive()
         code = process.stop()
-        if was_alive and code != 0:
+        if was_alive and not process.stopped_cleanly():
             self.fail(f"{process.name} exited with status {code} on SIGTERM; log:\n"
                       f"{process.log_tail()}")
+        if "Traceback" in process.log():
+            self.fail(f"{process.name} logged a traceback:\n{process.log()}")
 
     def _assert_no_containers(self, agent_id):
         left = remove_agent_containers(self.docker, agent_id)
@@ -76,6 +82,15 @@ class ClusterTestCase(SynchronousTestCase):
         client = BlockingClient(manager.addr, timeout=timeout, execute_timeout=timeout)
         self.addCleanup(client.close)
         return client
+
+    def destroy_later(self, client, kernel_id):
+        """Destroy the kernel at cleanup, unless the test did."""
+        def destroy():
+            try:
+                client.destroy(kernel_id)
+            except KernelNotFound:
+                pass
+        self.addCleanup(destroy)
 
     def socket(self, kind, addr):
         sock = self.zmq.socket(kind)

@@ -1,0 +1,154 @@
+"""The round trip of a tiny execution through the agent vs. a raw pyzmq round trip.
+
+sorna:    a DEALER on TCP loopback to the agent's ROUTER sends `execute {code: "1+1"}` to a
+          kernel created beforehand; the agent relays it over ipc:// to the REPL daemon in
+          the container and relays the result back. Timed until the reply.
+baseline: a REQ/REP round trip of a small msgpack map on TCP loopback between this thread
+          and an echo thread (pyzmq only: the floor any ZMQ service pays).
+
+Both run N times, interleaved in blocks, after a warm-up. For reading the difference, a third
+series (outside the ratio) goes straight to the REPL daemon over its ipc:// socket, as the
+agent does, without the agent: the daemon's own cost plus one ipc hop.
+
+    python bench/execute_roundtrip.py [-n 500] [--block 50]
+"""
+
+import argparse
+import glob
+import os
+import threading
+import time
+
+import docker
+import msgpack
+import zmq
+
+from _common import Cluster, report, summary
+
+from sorna.client.blocking import BlockingClient
+from sorna.testing.processes import LOOPBACK, free_port
+
+TIMEOUT = 30.0
+
+
+class EchoServer:
+    """A REP socket answering every message with itself, in a thread."""
+
+    def __init__(self, context):
+        self.context = context
+        self.addr = f"tcp://{LOOPBACK}:{free_port()}"
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        if not self._ready.wait(TIMEOUT):
+            raise RuntimeError("the echo thread did not start")
+
+    def _serve(self):
+        sock = self.context.socket(zmq.REP)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(self.addr)
+        self._ready.set()
+        try:
+            while True:
+                message = sock.recv()
+                if message == b"stop":
+                    sock.send(b"stopped")
+                    return
+                sock.send(message)
+        finally:
+            sock.close()
+
+
+def time_round_trips(sock, payload, n, check):
+    times = []
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        sock.send_multipart(payload)
+        if not sock.poll(TIMEOUT * 1000):
+            raise RuntimeError("no reply")
+        frames = sock.recv_multipart()
+        times.append(time.perf_counter_ns() - started)
+        check(frames)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--count", type=int, default=500)
+    parser.add_argument("--block", type=int, default=50)
+    args = parser.parse_args()
+
+    docker_client = docker.from_env(timeout=60)
+    context = zmq.Context()
+    echo = EchoServer(context)
+    echo.start()
+    req = context.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(echo.addr)
+    sorna_ns, baseline_ns, direct_ns = [], [], []
+    with Cluster(docker_client) as cluster, \
+            BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client:
+        kernel = client.create("python3")
+        try:
+            dealer = context.socket(zmq.DEALER)
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.connect(kernel["kernel_addr"])
+            execute = [b"", msgpack.packb({"action": "execute", "id": 1,
+                                           "kernel_id": kernel["kernel_id"],
+                                           "code": "1+1"})]
+            ping = [msgpack.packb({"action": "ping", "id": 1, "body": "x" * 16})]
+            [repl_endpoint] = glob.glob(os.path.join(
+                cluster.agent.tmpdir, "sorna-ipc-*", kernel["kernel_id"], "repl"))
+            direct = context.socket(zmq.DEALER)
+            direct.setsockopt(zmq.LINGER, 0)
+            direct.connect(f"ipc://{repl_endpoint}")
+            repl_execute = [msgpack.packb({"action": "execute", "id": 1, "code": "1+1"})]
+
+            def check_direct(frames):
+                reply = msgpack.unpackb(frames[-1], raw=False)
+                if reply.get("reply") != 200 or reply["stdout"] != "2\n":
+                    raise RuntimeError(f"unexpected reply {reply}")
+
+            def check_execute(frames):
+                reply = msgpack.unpackb(frames[-1], raw=False)
+                if reply.get("reply") != 200 or reply["result"]["stdout"] != "2\n":
+                    raise RuntimeError(f"unexpected reply {reply}")
+
+            def check_echo(frames):
+                if frames != ping:
+                    raise RuntimeError(f"unexpected echo {frames}")
+
+            time_round_trips(dealer, execute, 50, check_execute)  # warm-up
+            time_round_trips(req, ping, 50, check_echo)
+            time_round_trips(direct, repl_execute, 50, check_direct)
+            done = 0
+            while done < args.count:
+                block = min(args.block, args.count - done)
+                sorna_ns += time_round_trips(dealer, execute, block, check_execute)
+                baseline_ns += time_round_trips(req, ping, block, check_echo)
+                direct_ns += time_round_trips(direct, repl_execute, block, check_direct)
+                done += block
+            dealer.close(0)
+            direct.close(0)
+        finally:
+            client.destroy(kernel["kernel_id"])
+    req.send(b"stop")
+    req.recv()
+    req.close(0)
+    context.term()
+    docker_client.close()
+    report("execute_roundtrip", "µs", summary(sorna_ns, 1e-3), summary(baseline_ns, 1e-3), {
+        "sorna": "execute `1+1` through the agent (DEALER over TCP loopback -> agent -> "
+                 "ipc:// -> REPL daemon in its container -> back)",
+        "baseline": "raw pyzmq REQ/REP round trip of a small msgpack map over TCP loopback "
+                    "to an echo thread",
+        "repl_direct": "execute `1+1` sent straight to the REPL daemon's ipc:// socket "
+                       "(no agent); not part of the ratio",
+        "count": args.count, "block": args.block,
+    }, extra={"repl_direct": summary(direct_ns, 1e-3)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Kernel creation through Sorna vs. a bare hardened `docker run` of the same image.
+
+(a) `create` through the manager (BlockingClient) until its reply: the manager reserves a
+    slot, the agent starts the container and answers once the REPL's first ping returned.
+    The kernel is then destroyed (not timed).
+(b) baseline: docker-py `containers.run(detach=True)` of the same image with the same
+    sandbox options (the agent's own SandboxPolicy: network none, read-only, cap-drop ALL,
+    no-new-privileges, pids/memory limits, uid 1000, tmpfs, ipc folder bind-mounted),
+    timed until the daemon inside answers a ZMQ ping; then removed (not timed).
+
+The two alternate, and the one that goes first swaps every round.
+
+    python bench/kernel_create.py [-n 10]
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+
+import docker
+import msgpack
+import zmq
+
+from _common import Cluster, report, summary
+
+from sorna.agent.sandbox import KERNEL_UID, SandboxPolicy
+from sorna.client.blocking import BlockingClient
+
+IMAGE = "sorna/kernel-python3:latest"
+TIMEOUT = 30.0
+
+
+def create_through_sorna(client):
+    started = time.perf_counter()
+    kernel = client.create("python3")
+    elapsed = time.perf_counter() - started
+    client.destroy(kernel["kernel_id"])
+    return elapsed
+
+
+class Baseline:
+    """Starts the kernel image by hand, the way the agent does, without the agent."""
+
+    def __init__(self, docker_client, context):
+        self.docker = docker_client
+        self.context = context
+        self.policy = SandboxPolicy()
+        self.labels = docker_client.images.get(IMAGE).labels
+        self.agent_id = f"bench-baseline-{uuid.uuid4().hex[:8]}"
+        self.root = tempfile.mkdtemp(prefix="sorna-bench-")
+
+    def run_once(self):
+        name = uuid.uuid4().hex[:22]
+        ipc_dir = os.path.join(self.root, name)
+        args = self.policy.container_args(self.agent_id, name, "python3", IMAGE, ipc_dir,
+                                          self.policy.limits_for(self.labels, None))
+        sock = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, 20)  # as the agent's sockets
+        container = None
+        started = time.perf_counter()
+        try:
+            os.makedirs(ipc_dir, mode=0o700)
+            os.chown(ipc_dir, KERNEL_UID, KERNEL_UID)
+            container = self.docker.containers.run(**args)
+            sock.connect(f"ipc://{ipc_dir}/repl")
+            sock.send(msgpack.packb({"action": "ping", "id": 1}))
+            if not sock.poll(TIMEOUT * 1000):
+                raise RuntimeError(f"the daemon in {container.name} did not answer")
+            reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+            elapsed = time.perf_counter() - started
+            assert reply.get("reply") == 0, reply
+            return elapsed
+        finally:
+            sock.close(0)
+            if container is not None:
+                container.remove(force=True)
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+
+    def close(self):
+        for container in self.docker.containers.list(
+                all=True, filters={"label": f"io.sorna.agent={self.agent_id}"}):
+            container.remove(force=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--rounds", type=int, default=10)
+    args = parser.parse_args()
+
+    docker_client = docker.from_env(timeout=60)
+    context = zmq.Context()
+    sorna_times, baseline_times = [], []
+    with Cluster(docker_client) as cluster, \
+            BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client:
+        baseline = Baseline(docker_client, context)
+        try:
+            create_through_sorna(client)  # warm-up: the agent's first docker calls
+            baseline.run_once()
+            for i in range(args.rounds):
+                pair = [(sorna_times, lambda: create_through_sorna(client)),
+                        (baseline_times, baseline.run_once)]
+                for times, run in (pair if i % 2 == 0 else pair[::-1]):
+                    times.append(run())
+                print(f"round {i + 1}/{args.rounds}: sorna {sorna_times[-1]:.3f} s, "
+                      f"docker run {baseline_times[-1]:.3f} s", file=sys.stderr)
+        finally:
+            baseline.close()
+    context.term()
+    docker_client.close()
+    report("kernel_create", "ms", summary(sorna_times, 1000), summary(baseline_times, 1000), {
+        "sorna": "create through the manager until its reply (container started and the "
+                 "REPL's first ping answered), BlockingClient over TCP loopback",
+        "baseline": "docker-py containers.run(detach=True) with the same sandbox options, "
+                    "until the REPL daemon inside answers a ZMQ ping over ipc://",
+        "rounds": args.rounds,
+    })
+
+
+if __name__ == "__main__":
+    main()
