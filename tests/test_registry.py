@@ -1,19 +1,39 @@
-"""The capacity table suite. Every implementation (in memory now, Redis in production)
-must pass it: subclass `CapacityTableTests` and provide `make_table(agent_timeout)`."""
+"""The capacity table suite. Every implementation (in memory, Redis) must pass it:
+subclass `CapacityTableTests` and provide `make_table(agent_timeout)`.
 
+The tests are `async def`s; `run_test` decides how they run. By default they must
+complete at once (`successResultOf`), which holds the in-memory table to answering
+synchronously, as the Clock-driven unit tests need; a table over real sockets
+(tests/test_registry_redis.py) runs them on the reactor instead.
+"""
+
+import functools
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.manager.registry import AgentRecord, KernelRecord, MemoryCapacityTable
 
 
-def agent(agent_id, max_kernels=2, langs=("python3",)):
+def agent(agent_id, max_kernels=2, langs=("python3",), **kw):
     return AgentRecord(agent_id=agent_id, addr=f"tcp://{agent_id}:6001",
-                       max_kernels=max_kernels, langs=list(langs), last_seen=0)
+                       max_kernels=max_kernels, langs=list(langs), last_seen=0, **kw)
 
 
 def kernel(kernel_id, agent_id, session=None, now=0.0):
     return KernelRecord(kernel_id=kernel_id, agent_id=agent_id, lang="python3",
                         addr=f"tcp://{agent_id}:6001", created_at=now, session=session)
+
+
+def table_test(fn):
+    """Mark an `async def` test of the suite: the test case runs it with `run_test`."""
+
+    @functools.wraps(fn)
+    def test(self):
+        return self.run_test(fn(self))
+
+    return test
 
 
 class CapacityTableTests:
@@ -23,84 +43,190 @@ class CapacityTableTests:
     def setUp(self):
         self.table = self.make_table(agent_timeout=9.0)
 
-    def run_(self, d):
-        return self.successResultOf(d)
+    def run_test(self, coroutine):
+        outcome = []
+        defer.Deferred.fromCoroutine(coroutine).addBoth(outcome.append)
+        if not outcome:
+            self.fail("the test waits for a Deferred that has not fired: this table must "
+                      "answer at once")
+        if isinstance(outcome[0], Failure):
+            outcome[0].raiseException()
 
-    def test_reserve_never_exceeds_max_kernels(self):
-        self.run_(self.table.heartbeat(agent("a", max_kernels=3), now=0))
-        got = [self.run_(self.table.reserve("python3", now=1)) for _ in range(5)]
+    @table_test
+    async def test_reserve_never_exceeds_max_kernels(self):
+        await self.table.heartbeat(agent("a", max_kernels=3), now=0)
+        got = [await self.table.reserve("python3", now=1) for _ in range(5)]
         self.assertEqual([g.agent_id if g else None for g in got], ["a", "a", "a", None, None])
 
-    def test_reserve_needs_the_language_and_a_live_agent(self):
-        self.run_(self.table.heartbeat(agent("a", langs=["r"]), now=0))
-        self.assertIsNone(self.run_(self.table.reserve("python3", now=1)))
-        self.assertEqual(self.run_(self.table.reserve("r", now=1)).agent_id, "a")
-        self.assertIsNone(self.run_(self.table.reserve("r", now=100)))  # a is dead by then
+    @table_test
+    async def test_reserve_needs_the_language_and_a_live_agent(self):
+        await self.table.heartbeat(agent("a", langs=["r"]), now=0)
+        self.assertIsNone(await self.table.reserve("python3", now=1))
+        self.assertEqual((await self.table.reserve("r", now=1)).agent_id, "a")
+        self.assertIsNone(await self.table.reserve("r", now=100))  # a is dead by then
 
-    def test_least_loaded_agent_is_chosen(self):
-        self.run_(self.table.heartbeat(agent("a", max_kernels=4), now=0))
-        self.run_(self.table.heartbeat(agent("b", max_kernels=4), now=0))
-        picks = [self.run_(self.table.reserve("python3", now=0)).agent_id for _ in range(4)]
+    @table_test
+    async def test_least_loaded_agent_is_chosen(self):
+        await self.table.heartbeat(agent("a", max_kernels=4), now=0)
+        await self.table.heartbeat(agent("b", max_kernels=4), now=0)
+        picks = [(await self.table.reserve("python3", now=0)).agent_id for _ in range(4)]
         self.assertEqual(sorted(picks), ["a", "a", "b", "b"])
 
-    def test_release_gives_the_slot_back(self):
-        self.run_(self.table.heartbeat(agent("a", max_kernels=1), now=0))
-        self.assertIsNotNone(self.run_(self.table.reserve("python3", now=0)))
-        self.assertIsNone(self.run_(self.table.reserve("python3", now=0)))
-        self.run_(self.table.release("a"))
-        self.assertIsNotNone(self.run_(self.table.reserve("python3", now=0)))
+    @table_test
+    async def test_load_is_relative_to_max_kernels_and_ties_go_to_the_lowest_id(self):
+        await self.table.heartbeat(agent("b", max_kernels=2), now=0)
+        await self.table.heartbeat(agent("a", max_kernels=2), now=0)
+        await self.table.heartbeat(agent("c", max_kernels=4), now=0)
+        picks = [(await self.table.reserve("python3", now=0)).agent_id for _ in range(8)]
+        # loads before each pick: a 0/2 b 0/2 c 0/4 -> a; c (0 < 1/2) -> ...
+        self.assertEqual(picks, ["a", "b", "c", "c", "a", "b", "c", "c"])
+        self.assertIsNone(await self.table.reserve("python3", now=0))
 
-    def test_kernels_consume_slots_and_free_them_when_removed(self):
-        self.run_(self.table.heartbeat(agent("a", max_kernels=1), now=0))
-        self.run_(self.table.reserve("python3", now=0))
-        self.run_(self.table.add_kernel(kernel("k1", "a")))
-        self.assertIsNone(self.run_(self.table.reserve("python3", now=0)))
-        [a] = self.run_(self.table.agents(now=0))
+    @table_test
+    async def test_reserve_returns_the_agent_with_its_new_counts(self):
+        await self.table.heartbeat(agent("a", max_kernels=3), now=0)
+        await self.table.add_kernel(kernel("k1", "a"), reserved=False)
+        got = await self.table.reserve("python3", now=1)
+        self.assertEqual((got.agent_id, got.addr, got.kernels, got.reserved, got.free),
+                         ("a", "tcp://a:6001", 1, 1, 1))
+
+    @table_test
+    async def test_release_gives_the_slot_back(self):
+        await self.table.heartbeat(agent("a", max_kernels=1), now=0)
+        self.assertIsNotNone(await self.table.reserve("python3", now=0))
+        self.assertIsNone(await self.table.reserve("python3", now=0))
+        await self.table.release("a")
+        self.assertIsNotNone(await self.table.reserve("python3", now=0))
+
+    @table_test
+    async def test_release_never_goes_below_zero_nor_invents_agents(self):
+        await self.table.heartbeat(agent("a", max_kernels=1), now=0)
+        await self.table.release("a")
+        await self.table.release("nobody")
+        [a] = await self.table.agents(now=0)
+        self.assertEqual((a.agent_id, a.reserved, a.free), ("a", 0, 1))
+
+    @table_test
+    async def test_kernels_consume_slots_and_free_them_when_removed(self):
+        await self.table.heartbeat(agent("a", max_kernels=1), now=0)
+        await self.table.reserve("python3", now=0)
+        await self.table.add_kernel(kernel("k1", "a"))
+        self.assertIsNone(await self.table.reserve("python3", now=0))
+        [a] = await self.table.agents(now=0)
         self.assertEqual((a.kernels, a.reserved, a.free), (1, 0, 0))
-        self.assertEqual(self.run_(self.table.remove_kernel("k1")).kernel_id, "k1")
-        self.assertIsNone(self.run_(self.table.remove_kernel("k1")))
-        self.assertIsNotNone(self.run_(self.table.reserve("python3", now=0)))
+        self.assertEqual((await self.table.remove_kernel("k1")).kernel_id, "k1")
+        self.assertIsNone(await self.table.remove_kernel("k1"))
+        self.assertIsNotNone(await self.table.reserve("python3", now=0))
 
-    def test_heartbeats_keep_reservations_and_counts(self):
-        self.run_(self.table.heartbeat(agent("a", max_kernels=2), now=0))
-        self.run_(self.table.reserve("python3", now=0))
-        self.run_(self.table.reserve("python3", now=0))
-        self.run_(self.table.add_kernel(kernel("k1", "a")))
-        self.run_(self.table.heartbeat(agent("a", max_kernels=2), now=3))
-        [a] = self.run_(self.table.agents(now=3))
+    @table_test
+    async def test_an_unreserved_kernel_leaves_reservations_alone(self):
+        await self.table.heartbeat(agent("a", max_kernels=3), now=0)
+        await self.table.reserve("python3", now=0)
+        await self.table.add_kernel(kernel("k1", "a"), reserved=False)
+        [a] = await self.table.agents(now=0)
+        self.assertEqual((a.kernels, a.reserved, a.free), (1, 1, 1))
+
+    @table_test
+    async def test_heartbeats_keep_reservations_and_counts(self):
+        await self.table.heartbeat(agent("a", max_kernels=2), now=0)
+        await self.table.reserve("python3", now=0)
+        await self.table.reserve("python3", now=0)
+        await self.table.add_kernel(kernel("k1", "a"))
+        await self.table.heartbeat(agent("a", max_kernels=2), now=3)
+        [a] = await self.table.agents(now=3)
         self.assertEqual((a.kernels, a.reserved, a.last_seen), (1, 1, 3))
-        self.assertIsNone(self.run_(self.table.reserve("python3", now=3)))
+        self.assertIsNone(await self.table.reserve("python3", now=3))
 
-    def test_sessions(self):
-        self.run_(self.table.heartbeat(agent("a"), now=0))
+    @table_test
+    async def test_heartbeats_count_kernels_recorded_before_the_agent_was_known(self):
+        await self.table.add_kernel(kernel("k1", "a"), reserved=False)
+        await self.table.heartbeat(agent("a", max_kernels=2), now=0)
+        [a] = await self.table.agents(now=0)
+        self.assertEqual((a.kernels, a.reserved), (1, 0))
+
+    @table_test
+    async def test_records_keep_every_field(self):
+        await self.table.heartbeat(agent(
+            "a", max_kernels=7, langs=["python3", "r"],
+            instance={"id": "i-123", "type": "t3.large", "spot": False},
+            resources={"cpus": 4, "memory_mb": 7936.5, "disks": ["/", "/tmp"]}), now=1.25)
+        [a] = await self.table.agents(now=2)
+        self.assertEqual(a, AgentRecord(
+            agent_id="a", addr="tcp://a:6001", max_kernels=7, langs=["python3", "r"],
+            last_seen=1.25, instance={"id": "i-123", "type": "t3.large", "spot": False},
+            resources={"cpus": 4, "memory_mb": 7936.5, "disks": ["/", "/tmp"]},
+            reserved=0, kernels=0))
+        k = kernel("k1", "a", session=("ü:ser", "entry\x00", "python3"),
+                   now=1700000000.123456)
+        await self.table.add_kernel(k, reserved=False)
+        self.assertEqual(await self.table.get_kernel("k1"), k)
+        self.assertEqual(await self.table.kernels_of("a"), [k])
+        self.assertEqual(await self.table.remove_kernel("k1"), k)
+
+    @table_test
+    async def test_sessions(self):
+        await self.table.heartbeat(agent("a"), now=0)
         session = ("u", "e", "python3")
-        self.assertIsNone(self.run_(self.table.find_session(session)))
-        self.run_(self.table.add_kernel(kernel("k1", "a", session=session), reserved=False))
-        self.assertEqual(self.run_(self.table.find_session(session)), "k1")
-        self.assertEqual(self.run_(self.table.get_kernel("k1")).session, session)
-        self.run_(self.table.remove_kernel("k1"))
-        self.assertIsNone(self.run_(self.table.find_session(session)))
+        self.assertIsNone(await self.table.find_session(session))
+        await self.table.add_kernel(kernel("k1", "a", session=session), reserved=False)
+        self.assertEqual(await self.table.find_session(session), "k1")
+        self.assertEqual(await self.table.find_session(list(session)), "k1")
+        self.assertEqual((await self.table.get_kernel("k1")).session, session)
+        await self.table.remove_kernel("k1")
+        self.assertIsNone(await self.table.find_session(session))
 
-    def test_expire_drops_silent_agents_with_their_kernels(self):
-        self.run_(self.table.heartbeat(agent("a"), now=0))
-        self.run_(self.table.heartbeat(agent("b"), now=0))
-        self.run_(self.table.add_kernel(kernel("k1", "a", session=("u", "e", "python3")),
-                                        reserved=False))
-        self.run_(self.table.heartbeat(agent("b"), now=8))
-        self.assertEqual(self.run_(self.table.expire(now=8.9)), {})  # not yet 3 intervals
-        dead = self.run_(self.table.expire(now=9))
+    @table_test
+    async def test_sessions_do_not_mix_their_parts(self):
+        await self.table.heartbeat(agent("a", max_kernels=3), now=0)
+        await self.table.add_kernel(kernel("k1", "a", session=("u:e", "x", "python3")),
+                                    reserved=False)
+        await self.table.add_kernel(kernel("k2", "a", session=("u", "e:x", "python3")),
+                                    reserved=False)
+        self.assertEqual(await self.table.find_session(("u:e", "x", "python3")), "k1")
+        self.assertEqual(await self.table.find_session(("u", "e:x", "python3")), "k2")
+        self.assertIsNone(await self.table.find_session(("u", "e", "x:python3")))
+
+    @table_test
+    async def test_removing_a_replaced_kernel_keeps_its_session_with_the_new_one(self):
+        await self.table.heartbeat(agent("a"), now=0)
+        session = ("u", "e", "python3")
+        await self.table.add_kernel(kernel("k1", "a", session=session), reserved=False)
+        await self.table.add_kernel(kernel("k2", "a", session=session), reserved=False)
+        self.assertEqual(await self.table.find_session(session), "k2")
+        await self.table.remove_kernel("k1")
+        self.assertEqual(await self.table.find_session(session), "k2")
+
+    @table_test
+    async def test_expire_drops_silent_agents_with_their_kernels(self):
+        await self.table.heartbeat(agent("a"), now=0)
+        await self.table.heartbeat(agent("b"), now=0)
+        await self.table.add_kernel(kernel("k1", "a", session=("u", "e", "python3")),
+                                    reserved=False)
+        await self.table.heartbeat(agent("b"), now=8)
+        self.assertEqual(await self.table.expire(now=8.9), {})  # not yet 3 intervals
+        dead = await self.table.expire(now=9)
         self.assertEqual(list(dead), ["a"])
         self.assertEqual([k.kernel_id for k in dead["a"]], ["k1"])
-        self.assertIsNone(self.run_(self.table.get_kernel("k1")))
-        self.assertIsNone(self.run_(self.table.find_session(("u", "e", "python3"))))
-        self.assertEqual([a.agent_id for a in self.run_(self.table.agents(now=9))], ["b"])
+        self.assertIsNone(await self.table.get_kernel("k1"))
+        self.assertIsNone(await self.table.find_session(("u", "e", "python3")))
+        self.assertEqual([a.agent_id for a in await self.table.agents(now=9)], ["b"])
+        self.assertEqual(await self.table.kernels_of("a"), [])
 
-    def test_kernels_of(self):
-        self.run_(self.table.heartbeat(agent("a"), now=0))
-        self.run_(self.table.heartbeat(agent("b"), now=0))
-        self.run_(self.table.add_kernel(kernel("k1", "a"), reserved=False))
-        self.run_(self.table.add_kernel(kernel("k2", "b"), reserved=False))
-        self.assertEqual([k.kernel_id for k in self.run_(self.table.kernels_of("a"))], ["k1"])
+    @table_test
+    async def test_a_dead_agent_that_beats_again_is_alive(self):
+        await self.table.heartbeat(agent("a"), now=0)
+        self.assertEqual(await self.table.agents(now=20), [])
+        await self.table.heartbeat(agent("a"), now=20)
+        self.assertEqual([a.agent_id for a in await self.table.agents(now=20)], ["a"])
+        self.assertEqual(await self.table.expire(now=20), {})
+
+    @table_test
+    async def test_kernels_of(self):
+        await self.table.heartbeat(agent("a"), now=0)
+        await self.table.heartbeat(agent("b"), now=0)
+        await self.table.add_kernel(kernel("k1", "a"), reserved=False)
+        await self.table.add_kernel(kernel("k2", "b"), reserved=False)
+        self.assertEqual([k.kernel_id for k in await self.table.kernels_of("a")], ["k1"])
 
 
 class MemoryCapacityTableTests(CapacityTableTests, SynchronousTestCase):

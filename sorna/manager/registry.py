@@ -1,8 +1,8 @@
 """The capacity table: which agents are alive, what they can run, which kernels they hold.
 
 `CapacityTable` is the interface; every method returns a Deferred so that the Redis
-table (issue 5) can implement it unchanged. `MemoryCapacityTable` is the default. Both
-must pass `tests/test_registry.py`.
+table (`sorna.manager.redis_registry`) implements it unchanged. `MemoryCapacityTable` is
+the default. Both must pass `tests/test_registry.py`.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -45,6 +45,14 @@ class KernelRecord:
 
 class CapacityTable:
     """Interface. `now` is always passed in, from the manager's injected clock."""
+
+    def start(self):
+        """Open connections (the manager calls it before it listens); a Deferred."""
+        raise NotImplementedError
+
+    def stop(self):
+        """Close connections (the manager calls it once its socket is closed)."""
+        raise NotImplementedError
 
     def heartbeat(self, agent, now):
         """Insert or refresh an AgentRecord (its reserved/kernels counts are ours)."""
@@ -94,6 +102,12 @@ class MemoryCapacityTable(CapacityTable):
         self._agents = {}
         self._kernels = {}
         self._sessions = {}
+
+    def start(self):
+        return defer.succeed(None)
+
+    def stop(self):
+        return defer.succeed(None)
 
     def _alive(self, agent, now):
         return now - agent.last_seen < self.agent_timeout

@@ -8,7 +8,7 @@ from sorna.manager.api import ManagerApi
 from sorna.pending import PendingRequests
 from sorna.proto import actions
 from sorna.proto.codec import encode
-from sorna.proto.errors import Failure
+from sorna.proto.errors import Failure, SornaError
 from sorna.server import RequestServer
 
 log = Logger(namespace="sorna.manager")
@@ -30,13 +30,26 @@ class ManagerService(MultiService):
         self.server = RequestServer("manager", actions.MANAGER, actions.MANAGER_LEGACY,
                                     self.api.handlers(), on_reply=self._on_agent_reply,
                                     max_size=max_message_size)
+        self._started = None
         self._expiry = None
+        self._expiring = None
         self._socket = None
         self.close_transport = close_transport
         self.on_fatal = on_fatal
 
     def startService(self):
         super().startService()
+        self._started = defer.maybeDeferred(self.table.start)
+        self._started.addCallbacks(lambda _: self._listen(), self._table_failed)
+        return self._started
+
+    def _table_failed(self, failure):
+        log.critical("sorna-manager cannot open its capacity table: {error}",
+                     error=failure.getErrorMessage())
+        if self.on_fatal is not None:
+            self.on_fatal(failure.value)
+
+    def _listen(self):
         try:
             self._socket = self.transport.router(self.endpoint, self.server.on_message)
         except Exception as e:
@@ -50,20 +63,25 @@ class ManagerService(MultiService):
         self._expiry = task.LoopingCall(self._expire)
         self._expiry.clock = self.clock
         # Checking twice an interval finds a dead agent soon after its third missed beat.
-        self._expiry.start(self.heartbeat_interval / 2, now=False).addErrback(
-            lambda f: log.failure("agent expiry stopped", f))
+        self._expiring = self._expiry.start(self.heartbeat_interval / 2, now=False)
+        self._expiring.addErrback(lambda f: log.failure("agent expiry stopped", f))
         log.info("sorna-manager ready on {endpoint}", endpoint=self.endpoint)
 
     @defer.inlineCallbacks
     def stopService(self):
+        if self._started is not None:
+            yield self._started
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
+        if self._expiring is not None:
+            yield self._expiring  # fires once an expiry in progress has finished
         yield self.server.in_flight.wait()
         self.pending.fail_all(Failure("the manager is shutting down"))
         if self._socket is not None:
             self._socket.close()
             self._socket = None
             self.server.socket = None
+        yield self.table.stop()
         if self.close_transport:
             self.transport.close()
         yield super().stopService()
@@ -80,7 +98,11 @@ class ManagerService(MultiService):
 
     @defer.inlineCallbacks
     def _expire(self):
-        dead = yield self.table.expire(self.clock.seconds())
+        try:
+            dead = yield self.table.expire(self.clock.seconds())
+        except SornaError as e:  # Redis away for a while: try again next time
+            log.warn("could not look for dead agents: {cause}", cause=e.cause)
+            return
         for agent_id, kernels in dead.items():
             log.warn("agent {agent} missed its heartbeats and is considered dead "
                      "({n} kernels lost)", agent=agent_id, n=len(kernels))

@@ -1,9 +1,12 @@
 """`twistd sorna-manager`: options and service construction."""
 
+import os
+
 from twisted.internet import reactor
 from twisted.python import usage
 
 from sorna.fatal import stop_reactor_with_error
+from sorna.manager.redis_registry import RedisCapacityTable, parse_redis_url
 from sorna.manager.registry import MemoryCapacityTable
 from sorna.manager.service import ManagerService
 from sorna.transport import ZmqTransport
@@ -17,7 +20,15 @@ class Options(usage.Options):
          "Seconds between agent heartbeats; an agent silent for 3 intervals is dead.", float],
         ["max-message-size", None, 1 << 20, "Largest request in bytes (larger: 413).", int],
         ["create-timeout", None, 60.0, "Seconds an agent may take to start a kernel.", float],
+        ["redis", None, None,
+         "Keep the capacity table in Redis (redis://HOST:6379/0) instead of in memory. "
+         "Without it, REDIS_PORT_6379_TCP_ADDR/_PORT are used when set."],
+        ["redis-prefix", None, "sorna:", "Prefix of every Redis key of this cluster."],
     ]
+
+    def __init__(self, environ=None):
+        super().__init__()
+        self.environ = os.environ if environ is None else environ
 
     def postOptions(self):
         if not 0 < self["port"] < 65536:
@@ -26,14 +37,32 @@ class Options(usage.Options):
             raise usage.UsageError("--heartbeat-interval must be positive")
         if self["max-message-size"] < 1024:
             raise usage.UsageError("--max-message-size must be at least 1024 bytes")
+        host = self.environ.get("REDIS_PORT_6379_TCP_ADDR")
+        if self["redis"] is None and host:
+            # the variables a Docker link named `redis` sets
+            host = f"[{host}]" if ":" in host else host
+            port = self.environ.get("REDIS_PORT_6379_TCP_PORT") or 6379
+            self["redis"] = f"redis://{host}:{port}/0"
+        if self["redis"] is not None:
+            try:
+                parse_redis_url(self["redis"])
+            except ValueError as e:
+                raise usage.UsageError(f"--redis: {e}")
+            if not self["redis-prefix"]:
+                raise usage.UsageError("--redis-prefix must not be empty")
 
 
 def makeService(config, clock=None, transport=None):
     clock = clock or reactor
     interval = config["heartbeat-interval"]
+    if config["redis"] is not None:
+        table = RedisCapacityTable(config["redis"], config["redis-prefix"], clock,
+                                   agent_timeout=3 * interval)
+    else:
+        table = MemoryCapacityTable(agent_timeout=3 * interval)
     return ManagerService(
         endpoint=f"tcp://{config['listen']}:{config['port']}",
-        table=MemoryCapacityTable(agent_timeout=3 * interval),
+        table=table,
         transport=transport or ZmqTransport(),
         clock=clock,
         heartbeat_interval=interval,

@@ -1,0 +1,429 @@
+"""The capacity table in Redis: what lets a manager restart lose nothing, and what several
+managers can share.
+
+Same semantics as `MemoryCapacityTable` (both pass `tests/test_registry.py`). Every
+method that touches more than one key, or reads before it writes, is one Lua script, so
+that two managers never promise the same slot. Every Redis call has a timeout; a call
+that times out or finds no connection fails with a 503 `state-unavailable` error, which
+the manager passes on to the front-end. docs/REDIS.md describes the keys.
+"""
+
+import hashlib
+from urllib.parse import unquote, urlsplit
+
+import msgpack
+import txredisapi
+from twisted.internet import defer, endpoints, error
+from twisted.logger import Logger
+
+from sorna.manager.registry import AgentRecord, CapacityTable, KernelRecord
+from sorna.proto.errors import Failure, NoCapacity
+
+log = Logger(namespace="sorna.manager")
+
+DEFAULT_PORT = 6379
+
+# Redis errors that mean "not now" rather than "wrong": answered like a lost connection.
+_TRANSIENT = ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY", "MISCONF", "NOAUTH",
+              "NOREPLICAS", "CLUSTERDOWN")
+
+
+def parse_redis_url(url):
+    """`redis://[[user]:password@]host[:port][/db]`, or `host[:port]`, to a dict of
+    host, port, db, username, password. Raises ValueError with a readable reason."""
+    if "://" not in url:
+        url = "redis://" + url
+    parts = urlsplit(url)
+    if parts.scheme != "redis":
+        raise ValueError(f"{url!r}: only redis:// URLs are supported (no TLS, no sockets)")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        raise ValueError(f"{url!r}: the port is not a number between 1 and 65535")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} names no host")
+    db = parts.path.strip("/") or "0"
+    if not db.isdigit():
+        raise ValueError(f"{url!r}: the database, after the /, must be a number")
+    return {"host": parts.hostname, "port": port, "db": int(db),
+            "username": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password else None}
+
+
+def session_key_part(session):
+    """The session part of a key: a digest, so no user-chosen string reaches a key name."""
+    return hashlib.sha256(_pack(list(session))).hexdigest()
+
+
+def _pack(value):
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(data):
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _num(value):
+    """A float as Redis should store it: repr round-trips exactly (txredisapi's own
+    formatting of floats keeps six decimals)."""
+    return repr(float(value))
+
+
+# -- Lua. Keys are built from the prefix (ARGV[1]) inside the scripts that have to
+# walk the agents; the scripts' key names are the ones docs/REDIS.md lists.
+
+_LUA_COMMON = """
+local prefix = ARGV[1]
+local function fields(flat)
+  local f = {}
+  for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+  return f
+end
+-- Python orders agent ids by code point, which is UTF-8 byte order; Lua's `<` on strings
+-- would follow the server's locale.
+local function before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+-- Forget a kernel: its record, its place in its agent's set and count, its session.
+local function forget(kernel_id)
+  local kkey = prefix .. 'kernel:' .. kernel_id
+  local flat = redis.call('HGETALL', kkey)
+  if #flat == 0 then return nil end
+  local k = fields(flat)
+  local akey = prefix .. 'agent:' .. k.agent_id
+  if tonumber(redis.call('HGET', akey, 'kernels') or '0') > 0 then
+    redis.call('HINCRBY', akey, 'kernels', -1)
+  end
+  redis.call('SREM', prefix .. 'agent-kernels:' .. k.agent_id, kernel_id)
+  if k.session_key ~= '' and redis.call('GET', k.session_key) == kernel_id then
+    redis.call('DEL', k.session_key)
+  end
+  redis.call('DEL', kkey)
+  return flat
+end
+"""
+
+# KEYS: agents, agent:<id>, agent-kernels:<id>
+# ARGV: prefix, id, addr, max_kernels, langs, now, instance, resources
+_HEARTBEAT = _LUA_COMMON + """
+redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'agent_id', ARGV[2], 'addr', ARGV[3], 'max_kernels', ARGV[4],
+           'langs', ARGV[5], 'last_seen', ARGV[6], 'instance', ARGV[7],
+           'resources', ARGV[8], 'kernels', redis.call('SCARD', KEYS[3]))
+redis.call('HSETNX', KEYS[2], 'reserved', '0')
+return 1
+"""
+
+# KEYS: agents.  ARGV: prefix.  Every agent record, live or not.
+_AGENTS = _LUA_COMMON + """
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local flat = redis.call('HGETALL', prefix .. 'agent:' .. id)
+  if #flat > 0 then table.insert(out, flat) end
+end
+return out
+"""
+
+# KEYS: agents.  ARGV: prefix, lang, now, agent_timeout
+_RESERVE = _LUA_COMMON + """
+local lang, now, timeout = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local best, best_load, best_key
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = prefix .. 'agent:' .. id
+  local a = redis.call('HMGET', key, 'max_kernels', 'kernels', 'reserved', 'last_seen', 'langs')
+  if a[1] then
+    local max, kernels, reserved = tonumber(a[1]), tonumber(a[2]), tonumber(a[3])
+    if now - tonumber(a[4]) < timeout and max - kernels - reserved > 0 then
+      local serves = false
+      for _, l in ipairs(cmsgpack.unpack(a[5])) do
+        if l == lang then serves = true; break end
+      end
+      if serves then
+        local load = (kernels + reserved) / max
+        if best == nil or load < best_load or (load == best_load and before(id, best)) then
+          best, best_load, best_key = id, load, key
+        end
+      end
+    end
+  end
+end
+if best == nil then return false end
+redis.call('HINCRBY', best_key, 'reserved', 1)
+return redis.call('HGETALL', best_key)
+"""
+
+# KEYS: agent:<id>
+_RELEASE = """
+if tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], 'reserved', -1)
+end
+return 1
+"""
+
+# KEYS: kernel:<id>, agent:<agent>, agent-kernels:<agent>
+# ARGV: prefix, kernel_id, agent_id, lang, addr, created_at, session, session_key, reserved
+_ADD_KERNEL = _LUA_COMMON + """
+local kkey, akey = KEYS[1], KEYS[2]
+local kernel_id, agent_id, session_key = ARGV[2], ARGV[3], ARGV[8]
+local old = fields(redis.call('HGETALL', kkey))
+if redis.call('EXISTS', akey) == 1 then
+  if ARGV[9] == '1' and tonumber(redis.call('HGET', akey, 'reserved') or '0') > 0 then
+    redis.call('HINCRBY', akey, 'reserved', -1)
+  end
+  if old.agent_id == nil then redis.call('HINCRBY', akey, 'kernels', 1) end
+end
+if old.agent_id ~= nil then
+  -- recorded again: it leaves its former agent's set and its former session
+  if old.agent_id ~= agent_id then
+    redis.call('SREM', prefix .. 'agent-kernels:' .. old.agent_id, kernel_id)
+  end
+  if old.session_key ~= '' and old.session_key ~= session_key
+      and redis.call('GET', old.session_key) == kernel_id then
+    redis.call('DEL', old.session_key)
+  end
+end
+redis.call('HSET', kkey, 'kernel_id', kernel_id, 'agent_id', agent_id, 'lang', ARGV[4],
+           'addr', ARGV[5], 'created_at', ARGV[6], 'session', ARGV[7],
+           'session_key', session_key)
+redis.call('SADD', KEYS[3], kernel_id)
+if session_key ~= '' then redis.call('SET', session_key, kernel_id) end
+return 1
+"""
+
+# KEYS: kernel:<id>.  ARGV: prefix, kernel_id
+_REMOVE_KERNEL = _LUA_COMMON + """
+return forget(ARGV[2]) or false
+"""
+
+# KEYS: agent-kernels:<id>.  ARGV: prefix
+_KERNELS_OF = _LUA_COMMON + """
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local flat = redis.call('HGETALL', prefix .. 'kernel:' .. id)
+  if #flat > 0 then table.insert(out, flat) end
+end
+return out
+"""
+
+# KEYS: agents.  ARGV: prefix, now, agent_timeout
+# Returns {{agent_id, {kernel record, ...}}, ...} for the agents it dropped.
+_EXPIRE = _LUA_COMMON + """
+local now, timeout = tonumber(ARGV[2]), tonumber(ARGV[3])
+local dead = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local akey = prefix .. 'agent:' .. id
+  local seen = redis.call('HGET', akey, 'last_seen')
+  if not seen or not (now - tonumber(seen) < timeout) then
+    local kset = prefix .. 'agent-kernels:' .. id
+    local kernels = {}
+    for _, kernel_id in ipairs(redis.call('SMEMBERS', kset)) do
+      local flat = forget(kernel_id)
+      if flat then table.insert(kernels, flat) end
+    end
+    redis.call('DEL', akey, kset)
+    redis.call('SREM', KEYS[1], id)
+    table.insert(dead, {id, kernels})
+  end
+end
+return dead
+"""
+
+
+class _Factory(txredisapi.RedisFactory):
+    # txredisapi backs off up to 10 s; a manager should notice a restarted Redis sooner.
+    initialDelay = 0.2
+    maxDelay = 2.0
+
+
+class RedisCapacityTable(CapacityTable):
+    """`url_or_host_port`: `redis://host:port/db` or `host:port`. `clock` times every
+    call out after `call_timeout` s. Connections open in `start()`, close in `stop()`."""
+
+    def __init__(self, url_or_host_port, prefix, clock, agent_timeout, call_timeout=2.0,
+                 poolsize=4, reactor=None):
+        self.address = parse_redis_url(url_or_host_port)
+        self.where = f"{self.address['host']}:{self.address['port']}"
+        self.prefix = prefix
+        self.clock = clock
+        self.agent_timeout = agent_timeout
+        self.call_timeout = call_timeout
+        self.poolsize = poolsize
+        self._reactor = reactor
+        self._factory = None
+        self._redis = None
+
+    # -- life cycle
+    def start(self):
+        """Open the pool and check that Redis answers. An unreachable Redis is logged,
+        not fatal: the pool keeps reconnecting and calls fail with 503 meanwhile."""
+        if self._factory is not None:
+            return defer.succeed(None)
+        a = self.address
+        self._factory = _Factory(self.where, a["db"], self.poolsize, isLazy=True,
+                                 charset=None, password=a["password"],
+                                 convertNumbers=False, username=a["username"])
+        # Fires with an error only when Redis refuses the password or the db number.
+        self._factory.deferred.addErrback(lambda f: log.error(
+            "Redis at {where} refused the connection: {error}", where=self.where,
+            error=f.getErrorMessage()))
+        self._factory.startConnecting(endpoints.HostnameEndpoint(
+            self._reactor or _global_reactor(), a["host"], a["port"],
+            timeout=self.call_timeout))
+        self._redis = self._factory.handler
+
+        def ready(_):
+            log.info("capacity table: Redis at {where} db {db}, key prefix {prefix!r}",
+                     where=self.where, db=a["db"], prefix=self.prefix)
+
+        def unreachable(f):
+            f.trap(NoCapacity)
+            log.warn("{cause}; the manager starts anyway and answers 503 until Redis "
+                     "answers", cause=f.value.cause)
+
+        return self._call("PING", lambda redis: redis.ping()).addCallbacks(ready,
+                                                                          unreachable)
+
+    def stop(self):
+        factory, self._factory, self._redis = self._factory, None, None
+        if factory is None:
+            return defer.succeed(None)
+        return factory.disconnect()
+
+    # -- calls
+    def _key(self, *parts):
+        return self.prefix + "".join(parts)
+
+    def _call(self, what, fn):
+        """`fn(redis)`: one Redis call, with a timeout; failing to reach Redis is a 503."""
+        if self._redis is None:
+            return defer.fail(self._unavailable(f"{what}: the table is not started"))
+        d = defer.maybeDeferred(fn, self._redis)
+        d.addTimeout(self.call_timeout, self.clock)
+        return d.addErrback(self._failed, what)
+
+    def _eval(self, what, script, keys, args):
+        # txredisapi sends EVALSHA once a connection knows the script, EVAL before that
+        # and after a Redis restart (NOSCRIPT).
+        return self._call(what, lambda redis: redis.eval(script, keys, [self.prefix, *args]))
+
+    def _failed(self, failure, what):
+        if failure.check(defer.TimeoutError, defer.CancelledError):
+            raise self._unavailable(f"no reply to {what} within {self.call_timeout:g} s")
+        if failure.check(txredisapi.ConnectionError, error.ConnectError,
+                         error.ConnectionLost, error.ConnectionDone):
+            raise self._unavailable(f"{what} failed: {failure.getErrorMessage()}")
+        if failure.check(txredisapi.ResponseError):
+            message = failure.getErrorMessage()
+            if message.split(" ", 1)[0] in _TRANSIENT:
+                raise self._unavailable(f"{what} failed: {message}")
+            raise Failure(f"the capacity table (Redis at {self.where}) refused {what}: "
+                          f"{message}")
+        return failure
+
+    def _unavailable(self, reason):
+        return NoCapacity(f"the capacity table (Redis at {self.where}) is unreachable: "
+                          f"{reason}; retry shortly", error="state-unavailable")
+
+    # -- the interface
+    def heartbeat(self, agent, now):
+        a = agent.agent_id
+        d = self._eval("heartbeat", _HEARTBEAT,
+                       [self._key("agents"), self._key("agent:", a),
+                        self._key("agent-kernels:", a)],
+                       [a, agent.addr, str(int(agent.max_kernels)), _pack(list(agent.langs)),
+                        _num(now), _pack(agent.instance), _pack(agent.resources)])
+        return d.addCallback(lambda _: None)
+
+    def agents(self, now):
+        d = self._eval("agents", _AGENTS, [self._key("agents")], [])
+        return d.addCallback(lambda rows: sorted(
+            (a for a in map(_agent, rows) if now - a.last_seen < self.agent_timeout),
+            key=lambda a: a.agent_id))
+
+    def expire(self, now):
+        d = self._eval("expire", _EXPIRE, [self._key("agents")],
+                       [_num(now), _num(self.agent_timeout)])
+        return d.addCallback(lambda rows: {
+            agent_id.decode(): _kernels(flats) for agent_id, flats in sorted(rows)})
+
+    def reserve(self, lang, now):
+        d = self._eval("reserve", _RESERVE, [self._key("agents")],
+                       [lang, _num(now), _num(self.agent_timeout)])
+        return d.addCallback(lambda flat: _agent(flat) if flat else None)
+
+    def release(self, agent_id):
+        d = self._eval("release", _RELEASE, [self._key("agent:", agent_id)], [])
+        return d.addCallback(lambda _: None)
+
+    def add_kernel(self, kernel, reserved=True):
+        session = b""
+        session_key = ""
+        if kernel.session is not None:
+            session = _pack(list(kernel.session))
+            session_key = self._key("session:", session_key_part(kernel.session))
+        d = self._eval("add_kernel", _ADD_KERNEL,
+                       [self._key("kernel:", kernel.kernel_id),
+                        self._key("agent:", kernel.agent_id),
+                        self._key("agent-kernels:", kernel.agent_id)],
+                       [kernel.kernel_id, kernel.agent_id, kernel.lang, kernel.addr,
+                        _num(kernel.created_at), session, session_key,
+                        "1" if reserved else "0"])
+        return d.addCallback(lambda _: kernel)
+
+    def get_kernel(self, kernel_id):
+        key = self._key("kernel:", kernel_id)
+        d = self._call("get_kernel", lambda redis: redis.execute_command("HGETALL", key))
+        return d.addCallback(lambda flat: _kernel(flat) if flat else None)
+
+    def remove_kernel(self, kernel_id):
+        d = self._eval("remove_kernel", _REMOVE_KERNEL, [self._key("kernel:", kernel_id)],
+                       [kernel_id])
+        return d.addCallback(lambda flat: _kernel(flat) if flat else None)
+
+    def kernels_of(self, agent_id):
+        d = self._eval("kernels_of", _KERNELS_OF, [self._key("agent-kernels:", agent_id)],
+                       [])
+        return d.addCallback(_kernels)
+
+    def find_session(self, session):
+        key = self._key("session:", session_key_part(tuple(session)))
+        d = self._call("find_session", lambda redis: redis.execute_command("GET", key))
+        return d.addCallback(lambda kernel_id: kernel_id.decode() if kernel_id else None)
+
+
+def _global_reactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _fields(flat):
+    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _agent(flat):
+    f = _fields(flat)
+    return AgentRecord(
+        agent_id=f["agent_id"].decode(), addr=f["addr"].decode(),
+        max_kernels=int(f["max_kernels"]), langs=list(_unpack(f["langs"])),
+        last_seen=float(f["last_seen"]), instance=_unpack(f["instance"]),
+        resources=_unpack(f["resources"]), reserved=int(f["reserved"]),
+        kernels=int(f["kernels"]))
+
+
+def _kernel(flat):
+    f = _fields(flat)
+    return KernelRecord(
+        kernel_id=f["kernel_id"].decode(), agent_id=f["agent_id"].decode(),
+        lang=f["lang"].decode(), addr=f["addr"].decode(),
+        created_at=float(f["created_at"]),
+        session=tuple(_unpack(f["session"])) if f["session"] else None)
+
+
+def _kernels(flats):
+    return sorted(map(_kernel, flats), key=lambda k: (k.created_at, k.kernel_id))
