@@ -194,6 +194,21 @@ class AgentTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(
             self.client.execute(again["kernel_id"], "1+1"))["stdout"], "2\n")
 
+    def test_idle_kernels_are_culled_and_busy_ones_kept(self):
+        self.agent.kernels.idle_timeout = 30
+        idle, busy, used = self.create(), self.create(), self.create()
+        self.host.hold = True
+        running = self.client.execute(busy["kernel_id"], "1")
+        self.host.hold = False
+        for _ in range(15):  # 45 s: past the idle timeout, within the execution timeout
+            self.clock.advance(3)
+            self.successResultOf(self.client.execute(used["kernel_id"], "1"))
+        self.assertEqual(set(self.agent.kernels.running()), {busy["kernel_id"],
+                                                             used["kernel_id"]})
+        self.assertEqual(len(self.host.running()), 2)
+        self.host.release()
+        self.successResultOf(running)
+
     def test_kernels_still_starting_are_not_reaped(self):
         self.assertEqual(self.successResultOf(self.agent.kernels.reap()), [])
         self.create()

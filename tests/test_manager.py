@@ -58,11 +58,13 @@ class FakeAgent:
 
 
 class ManagerTests(SynchronousTestCase):
+    argv = []
+
     def setUp(self):
         self.clock = task.Clock()
         self.network = FakeNetwork()
-        options = tap.Options()
-        options.parseOptions(["--listen", "127.0.0.1", "--create-timeout", "10"])
+        options = tap.Options(environ={})
+        options.parseOptions(["--listen", "127.0.0.1", "--create-timeout", "10", *self.argv])
         self.manager = tap.makeService(options, clock=self.clock, transport=self.network)
         self.manager.startService()
         self.client = SornaClient(MANAGER, transport=self.network, clock=self.clock)
@@ -168,7 +170,9 @@ class ManagerTests(SynchronousTestCase):
             other.heartbeat()
         status = self.successResultOf(self.client.status())
         self.assertEqual([a["agent_id"] for a in status["agents"]], [other.agent_id])
-        self.assertEqual(self.error(self.client.kernel_info(kernel["kernel_id"])).code, 404)
+        lost = self.error(self.client.kernel_info(kernel["kernel_id"]))
+        self.assertEqual((lost.code, lost.error), (404, "kernel-lost"))
+        self.assertIn(f"its agent {owner.agent_id} stopped answering", lost.cause)
         again = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
         self.assertNotEqual(again["kernel_id"], kernel["kernel_id"])
         self.assertEqual(len(other.creates()), 1)
@@ -176,9 +180,13 @@ class ManagerTests(SynchronousTestCase):
     def test_heartbeats_forget_vanished_kernels_and_destroy_orphans(self):
         agent = self.agent()
         kernel = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
-        self.clock.advance(10)
+        self.clock.advance(4)
+        agent.heartbeat()
+        self.clock.advance(3)  # past the grace of two intervals, the agent still alive
         agent.heartbeat(kernels={"O" * 22: "python3"})
-        self.assertEqual(self.error(self.client.kernel_info(kernel["kernel_id"])).code, 404)
+        lost = self.error(self.client.kernel_info(kernel["kernel_id"]))
+        self.assertEqual((lost.code, lost.error), (404, "kernel-lost"))
+        self.assertIn("stopped running on agent a1", lost.cause)
         self.assertEqual(agent.commands[-1], {"action": "destroy_kernel", "kernel_id": "O" * 22,
                                               "id": agent.commands[-1]["id"]})
         again = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
@@ -234,5 +242,57 @@ class ManagerTests(SynchronousTestCase):
 
     def test_options_are_validated(self):
         for argv in (["--port", "0"], ["--heartbeat-interval", "0"],
-                     ["--max-message-size", "10"]):
+                     ["--max-message-size", "10"], ["--placement", "random"],
+                     ["--max-kernels-per-user", "-1"]):
             self.assertRaises(Exception, tap.Options().parseOptions, argv)
+
+
+class PackingManagerTests(ManagerTests):
+    argv = ["--placement", "most-loaded"]
+
+    def test_the_least_loaded_agent_is_chosen(self):
+        a, b = self.agent("a1", max_kernels=2), self.agent("a2", max_kernels=2)
+        for _ in range(3):
+            self.successResultOf(self.client.create("python3"))
+        self.assertEqual((len(a.creates()), len(b.creates())), (2, 1))
+
+
+class QuotaManagerTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.network = FakeNetwork()
+        options = tap.Options(environ={})
+        options.parseOptions(["--listen", "127.0.0.1", "--max-kernels-per-user", "2"])
+        self.manager = tap.makeService(options, clock=self.clock, transport=self.network)
+        self.manager.startService()
+        self.client = SornaClient(MANAGER, transport=self.network, clock=self.clock)
+        self.agent = FakeAgent(self.network, "a1", max_kernels=10, auto=False)
+        self.agent.heartbeat()
+
+    def tearDown(self):
+        self.client.close()
+        self.successResultOf(self.manager.stopService())
+
+    def test_a_user_gets_429_past_the_quota_even_when_asking_at_once(self):
+        requests = [self.client.get_or_create("u", f"e{i}", "python3") for i in range(3)]
+        requests.append(self.client.get_or_create("u", "e0", "python3"))  # same session
+        requests.append(self.client.get_or_create("v", "e0", "python3"))  # another user
+        while self.agent.creates() and len(self.agent.commands) < 10:
+            pending = [c for c in self.agent.creates() if "answered" not in c]
+            if not pending:
+                break
+            for command in pending:
+                command["answered"] = True
+                self.agent.answer(command)
+        first, second, third, again, other = requests
+        k0 = self.successResultOf(first)
+        self.successResultOf(second)
+        e = self.failureResultOf(third, SornaError).value
+        self.assertEqual((e.code, e.error), (429, "quota-exceeded"))
+        self.assertIn("destroy one first", e.cause)
+        self.assertEqual(self.successResultOf(again)["kernel_id"], k0["kernel_id"])
+        self.successResultOf(other)
+        self.assertEqual(len(self.agent.creates()), 3)
+        self.agent.auto = True
+        self.successResultOf(self.client.destroy(k0["kernel_id"]))
+        self.successResultOf(self.client.get_or_create("u", "e2", "python3"))

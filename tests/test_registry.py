@@ -229,6 +229,43 @@ class CapacityTableTests:
         self.assertEqual([k.kernel_id for k in await self.table.kernels_of("a")], ["k1"])
 
 
+    @table_test
+    async def test_most_loaded_packs_kernels(self):
+        await self.table.heartbeat(agent("a", max_kernels=2), now=0)
+        await self.table.heartbeat(agent("b", max_kernels=2), now=0)
+        picks = [(await self.table.reserve("python3", now=0, placement="most-loaded")).agent_id
+                 for _ in range(4)]
+        self.assertEqual(picks, ["a", "a", "b", "b"])
+
+    @table_test
+    async def test_user_kernels_are_counted(self):
+        await self.table.heartbeat(agent("a", max_kernels=5), now=0)
+        await self.table.add_kernel(kernel("k1", "a", session=("u", "e1", "python3")),
+                                    reserved=False)
+        await self.table.add_kernel(kernel("k2", "a", session=("u", "e2", "python3")),
+                                    reserved=False)
+        await self.table.add_kernel(kernel("k3", "a", session=("v", "e1", "python3")),
+                                    reserved=False)
+        await self.table.add_kernel(kernel("k4", "a"), reserved=False)
+        self.assertEqual(await self.table.count_user_kernels("u"), 2)
+        self.assertEqual(await self.table.count_user_kernels("nobody"), 0)
+        await self.table.remove_kernel("k1")
+        self.assertEqual(await self.table.count_user_kernels("u"), 1)
+        await self.table.expire(now=100)
+        self.assertEqual(await self.table.count_user_kernels("u"), 0)
+
+    @table_test
+    async def test_lost_kernels_are_remembered_for_a_while(self):
+        self.assertIsNone(await self.table.lost("k1", now=0))
+        await self.table.mark_lost(["k1", "k2"], "its agent a died", now=0)
+        self.assertEqual(await self.table.lost("k2", now=10), "its agent a died")
+        await self.table.mark_lost([], "nothing", now=0)
+
+
 class MemoryCapacityTableTests(CapacityTableTests, SynchronousTestCase):
     def make_table(self, agent_timeout):
         return MemoryCapacityTable(agent_timeout)
+
+    def test_lost_entries_expire(self):
+        self.successResultOf(self.table.mark_lost(["k1"], "gone", now=0))
+        self.assertIsNone(self.successResultOf(self.table.lost("k1", now=3601)))

@@ -28,13 +28,15 @@ class Kernel:
         self.pending = None
         self.lock = defer.DeferredLock()
         self.ready = False
+        self.last_used = 0.0
 
 
 class Kernels:
     """Creates, runs and destroys kernels. Every Docker call goes through `containers`."""
 
     def __init__(self, containers, transport, clock, policy, ipc_root, max_kernels,
-                 start_timeout=30.0, max_queued=8, max_reply_size=64 << 20):
+                 start_timeout=30.0, max_queued=8, max_reply_size=64 << 20,
+                 idle_timeout=600.0):
         self.containers = containers
         self.transport = transport
         self.clock = clock
@@ -44,6 +46,7 @@ class Kernels:
         self.start_timeout = start_timeout
         self.max_queued = max_queued
         self.max_reply_size = max_reply_size
+        self.idle_timeout = idle_timeout
         self.images = {}  # lang -> (tag, labels)
         self._kernels = {}
 
@@ -90,6 +93,7 @@ class Kernels:
                 raise
             raise Failure(f"could not start a {lang} kernel: {e}")
         kernel.ready = True
+        kernel.last_used = self.clock.seconds()
         log.info("kernel {kernel} ({lang}) started in container {container}",
                  kernel=kernel_id, lang=lang, container=kernel.container_id[:12])
         return kernel
@@ -121,6 +125,20 @@ class Kernels:
         return dead
 
     @deferred
+    async def cull_idle(self):
+        """Destroy kernels nobody has used for `idle_timeout` seconds (0: never)."""
+        if not self.idle_timeout:
+            return []
+        now = self.clock.seconds()
+        idle = [k for k in self._kernels.values()
+                if k.ready and not k.lock.locked and now - k.last_used >= self.idle_timeout]
+        for kernel in idle:
+            log.info("kernel {kernel} was idle for {t:.0f} s; destroying it",
+                     kernel=kernel.kernel_id, t=now - kernel.last_used)
+            await self._remove(kernel)
+        return [k.kernel_id for k in idle]
+
+    @deferred
     async def destroy(self, kernel_id):
         kernel = self._kernels.get(kernel_id)
         if kernel is None:
@@ -146,6 +164,7 @@ class Kernels:
         if self._kernels.get(kernel.kernel_id) is not kernel:
             raise KernelNotFound(f"kernel {kernel.kernel_id} was destroyed")
         timeout = kernel.limits["exec_timeout"]
+        kernel.last_used = self.clock.seconds()
         try:
             reply = await self._request(kernel, {"action": "execute", "code": code}, timeout,
                                         what="the execution")
@@ -155,6 +174,8 @@ class Kernels:
             await self._remove(kernel)
             raise Timeout(f"the code ran longer than {timeout:g} s; the kernel was "
                           f"destroyed, create a new one", error="exec-timeout")
+        finally:
+            kernel.last_used = self.clock.seconds()
         return {name: reply.get(name, "" if name in ("stdout", "stderr") else [])
                 for name in RESULT_FIELDS}
 

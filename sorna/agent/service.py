@@ -32,9 +32,11 @@ class _DealerAsRouter:
 class AgentService(MultiService):
     def __init__(self, agent_id, manager_addr, endpoint, advertised_addr, kernels, transport,
                  clock, pool, heartbeat_interval=3.0, ipc_root=None,
-                 max_message_size=1 << 20, on_fatal=None, close_transport=False):
+                 max_message_size=1 << 20, on_fatal=None, close_transport=False,
+                 instance=None):
         super().__init__()
         self.agent_id = agent_id
+        self.instance = instance or {}  # what EC2 instance metadata said, if anything
         self.manager_addr = manager_addr
         self.endpoint = endpoint
         self.advertised_addr = advertised_addr
@@ -120,6 +122,7 @@ class AgentService(MultiService):
 
     def _reap(self):
         d = self.kernels.reap()
+        d.addCallback(lambda _: self.kernels.cull_idle())
         d.addErrback(lambda f: log.failure("could not check the kernels' containers", f))
         return d
 
@@ -129,7 +132,7 @@ class AgentService(MultiService):
         self._dealer.send([b"", encode({
             "action": "heartbeat", "agent_id": self.agent_id, "addr": self.advertised_addr,
             "max_kernels": self.kernels.max_kernels, "kernels": self.kernels.running(),
-            "langs": self.langs, "instance": {},
+            "langs": self.langs, "instance": self.instance,
             "resources": {"cpus": os.cpu_count()},
         })])
 

@@ -7,6 +7,7 @@ from twisted.internet import reactor
 from twisted.python import usage
 
 from sorna.fatal import stop_reactor_with_error
+from sorna.agent import identity
 from sorna.agent.docker import Containers, real_client_factory
 from sorna.agent.kernels import Kernels
 from sorna.agent.sandbox import SandboxPolicy
@@ -22,10 +23,17 @@ class Options(usage.Options):
         ["max-kernels", "n", 8, "Most kernels this agent runs at once.", int],
         ["port", "p", 6001, "TCP port of the ROUTER socket for front-ends.", int],
         ["listen", None, "*", "Address to bind (e.g. 127.0.0.1); * binds every interface."],
-        ["agent-id", None, None, "This agent's id (default: HOSTNAME:PORT)."],
+        ["agent-id", None, None,
+         "This agent's id (default: the EC2 instance id, else HOSTNAME:PORT)."],
         ["advertise-host", None, None,
-         "Host name or IP front-ends use to reach this agent (default: the address "
-         "this host uses to reach the manager)."],
+         "Host name or IP front-ends use to reach this agent (default: the --listen "
+         "address, else the EC2 local-ipv4, else the address this host uses to reach "
+         "the manager)."],
+        ["instance-metadata", None, "auto",
+         "EC2 instance metadata: auto (ask only when local files say EC2), off, or the "
+         "service's URL."],
+        ["instance-metadata-timeout", None, identity.DEFAULT_TIMEOUT,
+         "Seconds each instance metadata request may take.", float],
         ["heartbeat-interval", None, 3.0, "Seconds between heartbeats.", float],
         ["ipc-root", None, None, "Folder for the kernels' ipc sockets (default: a new "
                                  "temporary folder)."],
@@ -34,6 +42,8 @@ class Options(usage.Options):
         ["max-exec-timeout", None, 600.0, "Most seconds one execution may run.", float],
         ["runtime", None, None, "OCI runtime for kernels (e.g. runsc), when registered."],
         ["max-message-size", None, 1 << 20, "Largest request in bytes (larger: 413).", int],
+        ["idle-timeout", None, 600.0,
+         "Destroy a kernel unused for this many seconds (0: never).", float],
     ]
 
     def postOptions(self):
@@ -48,11 +58,18 @@ class Options(usage.Options):
             raise usage.UsageError("--max-kernels must be at least 1")
         if not 0 < self["port"] < 65536:
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
+        if self["idle-timeout"] < 0:
+            raise usage.UsageError("--idle-timeout must be 0 (never) or more seconds")
         if self["docker-threads"] < 1:
             raise usage.UsageError("--docker-threads must be at least 1")
-        if self["agent-id"] is None:
-            self["agent-id"] = f"{socket.gethostname()}:{self['port']}"
-        if not AGENT_ID_RE.match(self["agent-id"]):
+        try:
+            identity.check_setting(self["instance-metadata"])
+        except ValueError as e:
+            raise usage.UsageError(f"--instance-metadata {e}")
+        if not 0 < self["instance-metadata-timeout"] <= 30:
+            raise usage.UsageError("--instance-metadata-timeout must be in (0, 30]")
+        # without --agent-id, makeService decides it (instance metadata or HOSTNAME:PORT)
+        if self["agent-id"] is not None and not AGENT_ID_RE.match(self["agent-id"]):
             raise usage.UsageError("--agent-id may hold letters, digits and . _ : @ - "
                                    "(at most 64)")
 
@@ -70,19 +87,23 @@ def advertised_host(listen, manager_host):
         return socket.gethostname()
 
 
-def makeService(config, clock=None, transport=None, client_factory=None, pool=None):
+def makeService(config, clock=None, transport=None, client_factory=None, pool=None,
+                identify=identity.identify):
     clock = clock or reactor
     manager_host = urlsplit(config["manager-addr"]).hostname
-    host = config["advertise-host"] or advertised_host(config["listen"], manager_host)
+    # Blocking, before the reactor runs: see sorna.agent.identity.
+    me = identify(config, route_host=lambda: advertised_host("*", manager_host))
+    host = me.host
     pool = pool or WorkerPool("sorna-docker", size=config["docker-threads"])
-    containers = Containers(pool, client_factory or real_client_factory(), config["agent-id"])
+    containers = Containers(pool, client_factory or real_client_factory(), me.agent_id)
     policy = SandboxPolicy(max_memory_mb=config["max-memory-mb"],
                            max_exec_timeout=config["max-exec-timeout"],
                            runtime=config["runtime"])
     kernels = Kernels(containers, transport or ZmqTransport(), clock, policy,
-                      ipc_root=config["ipc-root"], max_kernels=config["max-kernels"])
+                      ipc_root=config["ipc-root"], max_kernels=config["max-kernels"],
+                      idle_timeout=config["idle-timeout"])
     return AgentService(
-        agent_id=config["agent-id"], manager_addr=config["manager-addr"],
+        agent_id=me.agent_id, instance=me.instance, manager_addr=config["manager-addr"],
         endpoint=f"tcp://{config['listen']}:{config['port']}",
         advertised_addr=f"tcp://{host}:{config['port']}", kernels=kernels,
         transport=kernels.transport, clock=clock, pool=pool,

@@ -8,7 +8,8 @@ from sorna.ids import new_kernel_id
 from sorna.manager.registry import AgentRecord, KernelRecord
 from sorna.proto import codes
 from sorna.proto.errors import (
-    BadRequest, Failure, Forbidden, KernelNotFound, NoCapacity, SornaError, Timeout,
+    BadRequest, Failure, Forbidden, KernelNotFound, NoCapacity, QuotaExceeded, SornaError,
+    Timeout,
 )
 from sorna.server import NO_REPLY
 
@@ -20,15 +21,19 @@ class ManagerApi:
     `commands(agent_id, message, timeout)`."""
 
     def __init__(self, table, commands, clock, heartbeat_interval,
-                 create_timeout=60.0, destroy_timeout=30.0):
+                 create_timeout=60.0, destroy_timeout=30.0, placement="least-loaded",
+                 max_kernels_per_user=0):
         self.table = table
         self.commands = commands
         self.clock = clock
         self.heartbeat_interval = heartbeat_interval
         self.create_timeout = create_timeout
         self.destroy_timeout = destroy_timeout
+        self.placement = placement
+        self.max_kernels_per_user = max_kernels_per_user
         self._creating = set()
         self._session_locks = KeyedLock()
+        self._user_locks = KeyedLock()
 
     def handlers(self):
         return {
@@ -60,6 +65,18 @@ class ManagerApi:
             kernel = await self.table.get_kernel(kernel_id)
             if kernel is not None:
                 return kernel
+        if not self.max_kernels_per_user:
+            return await self._create_kernel(session[2], limits, session)
+        return await self._user_locks.run(session[0], self._create_within_quota, session,
+                                          limits)
+
+    @deferred
+    async def _create_within_quota(self, session, limits):
+        """One user's creations are serialized (on this manager) so that the count holds."""
+        held = await self.table.count_user_kernels(session[0])
+        if held >= self.max_kernels_per_user:
+            raise QuotaExceeded(f"user {session[0]!r} already has {held} kernels, the most "
+                                f"allowed; destroy one first")
         return await self._create_kernel(session[2], limits, session)
 
     @deferred
@@ -128,6 +145,9 @@ class ManagerApi:
                 log.info("kernel {kernel} is gone from agent {agent}",
                          kernel=kernel.kernel_id, agent=agent_id)
                 await self.table.remove_kernel(kernel.kernel_id)
+                await self.table.mark_lost(
+                    [kernel.kernel_id], f"it stopped running on agent {agent_id} (it "
+                    f"crashed, was killed, or was idle too long)", now)
         for kernel_id in reported:
             if kernel_id in self._creating or await self.table.get_kernel(kernel_id):
                 continue
@@ -140,12 +160,24 @@ class ManagerApi:
     async def _get_kernel(self, kernel_id):
         kernel = await self.table.get_kernel(kernel_id)
         if kernel is None:
+            reason = await self.table.lost(kernel_id, self.clock.seconds())
+            if reason is not None:
+                raise KernelNotFound(f"kernel {kernel_id} is lost: {reason}; create a new "
+                                     f"one", error="kernel-lost")
             raise KernelNotFound(f"no kernel has id {kernel_id}")
         return kernel
 
+    @deferred
+    async def agents_died(self, dead):
+        """`dead`: {agent_id: [KernelRecord]} from the table's expiry."""
+        now = self.clock.seconds()
+        for agent_id, kernels in dead.items():
+            await self.table.mark_lost([k.kernel_id for k in kernels],
+                                       f"its agent {agent_id} stopped answering", now)
+
     async def _create_kernel(self, lang, limits, session=None):
         now = self.clock.seconds()
-        agent = await self.table.reserve(lang, now)
+        agent = await self.table.reserve(lang, now, self.placement)
         if agent is None:
             raise await self._no_room(lang, now)
         kernel_id = new_kernel_id()

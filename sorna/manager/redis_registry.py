@@ -16,7 +16,7 @@ import txredisapi
 from twisted.internet import defer, endpoints, error
 from twisted.logger import Logger
 
-from sorna.manager.registry import AgentRecord, CapacityTable, KernelRecord
+from sorna.manager.registry import LOST_TTL, AgentRecord, CapacityTable, KernelRecord
 from sorna.proto.errors import Failure, NoCapacity
 
 log = Logger(namespace="sorna.manager")
@@ -100,6 +100,7 @@ local function forget(kernel_id)
     redis.call('HINCRBY', akey, 'kernels', -1)
   end
   redis.call('SREM', prefix .. 'agent-kernels:' .. k.agent_id, kernel_id)
+  if k.user_key and k.user_key ~= '' then redis.call('SREM', k.user_key, kernel_id) end
   if k.session_key ~= '' and redis.call('GET', k.session_key) == kernel_id then
     redis.call('DEL', k.session_key)
   end
@@ -129,9 +130,18 @@ end
 return out
 """
 
-# KEYS: agents.  ARGV: prefix, lang, now, agent_timeout
+# KEYS: agents.  ARGV: prefix, lang, now, agent_timeout, placement
 _RESERVE = _LUA_COMMON + """
 local lang, now, timeout = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local pack = ARGV[5] == 'most-loaded'
+local function better(load, id, best_load, best_id)
+  if best_id == nil then return true end
+  if load ~= best_load then
+    if pack then return load > best_load end
+    return load < best_load
+  end
+  return before(id, best_id)
+end
 local best, best_load, best_key
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = prefix .. 'agent:' .. id
@@ -145,7 +155,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       end
       if serves then
         local load = (kernels + reserved) / max
-        if best == nil or load < best_load or (load == best_load and before(id, best)) then
+        if better(load, id, best_load, best) then
           best, best_load, best_key = id, load, key
         end
       end
@@ -166,10 +176,13 @@ return 1
 """
 
 # KEYS: kernel:<id>, agent:<agent>, agent-kernels:<agent>
-# ARGV: prefix, kernel_id, agent_id, lang, addr, created_at, session, session_key, reserved
+# ARGV: prefix, kernel_id, agent_id, lang, addr, created_at, session, session_key, reserved,
+#       user ('' for kernels without a session)
 _ADD_KERNEL = _LUA_COMMON + """
 local kkey, akey = KEYS[1], KEYS[2]
 local kernel_id, agent_id, session_key = ARGV[2], ARGV[3], ARGV[8]
+local user_key = ''
+if ARGV[10] ~= '' then user_key = prefix .. 'user-kernels:' .. redis.sha1hex(ARGV[10]) end
 local old = fields(redis.call('HGETALL', kkey))
 if redis.call('EXISTS', akey) == 1 then
   if ARGV[9] == '1' and tonumber(redis.call('HGET', akey, 'reserved') or '0') > 0 then
@@ -186,11 +199,15 @@ if old.agent_id ~= nil then
       and redis.call('GET', old.session_key) == kernel_id then
     redis.call('DEL', old.session_key)
   end
+  if old.user_key and old.user_key ~= '' and old.user_key ~= user_key then
+    redis.call('SREM', old.user_key, kernel_id)
+  end
 end
 redis.call('HSET', kkey, 'kernel_id', kernel_id, 'agent_id', agent_id, 'lang', ARGV[4],
            'addr', ARGV[5], 'created_at', ARGV[6], 'session', ARGV[7],
-           'session_key', session_key)
+           'session_key', session_key, 'user_key', user_key)
 redis.call('SADD', KEYS[3], kernel_id)
+if user_key ~= '' then redis.call('SADD', user_key, kernel_id) end
 if session_key ~= '' then redis.call('SET', session_key, kernel_id) end
 return 1
 """
@@ -231,6 +248,15 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return dead
+"""
+
+
+# ARGV: prefix, reason, ttl, kernel ids...
+_MARK_LOST = """
+for i = 4, #ARGV do
+  redis.call('SET', ARGV[1] .. 'lost:' .. ARGV[i], ARGV[2], 'EX', ARGV[3])
+end
+return 1
 """
 
 
@@ -351,9 +377,9 @@ class RedisCapacityTable(CapacityTable):
         return d.addCallback(lambda rows: {
             agent_id.decode(): _kernels(flats) for agent_id, flats in sorted(rows)})
 
-    def reserve(self, lang, now):
+    def reserve(self, lang, now, placement="least-loaded"):
         d = self._eval("reserve", _RESERVE, [self._key("agents")],
-                       [lang, _num(now), _num(self.agent_timeout)])
+                       [lang, _num(now), _num(self.agent_timeout), placement])
         return d.addCallback(lambda flat: _agent(flat) if flat else None)
 
     def release(self, agent_id):
@@ -372,7 +398,8 @@ class RedisCapacityTable(CapacityTable):
                         self._key("agent-kernels:", kernel.agent_id)],
                        [kernel.kernel_id, kernel.agent_id, kernel.lang, kernel.addr,
                         _num(kernel.created_at), session, session_key,
-                        "1" if reserved else "0"])
+                        "1" if reserved else "0",
+                        kernel.session[0] if kernel.session is not None else ""])
         return d.addCallback(lambda _: kernel)
 
     def get_kernel(self, kernel_id):
@@ -394,6 +421,25 @@ class RedisCapacityTable(CapacityTable):
         key = self._key("session:", session_key_part(tuple(session)))
         d = self._call("find_session", lambda redis: redis.execute_command("GET", key))
         return d.addCallback(lambda kernel_id: kernel_id.decode() if kernel_id else None)
+
+
+    def count_user_kernels(self, user_id):
+        key = self._key("user-kernels:", hashlib.sha1(user_id.encode()).hexdigest())
+        d = self._call("count_user_kernels",
+                       lambda redis: redis.execute_command("SCARD", key))
+        return d.addCallback(int)
+
+    def mark_lost(self, kernel_ids, reason, now):
+        if not kernel_ids:
+            return defer.succeed(None)
+        d = self._eval("mark_lost", _MARK_LOST, [],
+                       [reason, str(int(LOST_TTL)), *kernel_ids])
+        return d.addCallback(lambda _: None)
+
+    def lost(self, kernel_id, now):
+        key = self._key("lost:", kernel_id)
+        d = self._call("lost", lambda redis: redis.execute_command("GET", key))
+        return d.addCallback(lambda reason: reason.decode() if reason else None)
 
 
 def _global_reactor():

@@ -43,6 +43,17 @@ class KernelRecord:
         return asdict(self)
 
 
+PLACEMENTS = ("least-loaded", "most-loaded")
+
+# How long the table remembers why a kernel was lost, so that its id answers
+# "kernel lost" rather than a bare "no such kernel".
+LOST_TTL = 3600.0
+
+
+def load(agent):
+    return (agent.kernels + agent.reserved) / agent.max_kernels
+
+
 class CapacityTable:
     """Interface. `now` is always passed in, from the manager's injected clock."""
 
@@ -66,8 +77,10 @@ class CapacityTable:
         """Drop agents silent for longer than the timeout; return their ids and kernels."""
         raise NotImplementedError
 
-    def reserve(self, lang, now):
-        """Atomically take one slot on the least-loaded live agent serving `lang`.
+    def reserve(self, lang, now, placement="least-loaded"):
+        """Atomically take one slot on a live agent serving `lang` with room: the least
+        loaded one (spreading kernels), or with "most-loaded" the fullest one (packing
+        them onto few hosts). Ties go to the lowest agent id.
 
         Returns the AgentRecord, or None when no live agent with that language has room.
         """
@@ -95,6 +108,18 @@ class CapacityTable:
         """The kernel id bound to a (user_id, entry_id, lang) session, or None."""
         raise NotImplementedError
 
+    def count_user_kernels(self, user_id):
+        """How many session kernels `user_id` holds (for the per-user quota)."""
+        raise NotImplementedError
+
+    def mark_lost(self, kernel_ids, reason, now):
+        """Remember, for LOST_TTL seconds, why these kernels are gone."""
+        raise NotImplementedError
+
+    def lost(self, kernel_id, now):
+        """Why a kernel was lost, or None."""
+        raise NotImplementedError
+
 
 class MemoryCapacityTable(CapacityTable):
     def __init__(self, agent_timeout):
@@ -102,6 +127,7 @@ class MemoryCapacityTable(CapacityTable):
         self._agents = {}
         self._kernels = {}
         self._sessions = {}
+        self._lost = {}
 
     def start(self):
         return defer.succeed(None)
@@ -135,13 +161,13 @@ class MemoryCapacityTable(CapacityTable):
                 dead[agent_id] = kernels
         return defer.succeed(dead)
 
-    def reserve(self, lang, now):
+    def reserve(self, lang, now, placement="least-loaded"):
         candidates = [a for a in self._agents.values()
                       if self._alive(a, now) and lang in a.langs and a.free > 0]
         if not candidates:
             return defer.succeed(None)
-        best = min(candidates, key=lambda a: ((a.kernels + a.reserved) / a.max_kernels,
-                                              a.agent_id))
+        sign = -1 if placement == "most-loaded" else 1
+        best = min(candidates, key=lambda a: (sign * load(a), a.agent_id))
         best.reserved += 1
         return defer.succeed(best)
 
@@ -185,3 +211,19 @@ class MemoryCapacityTable(CapacityTable):
 
     def find_session(self, session):
         return defer.succeed(self._sessions.get(tuple(session)))
+
+    def count_user_kernels(self, user_id):
+        return defer.succeed(sum(1 for k in self._kernels.values()
+                                 if k.session is not None and k.session[0] == user_id))
+
+    def mark_lost(self, kernel_ids, reason, now):
+        for kernel_id in kernel_ids:
+            self._lost[kernel_id] = (reason, now + LOST_TTL)
+        for kernel_id, (_, until) in list(self._lost.items()):
+            if until <= now:
+                del self._lost[kernel_id]
+        return defer.succeed(None)
+
+    def lost(self, kernel_id, now):
+        reason, until = self._lost.get(kernel_id, (None, 0))
+        return defer.succeed(reason if until > now else None)

@@ -17,7 +17,8 @@ log = Logger(namespace="sorna.manager")
 class ManagerService(MultiService):
     def __init__(self, endpoint, table, transport, clock, heartbeat_interval=3.0,
                  max_message_size=1 << 20, create_timeout=60.0, close_transport=False,
-                 on_fatal=None):
+                 on_fatal=None, **policy):
+        """`policy`: `placement` and `max_kernels_per_user`, for ManagerApi."""
         super().__init__()
         self.endpoint = endpoint
         self.table = table
@@ -26,7 +27,7 @@ class ManagerService(MultiService):
         self.heartbeat_interval = heartbeat_interval
         self.pending = PendingRequests(clock)
         self.api = ManagerApi(table, self.send_command, clock, heartbeat_interval,
-                              create_timeout=create_timeout)
+                              create_timeout=create_timeout, **policy)
         self.server = RequestServer("manager", actions.MANAGER, actions.MANAGER_LEGACY,
                                     self.api.handlers(), on_reply=self._on_agent_reply,
                                     max_size=max_message_size)
@@ -107,3 +108,7 @@ class ManagerService(MultiService):
             log.warn("agent {agent} missed its heartbeats and is considered dead "
                      "({n} kernels lost)", agent=agent_id, n=len(kernels))
             self.pending.fail_all(Failure(f"agent {agent_id} is dead"), peer=agent_id.encode())
+        try:
+            yield self.api.agents_died(dead)
+        except SornaError as e:
+            log.warn("could not record the lost kernels: {cause}", cause=e.cause)

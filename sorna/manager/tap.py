@@ -7,7 +7,7 @@ from twisted.python import usage
 
 from sorna.fatal import stop_reactor_with_error
 from sorna.manager.redis_registry import RedisCapacityTable, parse_redis_url
-from sorna.manager.registry import MemoryCapacityTable
+from sorna.manager.registry import PLACEMENTS, MemoryCapacityTable
 from sorna.manager.service import ManagerService
 from sorna.transport import ZmqTransport
 
@@ -24,6 +24,12 @@ class Options(usage.Options):
          "Keep the capacity table in Redis (redis://HOST:6379/0) instead of in memory. "
          "Without it, REDIS_PORT_6379_TCP_ADDR/_PORT are used when set."],
         ["redis-prefix", None, "sorna:", "Prefix of every Redis key of this cluster."],
+        ["placement", None, "least-loaded",
+         "Where new kernels go: least-loaded (spread over agents) or most-loaded (pack "
+         "agents one after the other)."],
+        ["max-kernels-per-user", None, 0,
+         "Most kernels one user_id may hold through get_or_create (0: no limit); more "
+         "get 429.", int],
     ]
 
     def __init__(self, environ=None):
@@ -35,6 +41,10 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
         if self["heartbeat-interval"] <= 0:
             raise usage.UsageError("--heartbeat-interval must be positive")
+        if self["placement"] not in PLACEMENTS:
+            raise usage.UsageError(f"--placement must be one of {', '.join(PLACEMENTS)}")
+        if self["max-kernels-per-user"] < 0:
+            raise usage.UsageError("--max-kernels-per-user must be 0 (no limit) or more")
         if self["max-message-size"] < 1024:
             raise usage.UsageError("--max-message-size must be at least 1024 bytes")
         host = self.environ.get("REDIS_PORT_6379_TCP_ADDR")
@@ -70,4 +80,6 @@ def makeService(config, clock=None, transport=None):
         create_timeout=config["create-timeout"],
         close_transport=transport is None,
         on_fatal=lambda error: stop_reactor_with_error(reactor),
+        placement=config["placement"],
+        max_kernels_per_user=config["max-kernels-per-user"],
     )

@@ -8,6 +8,7 @@ from sorna.proto.errors import (
     Forbidden,
     KernelNotFound,
     NoCapacity,
+    QuotaExceeded,
     SornaError,
     Timeout,
     TooLarge,
@@ -16,5 +17,5 @@ from sorna.proto.errors import (
 __all__ = [
     "JSON", "MSGPACK", "decode", "encode",
     "SornaError", "BadRequest", "Forbidden", "KernelNotFound", "Busy", "TooLarge",
-    "Failure", "NoCapacity", "Timeout",
+    "Failure", "NoCapacity", "QuotaExceeded", "Timeout",
 ]

@@ -58,6 +58,11 @@ class TooLarge(SornaError):
     error = "too-large"
 
 
+class QuotaExceeded(SornaError):
+    code = codes.QUOTA
+    error = "quota-exceeded"
+
+
 class Failure(SornaError):
     code = codes.FAILURE
     error = "failure"
@@ -73,4 +78,5 @@ class Timeout(SornaError):
     error = "timeout"
 
 
-_ALL = (BadRequest, Forbidden, KernelNotFound, Busy, TooLarge, Failure, NoCapacity, Timeout)
+_ALL = (BadRequest, Forbidden, KernelNotFound, Busy, TooLarge, QuotaExceeded, Failure,
+        NoCapacity, Timeout)
