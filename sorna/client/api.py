@@ -1,11 +1,13 @@
 """The Twisted client, on the same transport interface as the servers (txzmq by default)."""
 
-from twisted.internet import defer
+from twisted.internet import defer, task
+from twisted.python.failure import Failure
 
-from sorna.client.calls import ClientCalls
+from sorna.client.calls import WATCH_INTERVAL, Attempts, ClientCalls
+from sorna.defer import deferred
 from sorna.pending import PendingRequests
 from sorna.proto.codec import decode, encode
-from sorna.proto.errors import SornaError
+from sorna.proto.errors import KernelNotFound, SornaError
 from sorna.transport import ZmqTransport
 
 
@@ -13,20 +15,25 @@ class SornaClient(ClientCalls):
     """Every method returns a Deferred. Call `close()` when done.
 
     `transport` defaults to real ZMQ sockets (opened on first use); tests pass a
-    `sorna.testing.transport.FakeNetwork`, and `clock` an `IReactorTime`.
+    `sorna.testing.transport.FakeNetwork`, and `clock` an `IReactorTime`. `timeout` is the
+    deadline of one call, retries included; `attempt_timeout` bounds each try of an
+    idempotent request.
     """
 
     def __init__(self, manager_addr, transport=None, clock=None, timeout=30.0,
-                 execute_timeout=660.0):
+                 execute_timeout=660.0, attempt_timeout=5.0, watch_interval=WATCH_INTERVAL):
         super().__init__(manager_addr)
         if clock is None:
             from twisted.internet import reactor as clock
+        self._clock = clock
         self._transport = transport
         self._owns_transport = transport is None
         self._pending = PendingRequests(clock)
         self._sockets = {}
         self.timeout = timeout
         self.execute_timeout = execute_timeout
+        self.attempt_timeout = attempt_timeout
+        self.watch_interval = watch_interval
 
     def _socket(self, addr):
         sock = self._sockets.get(addr)
@@ -43,11 +50,64 @@ class SornaClient(ClientCalls):
             return
         self._pending.resolve(message)
 
-    def _call(self, addr, message):
+    def _attempt(self, addr, message, timeout):
         sock = self._socket(addr)
-        timeout = self.execute_timeout if message["action"] == "execute" else self.timeout
         return self._pending.send(lambda m: sock.send([b"", encode(m)]), message, timeout,
                                   what=f"{message['action']} at {addr}")
+
+    @deferred
+    async def _call(self, addr, message):
+        if message["action"] == "execute":
+            return await self._execute_watching(addr, message)
+        attempts = Attempts(message["action"], self._clock.seconds(), self.timeout,
+                            self.attempt_timeout)
+        while True:
+            try:
+                return await self._attempt(addr, message,
+                                           attempts.next_timeout(self._clock.seconds()))
+            except SornaError as e:
+                if attempts.already_done(e):
+                    return {"reply": 200, "kernel_id": message.get("kernel_id")}
+                pause = attempts.pause_after(e, self._clock.seconds())
+            await task.deferLater(self._clock, pause)
+
+    async def _execute_watching(self, addr, message):
+        """Run the execution; meanwhile ask the manager whether the kernel still exists."""
+        lost = defer.Deferred()
+
+        def check():
+            d = self._attempt(self.manager_addr, {"action": "kernel_info",
+                                                  "kernel_id": message["kernel_id"]},
+                              min(self.attempt_timeout, self.watch_interval))
+
+            def gone(failure):
+                failure.trap(KernelNotFound)
+                if not lost.called:
+                    lost.errback(failure)
+
+            return d.addCallbacks(lambda _: None, gone).addErrback(lambda _: None)
+
+        done = defer.Deferred()
+
+        def settle(outcome):
+            if not done.called:
+                if isinstance(outcome, Failure):
+                    done.errback(outcome)
+                else:
+                    done.callback(outcome)
+
+        execution = self._attempt(addr, message, self.execute_timeout)
+        execution.addBoth(settle)
+        lost.addErrback(settle)
+        watch = task.LoopingCall(check)
+        watch.clock = self._clock
+        watch.start(self.watch_interval, now=False)
+        try:
+            return await done
+        finally:
+            watch.stop()
+            if not execution.called:
+                execution.cancel()
 
     def _then(self, result, fn):
         return defer.maybeDeferred(lambda: result).addCallback(fn)

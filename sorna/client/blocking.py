@@ -5,18 +5,25 @@ import time
 
 import zmq
 
-from sorna.client.calls import ClientCalls, check_reply
+from sorna.client.calls import WATCH_INTERVAL, Attempts, ClientCalls, check_reply
 from sorna.proto.codec import decode, encode
-from sorna.proto.errors import SornaError, Timeout
+from sorna.proto.errors import KernelNotFound, SornaError, Timeout
 
 
 class BlockingClient(ClientCalls):
-    """Same methods as SornaClient, returning values. Use as a context manager."""
+    """Same methods as SornaClient, returning values. Use as a context manager.
 
-    def __init__(self, manager_addr, timeout=30.0, execute_timeout=660.0):
+    `timeout` is the deadline of one call, retries included; `attempt_timeout` bounds
+    each try of an idempotent request.
+    """
+
+    def __init__(self, manager_addr, timeout=30.0, execute_timeout=660.0,
+                 attempt_timeout=5.0, watch_interval=WATCH_INTERVAL):
         super().__init__(manager_addr)
         self.timeout = timeout
         self.execute_timeout = execute_timeout
+        self.attempt_timeout = attempt_timeout
+        self.watch_interval = watch_interval
         self._context = None
         self._sockets = {}
         self._ids = itertools.count(1)
@@ -33,16 +40,48 @@ class BlockingClient(ClientCalls):
         return sock
 
     def _call(self, addr, message):
+        if message["action"] == "execute":
+            return self._attempt(addr, message, self.execute_timeout,
+                                 watch=lambda: self._check_kernel(message["kernel_id"]))
+        attempts = Attempts(message["action"], time.monotonic(), self.timeout,
+                            self.attempt_timeout)
+        while True:
+            try:
+                return self._attempt(addr, message, attempts.next_timeout(time.monotonic()))
+            except SornaError as e:
+                if attempts.already_done(e):
+                    return {"reply": 200, "kernel_id": message.get("kernel_id")}
+                time.sleep(attempts.pause_after(e, time.monotonic()))
+
+    def _check_kernel(self, kernel_id):
+        """Raise KernelNotFound when the manager says the kernel is gone."""
+        try:
+            self._attempt(self.manager_addr, {"action": "kernel_info", "kernel_id": kernel_id},
+                          min(self.attempt_timeout, self.watch_interval))
+        except KernelNotFound:
+            raise
+        except SornaError:
+            pass  # the manager being slow is no reason to give up on the kernel
+
+    def _attempt(self, addr, message, timeout, watch=None):
         sock = self._socket(addr)
         req_id = next(self._ids)
         sock.send_multipart([b"", encode(dict(message, id=req_id))])
-        timeout = self.execute_timeout if message["action"] == "execute" else self.timeout
         deadline = time.monotonic() + timeout
+        next_watch = time.monotonic() + self.watch_interval
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sock.poll(left * 1000):
+            now = time.monotonic()
+            if watch is not None and now >= next_watch:
+                watch()
+                next_watch = time.monotonic() + self.watch_interval
+            left = deadline - now
+            if watch is not None:
+                left = min(left, max(next_watch - now, 0))
+            if left <= 0 and now >= deadline:
                 raise Timeout(f"{message['action']} at {addr} got no reply within "
                               f"{timeout:g} s; is the server running there?")
+            if not sock.poll(max(left, 0) * 1000):
+                continue
             frames = sock.recv_multipart()
             try:
                 reply, _ = decode(frames[-1], max_size=1 << 30)

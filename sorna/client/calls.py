@@ -1,14 +1,59 @@
-"""What every Sorna client can ask, written once; subclasses only move the bytes.
+"""What every Sorna client can ask, and when to ask again, written once; subclasses only
+move the bytes.
 
 A subclass implements `_call(addr, message)` (returning a reply map, or a Deferred of one)
 and `_then(result, fn)` (apply `fn` now, or when the Deferred fires). Error replies are
-raised as `SornaError`s by the subclass's `_call`.
+raised as `SornaError`s by the subclass's `_call`, which follows `Attempts` for retries.
 """
 
 from sorna.proto import codes
-from sorna.proto.errors import SornaError
+from sorna.proto.errors import KernelNotFound, SornaError, Timeout
 
 DEFAULT_MANAGER_ADDR = "tcp://127.0.0.1:5001"
+
+# Requests that may be sent again without changing the outcome. `create` and `execute`
+# are not: a lost reply does not mean that nothing happened.
+IDEMPOTENT = frozenset({"ping", "get_or_create", "kernel_info", "status", "destroy"})
+
+# While an execution runs, the client asks the manager this often whether the kernel
+# still exists, so that a dead agent ends the wait with "kernel lost".
+WATCH_INTERVAL = 5.0
+
+
+class Attempts:
+    """The retry schedule of one call: an idempotent request is sent again, after a
+    growing pause, when it timed out or the manager's state was unavailable (503), until
+    the call's deadline; then the caller gets a Timeout that says so."""
+
+    def __init__(self, action, now, timeout, attempt_timeout):
+        self.action = action
+        self.retry = action in IDEMPOTENT
+        self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
+        self.deadline = now + timeout
+        self.delay = 0.1
+        self.count = 0
+
+    def next_timeout(self, now):
+        self.count += 1
+        left = max(self.deadline - now, 0.001)
+        return min(self.attempt_timeout, left) if self.retry else left
+
+    def pause_after(self, error, now):
+        """Seconds to wait before trying again, or raise the error that ends the call."""
+        retriable = isinstance(error, Timeout) or (
+            error.code == codes.NO_CAPACITY and error.error == "state-unavailable")
+        if not (self.retry and retriable):
+            raise error
+        if now + self.delay >= self.deadline:
+            raise Timeout(f"{self.action} failed {self.count} times in {self.timeout:g} s; "
+                          f"the last time: {error.cause}")
+        delay, self.delay = self.delay, min(self.delay * 2, 2.0)
+        return delay
+
+    def already_done(self, error):
+        """A destroy whose earlier attempt went unanswered may find the kernel gone."""
+        return self.action == "destroy" and self.count > 1 and isinstance(error, KernelNotFound)
 
 
 class ClientCalls:
