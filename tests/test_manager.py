@@ -296,3 +296,34 @@ class QuotaManagerTests(SynchronousTestCase):
         self.agent.auto = True
         self.successResultOf(self.client.destroy(k0["kernel_id"]))
         self.successResultOf(self.client.get_or_create("u", "e2", "python3"))
+
+
+class RestartedManagerTests(SynchronousTestCase):
+    """A manager that starts on a table it shares with its predecessor (Redis)."""
+
+    def test_agents_get_three_intervals_to_be_heard_before_they_are_judged(self):
+        from sorna.manager.registry import AgentRecord, KernelRecord, MemoryCapacityTable
+        from sorna.manager.service import ManagerService
+        clock = task.Clock()
+        clock.advance(1000)  # the old manager heard the agent at 0: long ago
+        table = MemoryCapacityTable(agent_timeout=9)
+        self.successResultOf(table.heartbeat(AgentRecord("a1", "tcp://a1:6001", 2,
+                                                         ["python3"], 0), 0))
+        self.successResultOf(table.add_kernel(KernelRecord(
+            "K" * 22, "a1", "python3", "tcp://a1:6001", 0, ("u", "e", "python3")),
+            reserved=False))
+        network = FakeNetwork()
+        manager = ManagerService(MANAGER, table, network, clock)
+        manager.startService()
+        self.addCleanup(lambda: self.successResultOf(manager.stopService()))
+        clock.pump([0.5] * 4)
+        agent = FakeAgent(network, "a1", max_kernels=2)
+        agent.kernels = {"K" * 22: "python3"}
+        for _ in range(10):
+            agent.heartbeat()
+            clock.pump([0.5] * 6)
+        client = SornaClient(MANAGER, transport=network, clock=clock)
+        self.addCleanup(client.close)
+        kernel = self.successResultOf(client.get_or_create("u", "e", "python3"))
+        self.assertEqual(kernel["kernel_id"], "K" * 22)
+        self.assertEqual(agent.commands, [])  # nothing destroyed as an orphan

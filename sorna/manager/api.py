@@ -32,6 +32,7 @@ class ManagerApi:
         self.placement = placement
         self.max_kernels_per_user = max_kernels_per_user
         self._creating = set()
+        self._destroying = set()  # orphans whose destroy_kernel is on its way
         self._session_locks = KeyedLock()
         self._user_locks = KeyedLock()
 
@@ -149,13 +150,16 @@ class ManagerApi:
                     [kernel.kernel_id], f"it stopped running on agent {agent_id} (it "
                     f"crashed, was killed, or was idle too long)", now)
         for kernel_id in reported:
-            if kernel_id in self._creating or await self.table.get_kernel(kernel_id):
+            if (kernel_id in self._creating or kernel_id in self._destroying
+                    or await self.table.get_kernel(kernel_id)):
                 continue
             log.info("destroying orphan kernel {kernel} on agent {agent}",
                      kernel=kernel_id, agent=agent_id)
+            self._destroying.add(kernel_id)
             d = self.commands(agent_id, {"action": "destroy_kernel", "kernel_id": kernel_id},
                               self.destroy_timeout)
-            d.addErrback(lambda f: None)  # the next heartbeat tries again
+            d.addErrback(lambda f: None)  # a later heartbeat tries again
+            d.addBoth(lambda _, k=kernel_id: self._destroying.discard(k))
 
     async def _get_kernel(self, kernel_id):
         kernel = await self.table.get_kernel(kernel_id)

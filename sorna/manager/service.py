@@ -61,6 +61,7 @@ class ManagerService(MultiService):
                 self.on_fatal(e)
             return
         self.server.socket = self._socket
+        self._listening_since = self.clock.seconds()
         self._expiry = task.LoopingCall(self._expire)
         self._expiry.clock = self.clock
         # Checking twice an interval finds a dead agent soon after its third missed beat.
@@ -99,6 +100,10 @@ class ManagerService(MultiService):
 
     @defer.inlineCallbacks
     def _expire(self):
+        if self.clock.seconds() < self._listening_since + 3 * self.heartbeat_interval:
+            # A manager that was down (a restart) has heard no heartbeat yet: judging the
+            # agents it finds in Redis now would declare them all dead. Give them time.
+            return
         try:
             dead = yield self.table.expire(self.clock.seconds())
         except SornaError as e:  # Redis away for a while: try again next time
