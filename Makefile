@@ -11,8 +11,8 @@ help:
 	@echo "make bench  run the benchmarks"
 
 install:
-	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, docker" 2>/dev/null || \
-	  $(PIP) install --config-settings editable_mode=compat -e .
+	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, docker, moto" 2>/dev/null || \
+	  $(PIP) install --config-settings editable_mode=compat -e ".[test]"
 
 images: install
 	sorna images build $(LANGS)

@@ -16,5 +16,7 @@ setup(
         "docker>=6.0",
         "boto3>=1.20",
     ],
+    # The tests start an S3-compatible server (moto's server mode) to export files to.
+    extras_require={"test": ["moto[server]>=4"]},
     entry_points={"console_scripts": ["sorna = sorna.client.cli:main"]},
 )

@@ -187,21 +187,22 @@ def check_setting(value):
 def instance_info(setting, timeout=DEFAULT_TIMEOUT, evidence=ec2_evidence,
                   fetch=fetch_instance_info):
     """What the metadata service says about this machine ({} when not asked or when it
-    failed), and a sentence for the log saying where the answer came from."""
+    failed), a sentence for the log saying where that came from, and whether the service
+    was asked and failed."""
     if setting == "off":
-        return {}, "instance metadata: off"
+        return {}, "instance metadata: off", False
     if setting == "auto":
         found = evidence()
         if not found:
-            return {}, "instance metadata: not asked, this is not an EC2 instance"
+            return {}, "instance metadata: not asked, this is not an EC2 instance", False
         url, why = METADATA_URL, f"{found} says EC2"
     else:
         url, why = setting, "--instance-metadata"
     try:
         info = fetch(url, timeout)
     except MetadataError as e:
-        return {}, f"instance metadata from {url} ({why}) unavailable: {e}"
-    return info, f"instance metadata from {url}: {info['id']} ({info.get('type')})"
+        return {}, f"instance metadata from {url} ({why}) unavailable: {e}", True
+    return info, f"instance metadata from {url}: {info['id']} ({info.get('type')})", False
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def identify(config, route_host, hostname=None, evidence=ec2_evidence,
     """The agent's Identity from its parsed options; logs one line saying what the
     instance metadata contributed (or why it did not)."""
     explicit = config["agent-id"]
-    info, how = instance_info(config["instance-metadata"],
+    info, how, failed = instance_info(config["instance-metadata"],
                               config["instance-metadata-timeout"], evidence, fetch)
     chosen = choose(explicit, config["port"], info, config["advertise-host"],
                     config["listen"], route_host, hostname or socket.gethostname())
@@ -240,6 +241,7 @@ def identify(config, route_host, hostname=None, evidence=ec2_evidence,
                          f". _ : @ - (at most 64): choose one with --agent-id")
     source = ("--agent-id" if explicit else "the instance id" if info.get("id")
               else "HOSTNAME:PORT")
-    log.info("{how}; agent id {agent} ({source})", how=how, agent=chosen.agent_id,
-             source=source)
+    emit = log.warn if failed else log.info
+    emit("{how}; agent id {agent} ({source})", how=how, agent=chosen.agent_id,
+         source=source)
     return chosen

@@ -32,8 +32,10 @@ class _DealerAsRouter:
 class AgentService(MultiService):
     def __init__(self, agent_id, manager_addr, endpoint, advertised_addr, kernels, transport,
                  clock, pool, heartbeat_interval=3.0, ipc_root=None,
-                 max_message_size=1 << 20, on_fatal=None, close_transport=False,
-                 instance=None):
+                 max_message_size=17 << 20, on_fatal=None, close_transport=False,
+                 instance=None, match_pool=None, extra_pools=()):
+        """`match_pool` grades `match` patterns; `extra_pools` (S3 uploads) start and stop
+        with the agent, like the Docker `pool`."""
         super().__init__()
         self.agent_id = agent_id
         self.instance = instance or {}  # what EC2 instance metadata said, if anything
@@ -48,7 +50,9 @@ class AgentService(MultiService):
         self.ipc_root = ipc_root
         self.on_fatal = on_fatal
         self.close_transport = close_transport
-        self.api = AgentApi(kernels)
+        self.match_pool = match_pool
+        self.pools = [pool] + ([match_pool] if match_pool else []) + list(extra_pools)
+        self.api = AgentApi(kernels, match_pool)
         self.frontend = RequestServer("agent", actions.AGENT, actions.AGENT_LEGACY,
                                       self._guard(self.api.frontend_handlers()),
                                       max_size=max_message_size)
@@ -75,7 +79,8 @@ class AgentService(MultiService):
 
     def startService(self):
         super().startService()
-        self.pool.start()
+        for pool in self.pools:
+            pool.start()
         self._starting = self._start()
         self._starting.addErrback(self._fatal)
         return self._starting
@@ -153,7 +158,8 @@ class AgentService(MultiService):
         self._router = self._dealer = None
         if self._owns_ipc_root and self.ipc_root:
             await self.pool.run(shutil.rmtree, self.ipc_root, True)
-        self.pool.stop()
+        for pool in self.pools:
+            pool.stop()
         if self.close_transport:
             self.transport.close()
         await super().stopService()

@@ -10,6 +10,7 @@ from sorna.fatal import stop_reactor_with_error
 from sorna.agent import identity
 from sorna.agent.docker import Containers, real_client_factory
 from sorna.agent.kernels import Kernels
+from sorna.agent.s3 import S3Exporter
 from sorna.agent.sandbox import SandboxPolicy
 from sorna.agent.service import AgentService
 from sorna.proto.schema import AGENT_ID_RE
@@ -41,7 +42,12 @@ class Options(usage.Options):
         ["max-memory-mb", None, 1024, "Most memory a kernel may get.", int],
         ["max-exec-timeout", None, 600.0, "Most seconds one execution may run.", float],
         ["runtime", None, None, "OCI runtime for kernels (e.g. runsc), when registered."],
-        ["max-message-size", None, 1 << 20, "Largest request in bytes (larger: 413).", int],
+        ["max-message-size", None, 17 << 20,
+         "Largest request in bytes (larger: 413); uploads need room for their file.", int],
+        ["s3-bucket", None, None,
+         "Export the files each execution creates or changes to this S3 bucket (credentials "
+         "and region from the standard AWS variables)."],
+        ["s3-endpoint", None, None, "S3 endpoint URL, for S3-compatible services."],
         ["idle-timeout", None, 600.0,
          "Destroy a kernel unused for this many seconds (0: never).", float],
     ]
@@ -99,9 +105,15 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
     policy = SandboxPolicy(max_memory_mb=config["max-memory-mb"],
                            max_exec_timeout=config["max-exec-timeout"],
                            runtime=config["runtime"])
+    exporter = None
+    extra_pools = []
+    if config["s3-bucket"]:
+        s3_pool = WorkerPool("sorna-s3", size=2, inline=pool.inline)
+        extra_pools.append(s3_pool)
+        exporter = S3Exporter(config["s3-bucket"], s3_pool, endpoint_url=config["s3-endpoint"])
     kernels = Kernels(containers, transport or ZmqTransport(), clock, policy,
                       ipc_root=config["ipc-root"], max_kernels=config["max-kernels"],
-                      idle_timeout=config["idle-timeout"])
+                      idle_timeout=config["idle-timeout"], exporter=exporter)
     return AgentService(
         agent_id=me.agent_id, instance=me.instance, manager_addr=config["manager-addr"],
         endpoint=f"tcp://{config['listen']}:{config['port']}",
@@ -109,5 +121,7 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
         transport=kernels.transport, clock=clock, pool=pool,
         heartbeat_interval=config["heartbeat-interval"], ipc_root=config["ipc-root"],
         max_message_size=config["max-message-size"],
+        match_pool=WorkerPool("sorna-match", size=1, inline=pool.inline),
+        extra_pools=extra_pools,
         on_fatal=lambda error: stop_reactor_with_error(reactor),
         close_transport=transport is None)
