@@ -66,6 +66,7 @@ class TwistdProcess:
         self.env = dict(os.environ, **(env or {}))
         self.process = None
         self.returncode = None
+        self._run_start = 0  # where the current run's part of the log begins
 
     def plugin_args(self):
         raise NotImplementedError
@@ -78,6 +79,7 @@ class TwistdProcess:
         """Start and wait for the readiness line; return self."""
         if self.process is not None:
             raise ProcessError(f"{self.name} was already started")
+        self._run_start = len(self.log())
         self._log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             self.command(), cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
@@ -90,13 +92,14 @@ class TwistdProcess:
         return self
 
     def wait_for_log(self, pattern, timeout, what=None):
-        """Wait until the log matches `pattern` (regex or str); return the match."""
+        """Wait until the current run's log matches `pattern` (regex or str); return the
+        match."""
         if isinstance(pattern, str):
             pattern = re.compile(re.escape(pattern))
         what = what or f"a log line matching {pattern.pattern!r}"
         deadline = time.monotonic() + timeout
         while True:
-            match = pattern.search(self.log())
+            match = pattern.search(self.run_log())
             if match:
                 return match
             code = self.process.poll()
@@ -155,13 +158,26 @@ class TwistdProcess:
         if self.returncode == 0:
             return True
         return (self.returncode == -signal.SIGTERM
-                and "Server Shut Down." in self.log())
+                and "Server Shut Down." in self.run_log())
 
     def kill(self):
         """SIGKILL, as a crash would; return the exit status."""
         if self.alive():
             self.process.kill()
         return self.stop()
+
+    def restart(self, timeout=30.0):
+        """Start again with the same options, port and folder, once the process has ended
+        (stopped, killed or crashed); wait for the readiness line of the new run. The log
+        goes on in the same file: `run_log()` is the new run's part. Return self."""
+        if self.alive():
+            raise ProcessError(f"{self.name} (pid {self.pid}) is still running; stop or "
+                               f"kill it first")
+        if self.process is not None:
+            self.stop()  # reaps it and closes the log file
+        self.process = None
+        self.returncode = None
+        return self.start(timeout)
 
     def remove_workdir(self):
         if self._own_workdir:
@@ -174,6 +190,10 @@ class TwistdProcess:
                 return f.read()
         except FileNotFoundError:
             return ""
+
+    def run_log(self):
+        """The part of the log written since the latest `start` (or `restart`)."""
+        return self.log()[self._run_start:]
 
     def log_tail(self, lines=40):
         return "\n".join(self.log().splitlines()[-lines:])
@@ -206,19 +226,23 @@ class ManagerProcess(TwistdProcess):
 
 class AgentProcess(TwistdProcess):
     """The agent's ipc root is a `sorna-ipc-*` folder under `self.tmpdir` (its TMPDIR), so
-    that a test can see it disappear."""
+    that a test can see it disappear. `listen` is the loopback address it binds (and
+    advertises to front-ends, unless `advertise_host` says otherwise)."""
 
     name = "sorna-agent"
 
     def __init__(self, manager_addr, agent_id, port=None, max_kernels=4,
-                 heartbeat_interval=None, max_message_size=None, extra_args=(), **kw):
+                 heartbeat_interval=None, max_message_size=None, extra_args=(),
+                 listen=LOOPBACK, advertise_host=None, **kw):
         super().__init__(**kw)
         self.tmpdir = os.path.join(self.workdir, "tmp")
         os.makedirs(self.tmpdir, exist_ok=True)
         self.env["TMPDIR"] = self.tmpdir
         self.manager_addr = manager_addr
         self.agent_id = agent_id
-        self.port = port or free_port()
+        self.listen = listen
+        self.advertise_host = advertise_host
+        self.port = port or free_port(listen)
         self.max_kernels = max_kernels
         self.heartbeat_interval = heartbeat_interval
         self.max_message_size = max_message_size
@@ -228,15 +252,18 @@ class AgentProcess(TwistdProcess):
 
     @property
     def addr(self):
-        return f"tcp://{LOOPBACK}:{self.port}"
+        """The address front-ends are told (`kernel_addr`)."""
+        return f"tcp://{self.advertise_host or self.listen}:{self.port}"
 
     def ipc_roots(self):
         return glob.glob(os.path.join(self.tmpdir, "sorna-ipc-*"))
 
     def plugin_args(self):
-        args = ["sorna-agent", "--manager-addr", self.manager_addr, "--listen", LOOPBACK,
+        args = ["sorna-agent", "--manager-addr", self.manager_addr, "--listen", self.listen,
                 "--port", str(self.port), "--agent-id", self.agent_id,
                 "--max-kernels", str(self.max_kernels)]
+        if self.advertise_host is not None:
+            args += ["--advertise-host", self.advertise_host]
         if self.heartbeat_interval is not None:
             args += ["--heartbeat-interval", str(self.heartbeat_interval)]
         if self.max_message_size is not None:
