@@ -18,14 +18,15 @@ NO_REPLY = object()
 
 
 class Request:
-    __slots__ = ("peer", "action", "id", "fields", "encoding")
+    __slots__ = ("peer", "action", "id", "fields", "encoding", "partial")
 
-    def __init__(self, peer, action, id, fields, encoding):
+    def __init__(self, peer, action, id, fields, encoding, partial=None):
         self.peer = peer
         self.action = action
         self.id = id
         self.fields = fields
         self.encoding = encoding
+        self.partial = partial  # sends a partial reply (to streaming DEALER clients)
 
     @property
     def legacy(self):
@@ -72,6 +73,8 @@ class RequestServer:
             self._refuse(peer, envelope, encoding, req_id, e)
             return
         request = Request(peer, action, req_id, fields, encoding)
+        request.partial = lambda fields: self.send(
+            peer, envelope, encoding, req_id, dict(fields, reply=codes.SUCCESS, partial=True))
         d = defer.maybeDeferred(self._handlers[action], request)
         d.addCallbacks(self._success, self._failure, errbackArgs=(request,))
         d.addCallback(self._send_reply, peer, envelope, request)

@@ -116,14 +116,17 @@ class AgentTests(SynchronousTestCase):
         self.assertEqual([self.successResultOf(d)["stdout"] for d in running],
                          [f"{i}\n" for i in range(9)])
 
-    def test_execution_timeout_destroys_the_kernel(self):
+    def test_a_timed_out_execution_that_ignores_the_interrupt_costs_the_kernel(self):
         kid = self.successResultOf(self.client.create("python3", limits={"exec_timeout": 5}))[
             "kernel_id"]
         self.host.hold = True
         d = self.client.execute(kid, "while True: pass")
-        self.clock.advance(5)
+        self.clock.advance(5)  # the timeout: an interrupt, which this kernel ignores
+        self.assertNoResult(d)
+        self.clock.advance(5)  # the grace period
         e = self.error(d)
         self.assertEqual((e.code, e.error), (504, "exec-timeout"))
+        self.assertIn("ignored the interrupt", e.cause)
         self.assertEqual(self.host.running(), [])
         self.assertEqual(self.error(self.client.execute(kid, "1")).code, 404)
 

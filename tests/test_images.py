@@ -1,10 +1,15 @@
-"""Tests of the image builder's apt parsing and of the built python3 kernel image."""
+"""Tests of the image builder (apt parsing, when the base is rebuilt) and of the built
+python3 kernel image."""
 
+import io
 import os
 
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sorna.images.build import ImageBuildError, available_langs, build_images
+from sorna.images import build
+from sorna.images.build import (BASE_IMAGE, BASE_RECIPE_LABEL, ImageBuildError,
+                                available_langs, base_rebuild_reason, base_recipe_hash,
+                                build_images)
 from sorna.images.mirror import MirrorNotFound, find_debian_mirror, parse_apt_proxy
 from tests.support import require_docker, require_image
 
@@ -130,6 +135,103 @@ class LangTests(SynchronousTestCase):
         self.assertIn("cobol", str(e))
 
 
+class BaseRecipeTests(SynchronousTestCase):
+    """The base is rebuilt when its recipe label differs, not only when it is missing."""
+
+    def test_hash_is_stable_and_follows_the_package_list(self):
+        self.assertEqual(base_recipe_hash(), base_recipe_hash())
+        self.assertRegex(base_recipe_hash(), r"^[0-9a-f]{16}$")
+        before = base_recipe_hash()
+        self.patch(build, "BASE_PACKAGES", build.BASE_PACKAGES + ["python3-scipy"])
+        self.assertNotEqual(base_recipe_hash(), before)
+
+    def test_hash_follows_the_steps_version(self):
+        before = base_recipe_hash()
+        self.patch(build, "BASE_STEPS_VERSION", build.BASE_STEPS_VERSION + 1)
+        self.assertNotEqual(base_recipe_hash(), before)
+
+    def test_base_ships_plotting(self):
+        for package in ("python3-matplotlib", "python3-numpy", "fonts-dejavu-core"):
+            self.assertIn(package, build.BASE_PACKAGES)
+
+    def test_reasons(self):
+        current = base_recipe_hash()
+        self.assertIn("missing", base_rebuild_reason(None))
+        self.assertIn("no io.sorna.base-recipe label", base_rebuild_reason({}))
+        reason = base_rebuild_reason({BASE_RECIPE_LABEL: "0123456789abcdef"})
+        self.assertIn("0123456789abcdef", reason)
+        self.assertIn(current, reason)
+        self.assertIsNone(base_rebuild_reason({BASE_RECIPE_LABEL: current}))
+
+
+class _Image:
+    def __init__(self, id, labels):
+        self.id, self.labels = id, labels
+
+
+class _Images:
+    def __init__(self, images):
+        self.images = images
+
+    def get(self, tag):
+        import docker
+
+        if tag not in self.images:
+            raise docker.errors.ImageNotFound(tag)
+        return self.images[tag]
+
+    def remove(self, image_id):
+        pass
+
+
+class _Client:
+    def __init__(self, images):
+        self.images = _Images(images)
+
+
+class BuildDecisionTests(SynchronousTestCase):
+    """build_images with a stub engine: which steps it takes, and what it says."""
+
+    def setUp(self):
+        self.steps = []
+        self.patch(build, "build_base_image",
+                   lambda client, mirror, progress: self.steps.append("base"))
+        self.patch(build, "build_lang_image",
+                   lambda client, lang, context, progress:
+                   self.steps.append(lang) or f"sorna/kernel-{lang}:latest")
+
+    def build(self, base_labels, **kwargs):
+        images = {} if base_labels is None else {BASE_IMAGE: _Image("sha256:b",
+                                                                     base_labels)}
+        out = io.StringIO()
+        build_images(["python3"], out=out, client=_Client(images), **kwargs)
+        return out.getvalue()
+
+    def test_current_base_is_kept(self):
+        out = self.build({BASE_RECIPE_LABEL: base_recipe_hash()})
+        self.assertEqual(self.steps, ["python3"])
+        self.assertIn("is current", out)
+
+    def test_missing_base_is_built(self):
+        out = self.build(None)
+        self.assertEqual(self.steps, ["base", "python3"])
+        self.assertIn("is missing", out)
+
+    def test_changed_recipe_rebuilds_the_base(self):
+        out = self.build({BASE_RECIPE_LABEL: "0000000000000000"})
+        self.assertEqual(self.steps, ["base", "python3"])
+        self.assertIn("was built from recipe 0000000000000000", out)
+
+    def test_unlabelled_base_is_rebuilt(self):
+        self.build({"io.sorna.base": "debian-bookworm"})
+        self.assertEqual(self.steps, ["base", "python3"])
+
+    def test_rebuild_base_flag(self):
+        out = self.build({BASE_RECIPE_LABEL: base_recipe_hash()}, rebuild_base=True)
+        self.assertEqual(self.steps, ["base", "python3"])
+        self.assertIn("--rebuild-base was given", out)
+
+
 class Python3ImageTests(TestCase):
     """Checks the image `sorna images build python3` produced, with the real engine."""
 
@@ -157,3 +259,29 @@ class Python3ImageTests(TestCase):
         self.assertEqual(config["Cmd"], ["python3", "-I", "/opt/sorna/run.py"])
         self.assertEqual(config["WorkingDir"], "/home/work")
         self.assertEqual(config["User"], "1000:1000")
+
+    def test_matplotlib_environment(self):
+        env = dict(item.split("=", 1) for item in self.image.attrs["Config"]["Env"])
+        self.assertEqual(env["MPLBACKEND"], "Agg")
+        self.assertEqual(env["MPLCONFIGDIR"], "/tmp/matplotlib")
+
+    def test_base_carries_the_current_recipe(self):
+        base = self.client.images.get(BASE_IMAGE)
+        self.assertEqual(base.labels.get(BASE_RECIPE_LABEL), base_recipe_hash(),
+                         "the base is outdated: run `sorna images build`")
+
+    def test_matplotlib_draws_text_with_a_read_only_root(self):
+        code = ("import io, matplotlib, matplotlib.pyplot as plt, numpy as np\n"
+                "import matplotlib.font_manager as fm\n"
+                "fig = plt.figure(figsize=(4, 3), dpi=100)\n"
+                "plt.plot(np.linspace(0, 1, 5)); plt.title('Sorna')\n"
+                "buf = io.BytesIO(); fig.savefig(buf, format='png')\n"
+                "font = fm.findfont(fm.FontProperties(family='DejaVu Sans'), "
+                "fallback_to_default=False)\n"
+                "print(matplotlib.get_backend(), buf.getvalue()[:4], "
+                "font.endswith('.ttf'))")
+        out = self.client.containers.run(
+            "sorna/kernel-python3:latest", ["python3", "-c", code],
+            tmpfs={"/tmp": "size=64m", "/home/work": "size=64m,uid=1000,gid=1000"},
+            **HARDENED)
+        self.assertEqual(out.decode().strip(), "agg b'\\x89PNG' True")

@@ -1,46 +1,45 @@
-"""Tests of the Python 3 REPL daemon, on the host and inside its kernel container.
+"""Tests of the Python 3 REPL daemon (protocol v2), in three layers:
 
-The daemon is a separate program (it never imports sorna), so it is tested the way the
-agent uses it: a real process, a real ZMQ DEALER, one msgpack map per frame.
+- in-process: `LocalDaemon`, `Session` and `Output` from repl/python3/run.py, driven
+  without sockets, threads or real time;
+- on the host: the daemon as a real process behind a real ipc:// socket, driven by a
+  DEALER the way the agent drives it (streaming, input, interrupt, restart, files);
+- in the kernel container, hardened with the agent's own SandboxPolicy.
 """
 
+import base64
+import importlib.util
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import msgpack
 import zmq
 from twisted.trial.unittest import SynchronousTestCase
 
+from sorna.agent.sandbox import SandboxPolicy
 from tests.support import require_docker, require_image
 
 RUN_PY = Path(__file__).resolve().parent.parent / "repl" / "python3" / "run.py"
+IMAGE = "sorna/kernel-python3:latest"
 TIMEOUT = 10.0
 
 
-class Peer:
-    """A DEALER talking to the daemon, never waiting longer than `timeout`."""
+def load_run_py():
+    spec = importlib.util.spec_from_file_location("sorna_repl_python3_tests", RUN_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def __init__(self, endpoint):
-        self.context = zmq.Context()
-        self.sock = self.context.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
 
-    def request(self, message, timeout=TIMEOUT):
-        payload = message if isinstance(message, bytes) else msgpack.packb(message)
-        self.sock.send(payload)
-        if not self.sock.poll(timeout * 1000):
-            raise AssertionError(f"no reply within {timeout}s to {message!r}")
-        return msgpack.unpackb(self.sock.recv(), raw=False)
-
-    def close(self):
-        self.sock.close()
-        self.context.term()
+repl = load_run_py()
 
 
 def short_tempdir(testcase):
@@ -50,15 +49,427 @@ def short_tempdir(testcase):
     return path
 
 
-class DaemonTests(SynchronousTestCase):
+def text_of(events, kind="stdout"):
+    return "".join(data for e in events if e.get("event") == "output"
+                   for k, data in e["records"] if k == kind)
+
+
+def records_of(events):
+    return [r for e in events if e.get("event") == "output" for r in e["records"]]
+
+
+def media_of(events):
+    return [data for kind, data in records_of(events) if kind == "media"]
+
+
+def png_size(data):
+    """(width, height) from a PNG's IHDR chunk, checking the signature first."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+# ---------------------------------------------------------------------------- in-process
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class OutputTests(SynchronousTestCase):
+    """The 50 ms flush rule, on an injected clock."""
+
+    def setUp(self):
+        self.events, self.wakes = [], []
+        self.clock = FakeClock()
+        self.output = repl.Output(self.events.append, wake=lambda: self.wakes.append(1),
+                                  clock=self.clock)
+
+    def test_nothing_pending(self):
+        self.output.begin(1)
+        self.assertIsNone(self.output.due_in())
+        self.output.tick()
+        self.assertEqual(self.events, [])
+
+    def test_first_record_lingers_then_records_wait_for_the_interval(self):
+        self.output.begin(1)
+        self.output.add("stdout", "0")
+        self.output.add("stdout", "\n")
+        self.assertEqual(self.wakes, [1])  # the I/O thread is woken once
+        self.assertAlmostEqual(self.output.due_in(), repl.FLUSH_LINGER)
+        self.clock.now += repl.FLUSH_LINGER
+        self.output.tick()
+        self.assertEqual(self.events, [{"id": 1, "event": "output",
+                                        "records": [["stdout", "0\n"]]}])
+        self.clock.now += 0.01
+        self.output.add("stdout", "1\n")
+        self.assertAlmostEqual(self.output.due_in(), repl.FLUSH_INTERVAL - 0.01)
+        self.output.tick()
+        self.assertEqual(len(self.events), 1)
+        self.clock.now += repl.FLUSH_INTERVAL
+        self.output.tick()
+        self.assertEqual(self.events[-1]["records"], [["stdout", "1\n"]])
+
+    def test_kinds_keep_their_order(self):
+        self.output.begin("r")
+        for kind, text in (("stdout", "a"), ("stdout", "b"), ("stderr", "c"),
+                           ("stdout", "d")):
+            self.output.add(kind, text)
+        self.output.add("media", ["text/html", "<i>"])
+        self.output.add("stdout", "e")
+        self.output.flush()
+        self.assertEqual(self.events[0]["records"],
+                         [["stdout", "ab"], ["stderr", "c"], ["stdout", "d"],
+                          ["media", ["text/html", "<i>"]], ["stdout", "e"]])
+
+    def test_emit_after_flushes_first(self):
+        self.output.begin(3)
+        self.output.add("stderr", "x")
+        self.output.emit_after({"id": 3, "event": "finished"}, end=True)
+        self.assertEqual([e["event"] for e in self.events], ["output", "finished"])
+        self.assertFalse(self.output.active)
+
+    def test_idle_records_wait_for_the_next_run(self):
+        self.output.add("stdout", "late")
+        self.output.flush()
+        self.assertEqual(self.events, [])
+        self.output.begin(2)
+        self.assertEqual(self.wakes, [1])
+        self.output.flush()
+        self.assertEqual(self.events[0], {"id": 2, "event": "output",
+                                          "records": [["stdout", "late"]]})
+
+    def test_idle_records_are_bounded(self):
+        self.output.max_pending = 10
+        for _ in range(5):
+            self.output.add("stdout", "abcd")
+        self.output.begin(1)
+        self.output.flush()
+        self.assertEqual(self.events[0]["records"], [["stdout", "abcdabcd"]])
+
+
+class LocalDaemonTests(SynchronousTestCase):
+    """The requests and events, in-process (what a fake kernel is built on)."""
+
+    def setUp(self):
+        self.work = short_tempdir(self)
+        cwd = os.getcwd()
+        os.chdir(self.work)  # user code writes relative to the current folder
+        self.addCleanup(os.chdir, cwd)
+        self.inputs = []
+        self.daemon = repl.LocalDaemon(self.work, read_input=self.read_input,
+                                       max_file_size=1000)
+
+    def read_input(self, prompt, password):
+        self.inputs.append((prompt, password))
+        return "typed"
+
+    def run_code(self, code, id=1):
+        events = self.daemon.handle({"action": "execute", "id": id, "code": code})
+        self.assertTrue(all(e["id"] == id for e in events), events)
+        self.assertEqual(events[-1]["event"], "finished", events)
+        self.assertEqual(events[-1]["reply"], 200)
+        return events
+
+    def request(self, **request):
+        [reply] = self.daemon.handle(dict(request, id="r"))
+        self.assertEqual(reply["id"], "r")
+        return reply
+
+    def test_stdout_and_stderr_in_order(self):
+        events = self.run_code("import sys\nprint('a')\nprint('b', file=sys.stderr)\n"
+                               "print('c')")
+        self.assertEqual(records_of(events),
+                         [["stdout", "a\n"], ["stderr", "b\n"], ["stdout", "c\n"]])
+        self.assertEqual(events[-1]["exceptions"], [])
+
+    def test_last_expression_and_state(self):
+        self.run_code("x = 20\ndef double(n):\n    return 2 * n")
+        self.assertEqual(text_of(self.run_code("double(x) + 2")), "42\n")
+        self.assertEqual(text_of(self.run_code("None")), "")
+
+    def test_exception_shows_user_frames_only(self):
+        events = self.run_code("def f():\n    return 1 / 0\nf()")
+        [(name, args, before, tb)] = events[-1]["exceptions"]
+        self.assertEqual((name, args, before), ("ZeroDivisionError", ["division by zero"],
+                                                False))
+        self.assertIn('File "<input>", line 2, in f', tb)
+        self.assertNotIn("run.py", tb)
+
+    def test_syntax_error(self):
+        [(name, _, before, _)] = self.run_code("x = (")[-1]["exceptions"]
+        self.assertEqual((name, before), ("SyntaxError", True))
+
+    def test_input_with_prompt(self):
+        events = self.run_code("name = input('Who? ')\nprint('hi', name)")
+        self.assertEqual(events[0], {"id": 1, "event": "waiting-input",
+                                     "prompt": "Who? ", "password": False})
+        self.assertEqual(text_of(events), "hi typed\n")
+        self.assertEqual(self.inputs, [("Who? ", False)])
+
+    def test_output_comes_before_waiting_input(self):
+        events = self.run_code("print('before')\ninput()")
+        self.assertEqual([e["event"] for e in events],
+                         ["output", "waiting-input", "output", "finished"])
+
+    def test_getpass_is_a_password(self):
+        events = self.run_code("import getpass\nsecret = getpass.getpass()\nlen(secret)")
+        self.assertEqual(events[0]["password"], True)
+        self.assertEqual(events[0]["prompt"], "Password: ")
+        self.assertEqual(text_of(events), "5\n")
+
+    def test_stdin_readline_and_read(self):
+        events = self.run_code("import sys\nline = sys.stdin.readline()\n"
+                               "rest = sys.stdin.read()\n(line, rest)")
+        self.assertEqual(text_of(events), "('typed\\n', 'typed')\n")
+
+    def test_streams_and_builtins_restored(self):
+        import builtins
+        import getpass
+        before = (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass)
+        self.run_code("import sys\nsys.stdout = None\ndel sys.stderr")
+        self.assertEqual((sys.stdout, sys.stderr, sys.stdin, builtins.input,
+                          getpass.getpass), before)
+        self.assertEqual(text_of(self.run_code("print('back')")), "back\n")
+
+    def test_sorna_display(self):
+        events = self.run_code("import sorna_display\nsorna_display.html('<b>hi</b>')\n"
+                               "sorna_display.image('image/png', b'\\x89PNG')\n"
+                               "sorna_display.image('image/svg+xml', '<svg/>')")
+        self.assertEqual(media_of(events), [["text/html", "<b>hi</b>"],
+                                            ["image/png", "iVBORw=="],
+                                            ["image/svg+xml", "<svg/>"]])
+
+    def test_files_created_or_changed(self):
+        self.run_code("open('old.txt', 'w').write('1')\nopen('same.txt', 'w').write('s')")
+        events = self.run_code(
+            "import os\nopen('old.txt', 'w').write('22')\n"
+            "os.makedirs('sub/deeper')\nopen('sub/deeper/new.csv', 'w').write('x')\n"
+            "open('.hidden', 'w').write('h')\nos.mkdir('.cache')\n"
+            "open('.cache/c', 'w').write('c')\nos.symlink('old.txt', 'alias')")
+        self.assertEqual(events[-1]["files"], ["old.txt", "sub/deeper/new.csv"])
+
+    def test_file_round_trip(self):
+        reply = self.request(action="upload", path="in/data.bin", data=b"\x00\xff")
+        self.assertEqual(reply, {"id": "r", "reply": 200, "path": "in/data.bin",
+                                 "size": 2})
+        self.assertEqual(text_of(self.run_code("open('in/data.bin', 'rb').read()")),
+                         "b'\\x00\\xff'\n")
+        self.assertEqual(self.request(action="download", path="./in//data.bin")["data"],
+                         b"\x00\xff")
+        listing = self.request(action="list", path="")
+        self.assertEqual([(e["name"], e["type"]) for e in listing["entries"]],
+                         [("in", "dir")])
+        [entry] = self.request(action="list", path="in")["entries"]
+        self.assertEqual((entry["name"], entry["type"], entry["size"]),
+                         ("data.bin", "file", 2))
+        self.assertIsInstance(entry["mtime"], float)
+
+    def test_bad_paths(self):
+        self.run_code("import os\nos.symlink('/etc/passwd', 'link')\n"
+                      "os.symlink('/etc', 'etc')")
+        for path in ("../x", "/etc/passwd", "a\x00b", "link", "etc/passwd", "a/../../x",
+                     ""):
+            for request in ({"action": "download", "path": path},
+                            {"action": "upload", "path": path, "data": b"x"}):
+                reply = self.request(**request)
+                self.assertEqual((reply["reply"], reply["error"]), (400, "bad-path"),
+                                 (path, reply))
+        self.assertEqual(self.request(action="list", path="etc")["error"], "bad-path")
+
+    def test_missing_and_too_large(self):
+        reply = self.request(action="download", path="nothing.txt")
+        self.assertEqual((reply["reply"], reply["error"]), (404, "no-such-file"))
+        reply = self.request(action="upload", path="big", data=b"x" * 1001)
+        self.assertEqual((reply["reply"], reply["error"]), (413, "too-large"))
+        self.assertFalse(os.path.exists(os.path.join(self.work, "big")))
+        self.run_code("open('big', 'wb').write(b'x' * 1001)")
+        self.assertEqual(self.request(action="download", path="big")["reply"], 413)
+
+    def test_folder_is_not_a_file(self):
+        os.mkdir(os.path.join(self.work, "d"))
+        self.assertEqual(self.request(action="download", path="d")["error"], "bad-path")
+        self.assertEqual(self.request(action="list", path="nope")["reply"], 404)
+
+    def test_idle_answers(self):
+        self.assertEqual(self.request(action="interrupt"),
+                         {"id": "r", "reply": 200, "interrupted": False})
+        reply = self.request(action="input", text="x")
+        self.assertEqual((reply["reply"], reply["error"]), (409, "not-waiting-input"))
+
+    def test_restart_forgets_state_keeps_files(self):
+        self.run_code("x = 1\nopen('kept.txt', 'w').write('k')")
+        self.assertEqual(self.request(action="restart"), {"id": "r", "reply": 200})
+        [(name, _, _, _)] = self.run_code("x")[-1]["exceptions"]
+        self.assertEqual(name, "NameError")
+        self.assertTrue(os.path.exists(os.path.join(self.work, "kept.txt")))
+
+    def test_malformed_payloads(self):
+        for payload in (b"\xc1 junk", msgpack.packb([1, 2]),
+                        msgpack.packb({"action": "explode", "id": 3}),
+                        msgpack.packb({"action": "execute", "id": 4, "code": 5}),
+                        msgpack.packb({"action": "input", "id": 5}),
+                        msgpack.packb({"action": "upload", "id": 6, "path": "x",
+                                       "data": "text"})):
+            [reply] = self.daemon.handle_payload(payload)
+            reply = msgpack.unpackb(reply)
+            self.assertEqual(reply["reply"], 400, reply)
+            self.assertIsInstance(reply["cause"], str)
+
+    def test_session_refuses_a_second_run(self):
+        session = repl.Session(lambda event: None)
+        self.assertTrue(session.reserve())
+        self.assertFalse(session.reserve())
+        self.assertTrue(session.interrupt(lambda: None))  # pending until code starts
+        finished = session.execute(1, "print('never')")
+        self.assertEqual(finished["exceptions"][0][0], "KeyboardInterrupt")
+        self.assertTrue(session.reserve())
+
+
+# ---------------------------------------------------------------------------- host
+
+class Peer:
+    """A DEALER talking to the daemon the way the agent does.
+
+    Messages that arrive while waiting for another one are kept, so that replies and a
+    run's events can be told apart however they interleave.
+    """
+
+    def __init__(self, endpoint):
+        self.context = zmq.Context()
+        self.sock = self.context.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.inbox = []
+
+    def send(self, message):
+        self.sock.send(message if isinstance(message, bytes) else msgpack.packb(message))
+
+    def wait_for(self, match, timeout=TIMEOUT, what="a message"):
+        for i, message in enumerate(self.inbox):
+            if match(message):
+                return self.inbox.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sock.poll(left * 1000):
+                raise AssertionError(f"no {what} within {timeout}s; got {self.inbox}")
+            message = msgpack.unpackb(self.sock.recv(), raw=False)
+            if match(message):
+                return message
+            self.inbox.append(message)
+
+    def reply_to(self, request_id, timeout=TIMEOUT):
+        return self.wait_for(lambda m: m.get("id") == request_id and "event" not in m,
+                             timeout, f"reply to {request_id!r}")
+
+    def request(self, message, timeout=TIMEOUT):
+        self.send(message)
+        request_id = message.get("id") if isinstance(message, dict) else None
+        return self.reply_to(request_id, timeout)
+
+    def event(self, run_id, kind=None, timeout=TIMEOUT):
+        return self.wait_for(lambda m: m.get("id") == run_id and "event" in m
+                             and (kind is None or m["event"] == kind), timeout,
+                             f"{kind or 'event'} of run {run_id!r}")
+
+    def events_until_finished(self, run_id, timeout=TIMEOUT):
+        events = []
+        while not events or events[-1]["event"] != "finished":
+            events.append(self.event(run_id, timeout=timeout))
+        return events
+
+    def run(self, code, run_id=1, timeout=TIMEOUT):
+        self.send({"action": "execute", "id": run_id, "code": code})
+        return self.events_until_finished(run_id, timeout)
+
+    def close(self):
+        self.sock.close()
+        self.context.term()
+
+
+class DaemonTestsMixin:
+    """Behaviour checked against the daemon wherever it runs (host or container)."""
+
+    def run_ok(self, code, run_id=1, timeout=TIMEOUT):
+        events = self.peer.run(code, run_id, timeout)
+        self.assertEqual(events[-1]["reply"], 200)
+        return events
+
+    def assertAlive(self):
+        self.assertEqual(self.peer.request({"action": "ping", "id": "alive"}),
+                         {"id": "alive", "reply": 0})
+
+    def test_output_streams_before_finished(self):
+        t0 = time.monotonic()
+        self.peer.send({"action": "execute", "id": 1, "code": (
+            "import time\nfor i in range(5):\n    print(i)\n    time.sleep(0.2)")})
+        first = self.peer.event(1)
+        first_at = time.monotonic() - t0
+        self.assertEqual(first["event"], "output")
+        events = [first] + self.peer.events_until_finished(1)
+        finished_at = time.monotonic() - t0
+        self.assertEqual(text_of(events), "0\n1\n2\n3\n4\n")
+        self.assertGreaterEqual(len([e for e in events if e["event"] == "output"]), 4)
+        self.assertLess(first_at, 0.3)
+        self.assertGreater(finished_at - first_at, 0.6)
+
+    def test_fd_level_output(self):
+        events = self.run_ok("import os, subprocess, sys\nprint('py')\n"
+                             "os.system('echo hi; echo oops >&2')\n"
+                             "print('after')\n"
+                             "subprocess.run(['echo', 'sub'])\n"
+                             "os.write(1, b'raw\\n')\nprint('end')")
+        self.assertEqual(text_of(events), "py\nhi\nafter\nsub\nraw\nend\n")
+        self.assertEqual(text_of(events, "stderr"), "oops\n")
+
+    def test_input_round_trip(self):
+        self.peer.send({"action": "execute", "id": 1,
+                        "code": "name = input('Name: ')\nprint('hello', name)"})
+        waiting = self.peer.event(1)
+        self.assertEqual(waiting, {"id": 1, "event": "waiting-input", "prompt": "Name: ",
+                                   "password": False})
+        self.assertEqual(self.peer.request({"action": "input", "id": 2, "text": "Ada"}),
+                         {"id": 2, "reply": 200})
+        events = self.peer.events_until_finished(1)
+        self.assertEqual(text_of(events), "hello Ada\n")
+        self.assertEqual(events[-1]["exceptions"], [])
+
+    def test_interrupt_during_sleep_keeps_state(self):
+        self.run_ok("before = 'kept'")
+        self.peer.send({"action": "execute", "id": 2, "code": (
+            "during = 1\nprint('sleeping', flush=True)\nimport time\ntime.sleep(30)")})
+        self.assertEqual(text_of([self.peer.event(2, "output")]), "sleeping\n")
+        t0 = time.monotonic()
+        self.assertEqual(self.peer.request({"action": "interrupt", "id": 3}),
+                         {"id": 3, "reply": 200, "interrupted": True})
+        finished = self.peer.event(2, "finished")
+        self.assertLess(time.monotonic() - t0, 5)
+        [(name, _, before, tb)] = finished["exceptions"]
+        self.assertEqual((name, before), ("KeyboardInterrupt", False))
+        self.assertIn('File "<input>", line 4', tb)
+        self.assertEqual(text_of(self.run_ok("print(before, during)", 4)), "kept 1\n")
+
+
+class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
+    """The daemon as a real process on the host, over a real ipc:// socket."""
+
     def setUp(self):
         self.dir = short_tempdir(self)
+        self.work = os.path.join(self.dir, "work")
+        os.mkdir(self.work)
         self.socket_path = os.path.join(self.dir, "repl")
-        self.log = open(os.path.join(self.dir, "daemon.log"), "wb")
+        self.log_path = os.path.join(self.dir, "daemon.log")
+        self.log = open(self.log_path, "wb")
         self.addCleanup(self.log.close)
-        env = dict(os.environ, SORNA_REPL_ENDPOINT=f"ipc://{self.socket_path}")
+        env = dict(os.environ, SORNA_REPL_ENDPOINT=f"ipc://{self.socket_path}",
+                   SORNA_MAX_FILE_SIZE="1000")
         self.proc = subprocess.Popen([sys.executable, "-I", str(RUN_PY)], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     cwd=self.work, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         self.addCleanup(self.stop)
         self.peer = Peer(f"ipc://{self.socket_path}")
         self.addCleanup(self.peer.close)
@@ -68,129 +479,193 @@ class DaemonTests(SynchronousTestCase):
             self.proc.kill()
         self.proc.wait(TIMEOUT)
 
-    def execute(self, code, id=1):
-        reply = self.peer.request({"action": "execute", "id": id, "code": code})
-        self.assertEqual(reply["reply"], 200, reply)
-        self.assertEqual(reply["id"], id)
-        return reply
-
     def assertInvalid(self, message):
         reply = self.peer.request(message)
-        self.assertEqual(reply["reply"], 400, reply)
-        self.assertEqual(reply["error"], "invalid-input")
-        self.assertIsInstance(reply["cause"], str)
+        self.assertEqual((reply["reply"], reply["error"]), (400, "invalid-input"), reply)
         self.assertTrue(reply["cause"])
         self.assertAlive()
         return reply
-
-    def assertAlive(self):
-        self.assertEqual(self.peer.request({"action": "ping", "id": "alive"}),
-                         {"id": "alive", "reply": 0})
 
     def test_ping(self):
         self.assertEqual(self.peer.request({"action": "ping", "id": 7}),
                          {"id": 7, "reply": 0})
 
-    def test_print_goes_to_stdout(self):
-        reply = self.execute("print('hello')\nprint('world')")
-        self.assertEqual(reply["stdout"], "hello\nworld\n")
-        self.assertEqual(reply["stderr"], "")
-        self.assertEqual(reply["exceptions"], [])
-        self.assertEqual(reply["media"], [])
-        self.assertEqual(reply["files"], [])
+    def test_print_and_state(self):
+        self.run_ok("x = 20\ndef double(n):\n    return 2 * n")
+        events = self.run_ok("import sys\nprint(double(x) + 2)\n"
+                             "print('err', file=sys.stderr)\n'last'", run_id="b")
+        self.assertEqual(records_of(events),
+                         [["stdout", "42\n"], ["stderr", "err\n"], ["stdout", "'last'\n"]])
+        self.assertEqual(events[-1], {"id": "b", "event": "finished", "reply": 200,
+                                      "exceptions": [], "files": []})
 
-    def test_stderr(self):
-        reply = self.execute("import sys\nprint('oops', file=sys.stderr)")
-        self.assertEqual(reply["stdout"], "")
-        self.assertEqual(reply["stderr"], "oops\n")
-
-    def test_state_is_kept(self):
-        self.execute("x = 20\ndef double(n):\n    return 2 * n")
-        self.assertEqual(self.execute("print(double(x) + 2)")["stdout"], "42\n")
-
-    def test_last_expression_is_shown(self):
-        self.assertEqual(self.execute("6*7")["stdout"], "42\n")
-        self.assertEqual(self.execute("a = 'x'\na")["stdout"], "'x'\n")
-        self.assertEqual(self.execute("None")["stdout"], "")
-        self.assertEqual(self.execute("y = 5")["stdout"], "")
-        self.assertEqual(self.execute("print(1)")["stdout"], "1\n")
-
-    def test_runtime_error(self):
-        reply = self.execute("def f():\n    return 1 / 0\nf()")
-        [(name, args, before, tb)] = reply["exceptions"]
-        self.assertEqual(name, "ZeroDivisionError")
-        self.assertEqual(args, ["division by zero"])
-        self.assertIs(before, False)
-        self.assertIn('File "<input>", line 3', tb)
+    def test_exceptions(self):
+        events = self.run_ok("def f():\n    raise ValueError('a', 1, None, [1], 2**70)\n"
+                             "f()")
+        [(name, args, before, tb)] = events[-1]["exceptions"]
+        self.assertEqual((name, args, before),
+                         ("ValueError", ["a", 1, None, "[1]", str(2**70)], False))
         self.assertIn('File "<input>", line 2, in f', tb)
         self.assertNotIn("run.py", tb)
-
-    def test_exception_args_are_made_safe(self):
-        reply = self.execute("raise ValueError('a', 1, None, 2.5, True, [1], 2**70)")
-        [(name, args, _, _)] = reply["exceptions"]
-        self.assertEqual(args, ["a", 1, None, 2.5, True, "[1]", str(2**70)])
-
-    def test_syntax_error_is_raised_before_exec(self):
-        reply = self.execute("print('not run')\nx = (")
-        self.assertEqual(reply["stdout"], "")
-        [(name, args, before, tb)] = reply["exceptions"]
-        self.assertEqual(name, "SyntaxError")
-        self.assertIs(before, True)
-        self.assertIn("<input>", tb)
-        self.assertNotIn("run.py", tb)
-
-    def test_null_byte_is_raised_before_exec(self):
-        [(name, _, before, _)] = self.execute("a\x00b")["exceptions"]
-        self.assertIn(name, ("SyntaxError", "ValueError"))
-        self.assertIs(before, True)
-
-    def test_system_exit_and_keyboard_interrupt_are_reported(self):
+        [(name, _, before, tb)] = self.run_ok("print('no')\nx = (")[-1]["exceptions"]
+        self.assertEqual((name, before), ("SyntaxError", True))
         for code, name in (("raise SystemExit(3)", "SystemExit"),
-                           ("import sys; sys.exit('bye')", "SystemExit"),
                            ("raise KeyboardInterrupt", "KeyboardInterrupt")):
-            [exc] = self.execute(code)["exceptions"]
-            self.assertEqual(exc[0], name)
-            self.assertIs(exc[2], False)
-            self.assertAlive()
-
-    def test_streams_restored_after_user_replaces_them(self):
-        self.execute("import io, sys\nsys.stdout = io.StringIO()\nsys.stderr = None")
-        reply = self.execute("print('back')\nprint('err', file=sys.stderr)")
-        self.assertEqual(reply["stdout"], "back\n")
-        self.assertEqual(reply["stderr"], "err\n")
-
-    def test_streams_restored_after_user_deletes_them(self):
-        self.execute("import sys\ndel sys.stdout")
-        self.assertEqual(self.execute("print('back')")["stdout"], "back\n")
+            self.assertEqual(self.run_ok(code)[-1]["exceptions"][0][0], name)
+        self.assertAlive()
 
     def test_unencodable_output(self):
-        reply = self.execute("print('\\udcff')\n"
-                             "import sys\n"
+        events = self.run_ok("print('\\udcff')\nimport sys\n"
                              "n = sys.stdout.buffer.write(b'ok\\n')")
-        self.assertEqual(reply["stdout"], "\\udcff\nok\n")
+        self.assertEqual(text_of(events), "\\udcff\nok\n")
 
-    def test_garbage_bytes(self):
+    def test_getpass(self):
+        self.peer.send({"action": "execute", "id": 1,
+                        "code": "import getpass\npw = getpass.getpass('PIN: ')\nlen(pw)"})
+        self.assertEqual(self.peer.event(1), {"id": 1, "event": "waiting-input",
+                                              "prompt": "PIN: ", "password": True})
+        self.peer.request({"action": "input", "id": 2, "text": "1234"})
+        self.assertEqual(text_of(self.peer.events_until_finished(1)), "4\n")
+
+    def test_input_when_nothing_waits(self):
+        reply = self.peer.request({"action": "input", "id": 1, "text": "x"})
+        self.assertEqual((reply["reply"], reply["error"]), (409, "not-waiting-input"))
+        self.peer.send({"action": "execute", "id": 2,
+                        "code": "print('go', flush=True)\nimport time\ntime.sleep(0.5)"})
+        self.peer.event(2, "output")
+        reply = self.peer.request({"action": "input", "id": 3, "text": "x"})
+        self.assertEqual((reply["reply"], reply["error"]), (409, "not-waiting-input"))
+        self.assertEqual(self.peer.events_until_finished(2)[-1]["exceptions"], [])
+
+    def test_interrupt_while_idle(self):
+        self.assertEqual(self.peer.request({"action": "interrupt", "id": 1}),
+                         {"id": 1, "reply": 200, "interrupted": False})
+        self.assertEqual(text_of(self.run_ok("print('fine')")), "fine\n")
+
+    def test_interrupt_waits_out_os_system(self):
+        # system() ignores SIGINT while its child runs: the signal is sent again
+        # until the code sees it.
+        self.peer.send({"action": "execute", "id": 1, "code": (
+            "import os\nprint('go', flush=True)\nrc = os.system('sleep 1')\n"
+            "print('not reached')")})
+        self.peer.event(1, "output")
+        self.assertTrue(self.peer.request({"action": "interrupt", "id": 2})["interrupted"])
+        events = self.peer.events_until_finished(1)
+        self.assertEqual(events[-1]["exceptions"][0][0], "KeyboardInterrupt")
+        self.assertNotIn("not reached", text_of(events))
+
+    def test_interrupt_pending_input(self):
+        self.peer.send({"action": "execute", "id": 1, "code": "x = input('? ')"})
+        self.assertEqual(self.peer.event(1)["event"], "waiting-input")
+        self.assertTrue(self.peer.request({"action": "interrupt", "id": 2})["interrupted"])
+        [(name, _, _, tb)] = self.peer.event(1, "finished")["exceptions"]
+        self.assertEqual(name, "KeyboardInterrupt")
+        self.assertNotIn("run.py", tb)
+        reply = self.peer.request({"action": "input", "id": 3, "text": "late"})
+        self.assertEqual(reply["reply"], 409)
+        self.assertAlive()
+
+    def test_busy(self):
+        self.peer.send({"action": "execute", "id": 1,
+                        "code": "print('busy', flush=True)\nimport time\ntime.sleep(0.5)"})
+        self.peer.event(1, "output")
+        reply = self.peer.request({"action": "execute", "id": 2, "code": "print(2)"})
+        self.assertEqual((reply["reply"], reply["error"]), (409, "kernel-busy"))
+        self.assertEqual(self.peer.events_until_finished(1)[-1]["exceptions"], [])
+        self.assertEqual(text_of(self.run_ok("print(3)", 3)), "3\n")
+
+    def test_requests_are_answered_while_code_runs(self):
+        self.peer.send({"action": "execute", "id": 1, "code": (
+            "print('start', flush=True)\nimport time\ntime.sleep(1)\n"
+            "open('made.txt', 'w').write('m')")})
+        self.peer.event(1, "output")
+        t0 = time.monotonic()
+        self.assertEqual(self.peer.request({"action": "ping", "id": 2})["reply"], 0)
+        self.assertEqual(self.peer.request({"action": "upload", "id": 3, "path": "u.txt",
+                                            "data": b"up"})["reply"], 200)
+        self.assertEqual(self.peer.request({"action": "download", "id": 4,
+                                            "path": "u.txt"})["data"], b"up")
+        self.assertEqual(self.peer.request({"action": "list", "id": 5})["reply"], 200)
+        self.assertLess(time.monotonic() - t0, 0.5)
+        finished = self.peer.events_until_finished(1)[-1]
+        self.assertEqual(finished["files"], ["made.txt", "u.txt"])
+
+    def test_restart(self):
+        self.run_ok("x = 1\nopen('kept.txt', 'w').write('k')")
+        old_pid = self.proc.pid
+        self.assertEqual(self.peer.request({"action": "restart", "id": 2}),
+                         {"id": 2, "reply": 200})
+        for i in range(100):
+            self.peer.send({"action": "ping", "id": f"p{i}"})
+            try:
+                self.peer.reply_to(f"p{i}", timeout=0.2)
+                break
+            except AssertionError:
+                continue
+        else:
+            self.fail("the daemon did not answer after restart")
+        self.assertEqual(self.proc.pid, old_pid)  # exec keeps the process
+        self.assertIsNone(self.proc.poll())
+        [(name, _, _, _)] = self.run_ok("x", 3)[-1]["exceptions"]
+        self.assertEqual(name, "NameError")
+        self.assertEqual(text_of(self.run_ok("print(open('kept.txt').read())", 4)), "k\n")
+        self.assertEqual(text_of(self.run_ok("import os\nrc = os.system('echo fd')", 5)),
+                         "fd\n")
+
+    def test_restart_during_a_run(self):
+        self.peer.send({"action": "execute", "id": 1,
+                        "code": "x = input('never answered: ')"})
+        self.assertEqual(self.peer.event(1)["event"], "waiting-input")
+        self.assertEqual(self.peer.request({"action": "restart", "id": 2})["reply"], 200)
+        for i in range(100):
+            self.peer.send({"action": "ping", "id": f"p{i}"})
+            try:
+                self.peer.reply_to(f"p{i}", timeout=0.2)
+                break
+            except AssertionError:
+                continue
+        else:
+            self.fail("the daemon did not answer after restart")
+        self.assertEqual(text_of(self.run_ok("print('fresh')", 3)), "fresh\n")
+
+    def test_files_and_paths(self):
+        self.assertEqual(self.peer.request({"action": "upload", "id": 1,
+                                            "path": "d/in.txt", "data": b"hello"}),
+                         {"id": 1, "reply": 200, "path": "d/in.txt", "size": 5})
+        events = self.run_ok("import os\ns = open('d/in.txt').read()\n"
+                             "open('out.txt', 'w').write(s.upper())\n"
+                             "open('.secret', 'w').write('x')\n"
+                             "os.symlink('/etc/passwd', 'link')")
+        self.assertEqual(events[-1]["files"], ["out.txt"])
+        self.assertEqual(self.peer.request({"action": "download", "id": 2,
+                                            "path": "out.txt"})["data"], b"HELLO")
+        names = {e["name"]: e["type"] for e in
+                 self.peer.request({"action": "list", "id": 3, "path": ""})["entries"]}
+        self.assertEqual(names, {"d": "dir", "out.txt": "file", ".secret": "file",
+                                 "link": "link"})
+        for path in ("../x", "/etc/passwd", "a\x00b", "link"):
+            reply = self.peer.request({"action": "download", "id": 4, "path": path})
+            self.assertEqual((reply["reply"], reply["error"]), (400, "bad-path"), path)
+        reply = self.peer.request({"action": "upload", "id": 5, "path": "big",
+                                   "data": b"x" * 1001})
+        self.assertEqual((reply["reply"], reply["error"]), (413, "too-large"))
+        self.assertEqual(self.peer.request({"action": "download", "id": 6,
+                                            "path": "none"})["error"], "no-such-file")
+
+    def test_malformed_messages(self):
         self.assertIsNone(self.assertInvalid(b"\xc1 not msgpack")["id"])
-
-    def test_not_a_map(self):
         self.assertInvalid(msgpack.packb(["execute", "print(1)"]))
-
-    def test_unknown_action(self):
         reply = self.assertInvalid({"action": "explode", "id": 3})
-        self.assertEqual(reply["id"], 3)
         self.assertIn("explode", reply["cause"])
-
-    def test_missing_action(self):
         self.assertInvalid({"id": 4})
-
-    def test_code_of_wrong_type(self):
-        for code in (None, 5, b"print(1)", ["print(1)"]):
-            msg = {"action": "execute", "id": 5}
+        for code in (None, 5, b"print(1)"):
+            message = {"action": "execute", "id": 5}
             if code is not None:
-                msg["code"] = code
-            reply = self.assertInvalid(msg)
-            self.assertEqual(reply["id"], 5)
-            self.assertIn("code", reply["cause"])
+                message["code"] = code
+            self.assertIn("code", self.assertInvalid(message)["cause"])
+        self.assertInvalid({"action": "input", "id": 6, "text": 7})
+        self.assertInvalid({"action": "upload", "id": 7, "path": "x", "data": "str"})
+        self.assertEqual(text_of(self.run_ok("print('still here')")), "still here\n")
 
     def test_sigterm_exits_cleanly(self):
         self.assertAlive()
@@ -198,36 +673,105 @@ class DaemonTests(SynchronousTestCase):
         self.assertEqual(self.proc.wait(TIMEOUT), 0)
         self.assertFalse(os.path.exists(self.socket_path))
 
+    def test_sigterm_during_a_run(self):
+        self.peer.send({"action": "execute", "id": 1,
+                        "code": "print('x', flush=True)\nimport time\ntime.sleep(30)"})
+        self.peer.event(1, "output")
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(TIMEOUT), 0)
 
-class ContainerTests(SynchronousTestCase):
-    """The same daemon in its hardened kernel container, reached over a shared dir."""
+    def test_diagnostics_go_to_the_original_stderr(self):
+        self.assertAlive()
+        self.run_ok("import os; os.write(2, b'user\\n')")
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(TIMEOUT)
+        log = Path(self.log_path).read_text()
+        self.assertIn("sorna-repl: python3 daemon", log)
+        self.assertNotIn("user", log)
 
-    def test_ping_and_execute_in_container(self):
-        client = require_docker()
-        require_image(client, "sorna/kernel-python3:latest")
-        ipc_dir = short_tempdir(self)
-        os.chown(ipc_dir, 1000, 1000)
-        container = client.containers.run(
-            "sorna/kernel-python3:latest", detach=True, user="1000:1000",
-            network_mode="none", read_only=True, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], pids_limit=64,
-            mem_limit="256m", memswap_limit="256m",
-            volumes={ipc_dir: {"bind": "/ipc", "mode": "rw"}},
-            tmpfs={"/tmp": "size=64m", "/home/work": "size=64m,uid=1000,gid=1000"})
-        self.addCleanup(container.remove, force=True)
-        peer = Peer(f"ipc://{ipc_dir}/repl")
-        self.addCleanup(peer.close)
 
-        self.assertEqual(peer.request({"action": "ping", "id": 1}, timeout=30),
-                         {"id": 1, "reply": 0})
-        reply = peer.request({"action": "execute", "id": 2, "code": (
-            "import os\n"
-            "open('note.txt', 'w').write('x')\n"
-            "print(os.getuid(), os.getcwd(), os.listdir('.'))\n"
-            "6*7")})
-        self.assertEqual(reply["reply"], 200, reply)
-        self.assertEqual(reply["stdout"], "1000 /home/work ['note.txt']\n42\n")
-        self.assertEqual(reply["exceptions"], [])
+# ---------------------------------------------------------------------------- container
 
-        container.stop(timeout=10)  # SIGTERM: the daemon must exit by itself
-        self.assertEqual(container.wait(timeout=30)["StatusCode"], 0)
+class ContainerTests(DaemonTestsMixin, SynchronousTestCase):
+    """The daemon in its kernel container, hardened exactly as the agent runs it."""
+
+    def setUp(self):
+        self.client = require_docker()
+        require_image(self.client, IMAGE)
+        self.ipc_dir = short_tempdir(self)
+        os.chown(self.ipc_dir, 1000, 1000)
+        kernel_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+        args = SandboxPolicy().container_args(
+            "test-repl-python3", kernel_id, "python3", IMAGE, self.ipc_dir,
+            {"memory_mb": 256, "exec_timeout": 60})
+        self.container = self.client.containers.run(**args)
+        self.addCleanup(self.container.remove, force=True)
+        self.peer = Peer(f"ipc://{self.ipc_dir}/repl")
+        self.addCleanup(self.peer.close)
+        self.assertEqual(self.peer.request({"action": "ping", "id": 0}, timeout=30),
+                         {"id": 0, "reply": 0})
+
+    def test_runs_as_uid_1000_in_the_work_folder(self):
+        events = self.run_ok("import os\nopen('note.txt', 'w').write('x')\n"
+                             "print(os.getuid(), os.getcwd(), os.listdir('.'))\n6*7")
+        self.assertEqual(text_of(events), "1000 /home/work ['note.txt']\n42\n")
+        self.assertEqual(events[-1]["files"], ["note.txt"])
+
+    def test_matplotlib_figure(self):
+        events = self.run_ok(
+            "import matplotlib.pyplot as plt\n"
+            "fig = plt.figure(figsize=(4, 3), dpi=100)\n"
+            "plt.plot([1, 2, 3], [1, 4, 9])\nplt.title('squares')", timeout=60)
+        self.assertEqual(events[-1]["exceptions"], [])
+        self.assertEqual([mime for mime, _ in media_of(events)],
+                         ["image/png", "image/svg+xml"])
+        (_, png), (_, svg) = media_of(events)
+        self.assertEqual(png_size(base64.b64decode(png)), (400, 300))
+        self.assertIn("<svg", svg)
+        # closed once shown: the next run shows nothing again
+        self.assertEqual(media_of(self.run_ok("plt.get_fignums()", 2)), [])
+
+    def test_plt_show_and_numpy(self):
+        events = self.run_ok(
+            "import numpy as np, matplotlib.pyplot as plt\n"
+            "for k in (1, 2):\n"
+            "    plt.figure(figsize=(2, 1), dpi=50)\n"
+            "    plt.plot(np.arange(10) ** k)\n"
+            "    plt.show()\n"
+            "    print('shown', k)", timeout=60)
+        kinds = [r[0] if r[0] != "media" else r[1][0] for r in records_of(events)]
+        self.assertEqual(kinds, ["image/png", "image/svg+xml", "stdout",
+                                 "image/png", "image/svg+xml", "stdout"])
+        png = base64.b64decode(media_of(events)[0][1])
+        self.assertEqual(png_size(png), (100, 50))
+
+    def test_sorna_display_html(self):
+        events = self.run_ok("import sorna_display\nsorna_display.html('<b>hi</b>')")
+        self.assertEqual(media_of(events), [["text/html", "<b>hi</b>"]])
+
+    def test_symlink_out_of_the_work_folder_is_refused(self):
+        self.run_ok("import os\nos.symlink('/etc/passwd', 'link')")
+        for path in ("link", "../../etc/passwd", "/etc/passwd"):
+            reply = self.peer.request({"action": "download", "id": 1, "path": path})
+            self.assertEqual((reply["reply"], reply["error"]), (400, "bad-path"), path)
+
+    def test_restart_in_the_container(self):
+        self.run_ok("x = 1\nopen('kept.txt', 'w').write('k')")
+        self.assertEqual(self.peer.request({"action": "restart", "id": 2})["reply"], 200)
+        for i in range(100):
+            self.peer.send({"action": "ping", "id": f"p{i}"})
+            try:
+                self.peer.reply_to(f"p{i}", timeout=0.3)
+                break
+            except AssertionError:
+                continue
+        else:
+            self.fail("the daemon did not answer after restart")
+        events = self.run_ok("print(sorted(os.listdir('.')) if 'os' in dir() else "
+                             "open('kept.txt').read())\nx", 3)
+        self.assertEqual(text_of(events), "k\n")
+        self.assertEqual(events[-1]["exceptions"][0][0], "NameError")
+
+    def test_sigterm_exits_cleanly(self):
+        self.container.stop(timeout=10)
+        self.assertEqual(self.container.wait(timeout=30)["StatusCode"], 0)

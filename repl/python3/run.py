@@ -1,35 +1,73 @@
-"""Sorna's Python 3 REPL daemon: runs user code inside a kernel container.
+"""Sorna's Python 3 REPL daemon (protocol v2): runs user code inside a kernel container.
 
-The agent connects a ZMQ DEALER to the ROUTER bound here (an ipc:// endpoint in a
-directory shared with the host, since kernels have no network) and sends one msgpack map
-per message. Only the standard library, pyzmq and msgpack are used: this file is copied
-into the kernel image alone, without the sorna package.
+The agent connects a ZMQ DEALER to the ROUTER bound here (an ipc:// endpoint in a folder
+shared with the host, since kernels have no network); see "Agent <-> REPL daemon" in
+docs/PROTOCOL.md. Only the standard library, pyzmq and msgpack are used: this file is
+copied into the kernel image alone, without the sorna package.
 
-The `Executor` (running code, capturing output) is kept apart from the socket loop so
-that streamed output, input requests and interrupts can be added to either side later.
+Three layers, so that each can be tested on its own:
+
+- `Session` runs code in the calling thread and reports through an injected `emit`:
+  `output` events (buffered records), `waiting-input`, `finished`. It owns the run
+  state (busy, interrupts, pending reads) and is thread-safe where the I/O side calls it.
+- `FileStore` answers upload/download/list inside the work folder.
+- `Daemon` is the plumbing: code runs in the main thread (so signals and
+  KeyboardInterrupt work), one I/O thread owns the socket and answers every request
+  while code runs, and fds 1 and 2 are pipes read by a thread so that subprocess output
+  is captured too. `LocalDaemon` drives the same Session and FileStore in-process,
+  without sockets, threads or signals, for fakes and tests.
 """
 
+import _thread
 import ast
+import base64
 import builtins
+import codecs
+import collections
+import errno
+import getpass
 import io
 import os
+import queue
+import select
 import signal
+import stat
 import sys
+import threading
+import time
 import traceback
+import types
 
 import msgpack
 import zmq
 
 ENDPOINT = os.environ.get("SORNA_REPL_ENDPOINT", "ipc:///ipc/repl")
 INPUT_NAME = "<input>"
+MAX_FILE_SIZE = 16 * 1024 * 1024
+FLUSH_INTERVAL = 0.05  # at most one output event per 50 ms...
+FLUSH_LINGER = 0.005  # ...and a first record waits 5 ms, so "0" and "\n" go together
+MAX_PENDING = 1024 * 1024  # a writer waits for the next flush beyond this
+INTERRUPT_RETRY = 0.2  # seconds between SIGINTs until the run sees one
+MAX_WALK = 10000  # entries looked at when listing a folder or the files a run changed
+_DAEMON_FILE = (lambda: None).__code__.co_filename
 
 
 class Terminate(BaseException):
     """Raised by the SIGTERM handler; never reported as the user's exception."""
 
 
+class RequestError(Exception):
+    """A request the daemon refuses; becomes `{reply: code, error, cause}`."""
+
+    def __init__(self, code, error, cause):
+        super().__init__(cause)
+        self.code, self.error, self.cause = code, error, cause
+
+
 def _text(value):
     """A str msgpack can encode (lone surrogates would make packing fail)."""
+    if value.isascii():
+        return value
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -48,65 +86,502 @@ def _safe_arg(value):
 
 
 def _user_traceback(tb):
-    """Drop the daemon's own frames, so the user sees their `<input>` lines only."""
+    """The traceback from the user's first `<input>` frame, cut where the daemon's own
+    code begins again (an interrupted `input()` or `print` ends in this file)."""
     while tb is not None and tb.tb_frame.f_code.co_filename != INPUT_NAME:
         tb = tb.tb_next
+    node = tb
+    while node is not None and node.tb_next is not None:
+        if node.tb_next.tb_frame.f_code.co_filename == _DAEMON_FILE:
+            node.tb_next = None
+            break
+        node = node.tb_next
     return tb
 
 
-class _Capture(io.TextIOWrapper):
-    """A text stream over a byte buffer: `print` and `sys.stdout.buffer` both work."""
-
-    def __init__(self):
-        super().__init__(io.BytesIO(), encoding="utf-8", errors="backslashreplace",
-                         line_buffering=False, write_through=True)
-
-    def text(self):
-        self.flush()
-        return self.buffer.getvalue().decode("utf-8", "replace")
+def _report(exc, raised_before_exec):
+    tb = None if raised_before_exec else _user_traceback(exc.__traceback__)
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return [type(exc).__name__, [_safe_arg(a) for a in exc.args],
+            raised_before_exec, _text(text)]
 
 
-class Executor:
-    """Runs code in one persistent namespace, like a notebook's cells."""
+# ---------------------------------------------------------------------------- output
 
-    def __init__(self):
+class Output:
+    """Records of one run, sent as `output` events: in order, adjacent text merged.
+
+    `tick()` (the I/O thread's timer) flushes when due; `emit_after()` flushes and then
+    emits another event atomically, so output always precedes the run's other events.
+    Records written while no run is active wait for the next run (up to MAX_PENDING).
+    """
+
+    def __init__(self, emit, wake=None, interval=FLUSH_INTERVAL, linger=FLUSH_LINGER,
+                 max_pending=MAX_PENDING, clock=time.monotonic):
+        self._emit, self._wake, self._clock = emit, wake, clock
+        self.interval, self.linger, self.max_pending = interval, linger, max_pending
+        self._lock = threading.RLock()
+        self._records = []  # [kind, [chunks]] or ["media", [mime, content]]
+        self._size = 0
+        self._first = 0.0  # when the oldest pending record arrived
+        self._last = float("-inf")  # when the last output event was emitted
+        self.run_id = None
+        self.active = False
+
+    def add(self, kind, data):
+        if not data:
+            return
+        with self._lock:
+            empty = not self._records
+            if kind != "media" and not empty and self._records[-1][0] == kind:
+                self._records[-1][1].append(data)
+            else:
+                self._records.append([kind, data if kind == "media" else [data]])
+            self._size += len(data[1]) if kind == "media" else len(data)
+            if empty:
+                self._first = self._clock()
+            if not self.active:
+                if self._size > self.max_pending:  # nobody reads: keep the oldest
+                    self._drop_last(kind, data)
+                return
+            over = self._size > self.max_pending
+        if over:  # backpressure: wait for the next flush slot, then flush ourselves
+            wait = self.due_in()
+            if wait:
+                time.sleep(wait)
+            self.flush()
+        elif empty and self._wake:
+            self._wake()
+
+    def _drop_last(self, kind, data):
+        record = self._records[-1]
+        if kind == "media" or len(record[1]) == 1:
+            self._records.pop()
+        else:
+            record[1].pop()
+        self._size -= len(data[1]) if kind == "media" else len(data)
+
+    def due_in(self):
+        """Seconds until pending records should go out; None when there are none."""
+        with self._lock:
+            if not self._records or not self.active:
+                return None
+            due = max(self._first + self.linger, self._last + self.interval)
+            return max(0.0, due - self._clock())
+
+    def tick(self):
+        with self._lock:
+            if self.due_in() == 0.0:
+                self.flush()
+
+    def flush(self):
+        with self._lock:
+            if not self._records or not self.active:
+                return
+            records = [[kind, data if kind == "media" else "".join(data)]
+                       for kind, data in self._records]
+            self._records, self._size = [], 0
+            self._last = self._clock()
+            self._emit({"id": self.run_id, "event": "output", "records": records})
+
+    def begin(self, run_id):
+        with self._lock:
+            self.run_id, self.active = run_id, True
+            self._last = float("-inf")
+            pending = bool(self._records)
+        if pending and self._wake:
+            self._wake()
+
+    def emit_after(self, event, end=False):
+        """Flush, then emit `event`; with `end`, the run is over afterwards."""
+        with self._lock:
+            self.flush()
+            self._emit(event)
+            if end:
+                self.active = False
+
+
+class _Writer(io.TextIOBase):
+    """sys.stdout/sys.stderr during a run: text becomes records of `kind`."""
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+
+    def __init__(self, add, kind, fd=None):
+        super().__init__()
+        self._add, self._kind, self._fd = add, kind, fd
+        self.buffer = _BinaryWriter(add, kind)
+
+    name = property(lambda self: f"<{self._kind}>")
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self._add(self._kind, _text(text))
+        return len(text)
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+
+class _BinaryWriter(io.RawIOBase):
+    """`sys.stdout.buffer`: bytes are decoded as UTF-8 (bad bytes replaced)."""
+
+    def __init__(self, add, kind):
+        super().__init__()
+        self._add, self._kind = add, kind
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        data = bytes(data)
+        self._add(self._kind, self._decoder.decode(data))
+        return len(data)
+
+
+class _Reader(io.TextIOBase):
+    """sys.stdin during a run: every read asks the agent for text (`waiting-input`)."""
+
+    encoding = "utf-8"
+    errors = "strict"
+    name = "<stdin>"
+
+    def __init__(self, read_input):
+        super().__init__()
+        self._read_input = read_input
+        self._pending = ""
+
+    def readable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def readline(self, size=-1):
+        if not self._pending:
+            self._pending = self._read_input("", False) + "\n"
+        end = self._pending.find("\n") + 1
+        if size is not None and 0 <= size < end:
+            end = size
+        line, self._pending = self._pending[:end], self._pending[end:]
+        return line
+
+    def read(self, size=-1):
+        if not self._pending:
+            self._pending = self._read_input("", False)
+        if size is None or size < 0:
+            size = len(self._pending)
+        text, self._pending = self._pending[:size], self._pending[size:]
+        return text
+
+
+class FdCapture:
+    """Makes fds 1 and 2 pipes read by a thread, so that output written below Python
+    (subprocesses, os.system, C libraries) becomes records too.
+
+    `drain()` reads whatever is already in the pipes; Python-level writers call it
+    first, which keeps `print`, `os.system('echo')` and `print` in order. The original
+    fds are kept (`saved`) for the daemon's own diagnostics and restored by `restore()`.
+    """
+
+    def __init__(self, sink):
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._pipes = {}  # read fd -> (kind, decoder)
+        self._ready = select.poll()  # used under the lock only (poll is not reentrant)
+        self.saved = {}
+        self._stop = False
+
+    def start(self):
+        for fd, kind in ((1, "stdout"), (2, "stderr")):
+            read_fd, write_fd = os.pipe()
+            self.saved[fd] = os.dup(fd)
+            os.dup2(write_fd, fd)
+            os.close(write_fd)
+            os.set_blocking(read_fd, False)
+            self._pipes[read_fd] = (kind, codecs.getincrementaldecoder("utf-8")("replace"))
+            self._ready.register(read_fd, select.POLLIN)
+        threading.Thread(target=self._run, name="sorna-fd-capture", daemon=True).start()
+
+    def drain(self):
+        with self._lock:
+            if not self._ready.poll(0):  # one syscall when (as usual) nothing is there
+                return
+            for read_fd, (kind, decoder) in self._pipes.items():
+                while True:
+                    try:
+                        data = os.read(read_fd, 65536)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    self._sink(kind, decoder.decode(data))
+
+    def _run(self):
+        _block_signals()
+        poller = select.poll()
+        for read_fd in self._pipes:
+            poller.register(read_fd, select.POLLIN)
+        while not self._stop:
+            try:
+                poller.poll(500)
+            except InterruptedError:
+                continue
+            self.drain()
+
+    def restore(self):
+        self._stop = True
+        for fd, saved in self.saved.items():
+            os.dup2(saved, fd)
+
+
+# ---------------------------------------------------------------------------- session
+
+_current = None  # the Session that ran last: sorna_display and plt.show() report to it
+
+
+def _display_image(mime, data):
+    """Show `data` (bytes, or text for SVG/HTML) as media of type `mime`."""
+    if not isinstance(mime, str) or not mime:
+        raise TypeError("mime must be a non-empty string such as 'image/png'")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = base64.b64encode(bytes(data)).decode("ascii")
+    elif not isinstance(data, str):
+        raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
+    if _current is None:
+        raise RuntimeError("sorna_display works inside a Sorna kernel only")
+    _current.add_media(mime, data)
+
+
+def _display_html(text):
+    """Show `text` as HTML."""
+    _display_image("text/html", str(text))
+
+
+def _make_display_module():
+    module = types.ModuleType("sorna_display", (
+        "Rich output for Sorna kernels.\n\n"
+        "    html(text)         show HTML\n"
+        "    image(mime, data)  show media: bytes (sent as base64) or text (SVG)\n"))
+    module.html, module.image = _display_html, _display_image
+    return module
+
+
+class _PyplotHook:
+    """A meta path finder that patches `plt.show` when the user imports pyplot, so that
+    the daemon never imports matplotlib itself (runs without it stay fast)."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "matplotlib.pyplot":
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                break
+        else:
+            return None
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch_pyplot(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def _patch_pyplot(plt):
+    if getattr(plt, "_sorna_patched", False):
+        return
+    original = plt.show
+
+    def show(*args, **kwargs):
+        """Send the open figures to the Sorna front-end (and close them)."""
+        if _current is None:
+            return original(*args, **kwargs)
+        _current.show_figures()
+
+    plt.show, plt._sorna_patched = show, True
+
+
+def _install_pyplot_hook():
+    if not any(isinstance(f, _PyplotHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PyplotHook())
+
+
+class Session:
+    """Runs code in one persistent namespace, like a notebook's cells.
+
+    `emit(event)` receives every event of a run (maps with `id` and `event`). Reads of
+    standard input wait for `provide_input()` from another thread, or, when
+    `read_input(prompt, password)` is given, call it instead (for in-process use).
+    `execute()` runs in the calling thread; `reserve()`, `provide_input()`,
+    `interrupt()` and `output.tick()` are safe to call from another thread meanwhile.
+    """
+
+    def __init__(self, emit, work_dir=None, read_input=None, capture=None, wake=None):
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
-        self.running = False
+        self.work_dir = os.path.realpath(work_dir) if work_dir else None
+        self.output = Output(emit, wake=wake)
+        self.capture = capture
+        self._read_input_hook = read_input
+        self._lock = threading.Lock()  # busy, interruptible, pending interrupt
+        self.busy = False
+        self.interruptible = False
+        self._interrupt_pending = False  # asked for before user code started
+        self._signal_main = None  # set while an interrupt has not been raised yet
+        self._signalled_at = 0.0
+        self._input = threading.Condition()
+        self._input_waiting = False
+        self._input_text = None
+        add = self._add
+        self.stdout = _Writer(add, "stdout", 1 if capture else None)
+        self.stderr = _Writer(add, "stderr", 2 if capture else None)
+        self.stdin = _Reader(self._read_input)
+        self.display_module = _make_display_module()
+        _install_pyplot_hook()
 
-    def execute(self, code):
-        """Run `code`; return its stdout, stderr and exceptions as a result map."""
-        stdout, stderr = _Capture(), _Capture()
-        saved = sys.stdout, sys.stderr
+    # -- the I/O side
+
+    def reserve(self):
+        """Mark a run as accepted; False when one is going on already (409)."""
+        with self._lock:
+            if self.busy:
+                return False
+            self.busy, self._interrupt_pending, self._signal_main = True, False, None
+            return True
+
+    def interrupt(self, signal_main):
+        """Stop the current run with KeyboardInterrupt; False when nothing runs.
+
+        While user code runs, `signal_main()` must deliver SIGINT to the thread running
+        it (whose handler calls `on_sigint`); a run not started yet is stopped as soon
+        as it starts.
+        """
+        with self._lock:
+            if not self.busy:
+                return False
+            if self.interruptible:
+                self._signal_main, self._signalled_at = signal_main, time.monotonic()
+                signal_main()
+            else:
+                self._interrupt_pending = True
+            return True
+
+    @property
+    def interrupt_unanswered(self):
+        return self._signal_main is not None
+
+    def retry_interrupt(self):
+        """Signal again while an interrupt has not taken effect: a signal that lands
+        just before a blocking call, or while os.system() ignores SIGINT, is lost."""
+        with self._lock:
+            if (self._signal_main is not None and self.busy and self.interruptible
+                    and time.monotonic() - self._signalled_at >= INTERRUPT_RETRY):
+                self._signalled_at = time.monotonic()
+                self._signal_main()
+
+    def on_sigint(self):
+        """The SIGINT handler's body: interrupts user code only, never the daemon."""
+        if self.interruptible:
+            self._signal_main = None
+            raise KeyboardInterrupt()
+
+    def provide_input(self, text):
+        """Hand `text` to the pending read; False when no read is waiting (409)."""
+        with self._input:
+            if not self._input_waiting or self._input_text is not None:
+                return False
+            self._input_text = text
+            self._input.notify_all()
+            return True
+
+    # -- the run
+
+    def execute(self, run_id, code):
+        """Run `code` as run `run_id`, emit its events, and return the finished event."""
+        global _current
+        before = self._snapshot()
+        self.output.begin(run_id)
+        _current = self
         exceptions = []
-        sys.stdout, sys.stderr = stdout, stderr
+        saved = self._install()
         try:
             try:
                 body, last = self._compile(code)
             except Terminate:
                 raise
             except Exception as e:  # SyntaxError, ValueError (null bytes), ...
-                exceptions.append(self._report(e, raised_before_exec=True))
+                exceptions.append(_report(e, raised_before_exec=True))
             else:
-                try:
-                    self.running = True
-                    exec(body, self.namespace)
-                    if last is not None:
-                        self._display(eval(last, self.namespace))
-                except Terminate:
-                    raise
-                except BaseException as e:  # SystemExit, KeyboardInterrupt too
-                    exceptions.append(self._report(e, raised_before_exec=False))
-                finally:
-                    self.running = False
+                self._run(body, last, exceptions)
+            self._figures(exceptions)
         finally:
-            for stream in (getattr(sys, "stdout", None), getattr(sys, "stderr", None)):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
-            sys.stdout, sys.stderr = saved
-        return {"stdout": stdout.text(), "stderr": stderr.text(),
-                "exceptions": exceptions, "media": [], "files": []}
+            self._uninstall(saved)
+        if self.capture:
+            self.capture.drain()
+        finished = {"id": run_id, "event": "finished", "reply": 200,
+                    "exceptions": exceptions, "files": self._changed(before)}
+        with self._lock:
+            self.output.emit_after(finished, end=True)
+            self.busy = self.interruptible = False
+            self._signal_main = None
+        return finished
+
+    def _run(self, body, last, exceptions):
+        try:
+            with self._lock:
+                self.interruptible = True
+                pending, self._interrupt_pending = self._interrupt_pending, False
+            if pending:
+                raise KeyboardInterrupt()
+            exec(body, self.namespace)
+            if last is not None:
+                self._display(eval(last, self.namespace))
+        except Terminate:
+            raise
+        except BaseException as e:  # SystemExit, KeyboardInterrupt too
+            self.interruptible = False
+            exceptions.append(_report(e, raised_before_exec=False))
+        finally:
+            self.interruptible = False
+
+    def _install(self):
+        saved = (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
+                 sys.modules.get("sorna_display"))
+        sys.stdout, sys.stderr, sys.stdin = self.stdout, self.stderr, self.stdin
+        builtins.input, getpass.getpass = self._builtin_input, self._getpass
+        sys.modules["sorna_display"] = self.display_module
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            _patch_pyplot(plt)
+        return saved
+
+    def _uninstall(self, saved):
+        for stream in (getattr(sys, "stdout", None), getattr(sys, "stderr", None)):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
+         display) = saved
+        if display is not None:
+            sys.modules["sorna_display"] = display
 
     @staticmethod
     def _compile(code):
@@ -121,45 +596,317 @@ class Executor:
         """What sys.displayhook does, without touching builtins._."""
         if value is not None:
             self.namespace["_"] = value
-            print(repr(value), file=sys.stdout)
+            self.stdout.write(repr(value) + "\n")
 
-    @staticmethod
-    def _report(exc, raised_before_exec):
-        tb = None if raised_before_exec else _user_traceback(exc.__traceback__)
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-        return [type(exc).__name__, [_safe_arg(a) for a in exc.args],
-                raised_before_exec, _text(text)]
+    # -- output and input
 
+    def _add(self, kind, data):
+        if self.capture:
+            self.capture.drain()
+        self.output.add(kind, data)
 
-class InvalidInput(Exception):
-    """A request the daemon cannot act on; the message is the reply's cause."""
+    def add_media(self, mime, content):
+        if self.capture:
+            self.capture.drain()
+        self.output.add("media", [mime, content])
 
+    def _builtin_input(self, prompt=""):
+        text = self._read_input(str(prompt), False)
+        return text[:-1] if text.endswith("\n") else text
 
-def handle(executor, payload):
-    """Decode one request, act on it, and return the reply map."""
-    request_id = None
-    try:
+    def _getpass(self, prompt="Password: ", stream=None):
+        return self._read_input(str(prompt), True)
+
+    def _read_input(self, prompt, password):
+        if not self.output.active:
+            raise EOFError("standard input is readable during a run only")
+        event = {"id": self.output.run_id, "event": "waiting-input",
+                 "prompt": _text(prompt), "password": password}
+        if self._read_input_hook is not None:
+            self.output.emit_after(event)
+            return self._read_input_hook(prompt, password)
+        with self._input:
+            if self._input_waiting:
+                raise RuntimeError("another thread is already reading standard input")
+            self._input_waiting, self._input_text = True, None
         try:
-            request = msgpack.unpackb(payload, raw=False)
-        except Exception:
-            raise InvalidInput("The message is not a valid msgpack document.")
-        if not isinstance(request, dict):
-            raise InvalidInput(f"The message must be a msgpack map, "
-                               f"not a {type(request).__name__}.")
-        request_id = request.get("id")
-        action = request.get("action")
-        if action == "ping":
-            return {"id": request_id, "reply": 0}
-        if action == "execute":
-            code = request.get("code")
-            if not isinstance(code, str):
-                raise InvalidInput(f"'code' must be a string, "
-                                   f"not {type(code).__name__}.")
-            return dict(executor.execute(code), id=request_id, reply=200)
-        raise InvalidInput(f"Unknown action {action!r}; expected 'ping' or 'execute'.")
-    except InvalidInput as e:
-        return {"id": request_id, "reply": 400, "error": "invalid-input",
-                "cause": str(e)}
+            self.output.emit_after(event)
+            with self._input:
+                while self._input_text is None:
+                    # SIGINT's KeyboardInterrupt ends the wait; the timeout covers a
+                    # signal that lands just before the wait begins (then it is not
+                    # seen until Python code runs again).
+                    self._input.wait(0.2)
+                return self._input_text
+        finally:
+            with self._input:
+                self._input_waiting, self._input_text = False, None
+
+    # -- matplotlib
+
+    def show_figures(self):
+        """Every open pyplot figure becomes PNG and SVG media, then is closed."""
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is None:
+            return
+        for number in plt.get_fignums():
+            figure = plt.figure(number)
+            try:
+                png, svg = io.BytesIO(), io.BytesIO()
+                figure.savefig(png, format="png")
+                figure.savefig(svg, format="svg")
+                self.add_media("image/png", base64.b64encode(png.getvalue()).decode())
+                self.add_media("image/svg+xml", svg.getvalue().decode("utf-8", "replace"))
+            finally:
+                plt.close(figure)
+
+    def _figures(self, exceptions):
+        if "matplotlib.pyplot" not in sys.modules:
+            return
+        try:
+            self.show_figures()
+        except Terminate:
+            raise
+        except Exception as e:
+            self.stderr.write(f"The figures could not be drawn: "
+                              f"{type(e).__name__}: {e}\n")
+
+    # -- files
+
+    def _snapshot(self):
+        return _walk_files(self.work_dir) if self.work_dir else {}
+
+    def _changed(self, before):
+        if not self.work_dir:
+            return []
+        after = _walk_files(self.work_dir)
+        return sorted(path for path, state in after.items() if before.get(path) != state)
+
+
+def _walk_files(root, limit=MAX_WALK):
+    """{relative path: (mtime_ns, size)} of regular, non-hidden files under root;
+    hidden folders and symlinks are skipped, and at most `limit` entries are seen."""
+    found, seen, stack = {}, 0, [""]
+    while stack and seen < limit:
+        rel = stack.pop()
+        try:
+            entries = os.scandir(os.path.join(root, rel) if rel else root)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                seen += 1
+                if seen > limit:
+                    break
+                if entry.name.startswith("."):
+                    continue
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(path)
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        found[path] = (st.st_mtime_ns, st.st_size)
+                except OSError:
+                    continue
+    return found
+
+
+# ---------------------------------------------------------------------------- files
+
+class FileStore:
+    """Upload, download and list under the work folder, never leaving it.
+
+    A path is refused when it is absolute, holds NUL or `..`, or resolves (realpath)
+    outside the folder; the resolved path is then opened one component at a time with
+    O_NOFOLLOW, so a symlink swapped in meanwhile is refused too.
+    """
+
+    def __init__(self, root, max_size=MAX_FILE_SIZE):
+        self.root = os.path.realpath(root)
+        self.max_size = max_size
+
+    def resolve(self, path, allow_root=False):
+        """The path's components relative to the root, after the checks above."""
+        if not isinstance(path, str):
+            raise RequestError(400, "invalid-input",
+                               f"'path' must be a string, not {type(path).__name__}.")
+        if "\x00" in path:
+            raise RequestError(400, "bad-path", "The path contains a NUL character.")
+        if path.startswith("/"):
+            raise RequestError(400, "bad-path", "The path must be relative to the work "
+                                                "folder, not absolute.")
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise RequestError(400, "bad-path", "The path must not contain '..'.")
+        if not parts and not allow_root:
+            raise RequestError(400, "bad-path", "The path names the work folder itself; "
+                                                "give a file name.")
+        real = os.path.realpath(os.path.join(self.root, *parts))
+        if real != self.root and not real.startswith(self.root + os.sep):
+            raise RequestError(400, "bad-path", f"{path!r} leads outside the work folder.")
+        rel = os.path.relpath(real, self.root)
+        return [] if rel == "." else rel.split(os.sep)
+
+    def _open(self, parts, flags, mode=0o644, make_dirs=False):
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name in parts[:-1]:
+                if make_dirs:
+                    try:
+                        os.mkdir(name, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                                dir_fd=fd)
+                os.close(fd)
+                fd = child
+            if not parts:
+                return os.dup(fd)
+            return os.open(parts[-1], flags | os.O_NOFOLLOW, mode, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def upload(self, path, data):
+        if not isinstance(data, (bytes, bytearray)):
+            raise RequestError(400, "invalid-input",
+                               f"'data' must be binary, not {type(data).__name__}.")
+        if len(data) > self.max_size:
+            raise RequestError(413, "too-large", f"The file has {len(data)} bytes; the "
+                                                 f"limit is {self.max_size}.")
+        parts = self.resolve(path)
+        with _os_errors(path):
+            fd = self._open(parts, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK,
+                            make_dirs=True)
+            with open(fd, "wb") as fh:
+                fh.write(data)
+        return {"path": "/".join(parts), "size": len(data)}
+
+    def download(self, path):
+        parts = self.resolve(path)
+        with _os_errors(path):
+            fd = self._open(parts, os.O_RDONLY | os.O_NONBLOCK)
+            with open(fd, "rb") as fh:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise RequestError(400, "bad-path", f"{path!r} is not a regular file.")
+                data = b"" if st.st_size > self.max_size else fh.read(self.max_size + 1)
+        if st.st_size > self.max_size or len(data) > self.max_size:
+            raise RequestError(413, "too-large",
+                               f"{path!r} is larger than {self.max_size} bytes.")
+        return {"path": "/".join(parts), "data": data}
+
+    def list(self, path=""):
+        parts = self.resolve(path, allow_root=True)
+        entries, truncated = [], False
+        with _os_errors(path):
+            fd = self._open(parts, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                with os.scandir(fd) as it:
+                    for entry in it:
+                        if len(entries) >= MAX_WALK:
+                            truncated = True
+                            break
+                        st = entry.stat(follow_symlinks=False)
+                        entries.append({"name": _text(entry.name),
+                                        "type": _file_type(st.st_mode),
+                                        "size": st.st_size, "mtime": st.st_mtime})
+            finally:
+                os.close(fd)
+        entries.sort(key=lambda e: e["name"])
+        reply = {"path": "/".join(parts), "entries": entries}
+        if truncated:
+            reply["truncated"] = True
+        return reply
+
+
+def _file_type(mode):
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "other"
+
+
+class _os_errors:
+    """Turns the OSErrors of a file action into replies."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if not isinstance(exc, OSError):
+            return False
+        path = self.path
+        if isinstance(exc, FileNotFoundError):
+            raise RequestError(404, "no-such-file", f"There is no {path!r}.")
+        if isinstance(exc, IsADirectoryError):
+            raise RequestError(400, "bad-path", f"{path!r} is a folder.")
+        if isinstance(exc, NotADirectoryError):
+            raise RequestError(400, "bad-path", f"Part of {path!r} is not a folder.")
+        if exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise RequestError(400, "bad-path", f"{path!r} is a symbolic link.")
+        if exc.errno == errno.ENXIO:
+            raise RequestError(400, "bad-path", f"{path!r} is not a regular file.")
+        if isinstance(exc, PermissionError):
+            raise RequestError(403, "permission-denied", f"{path!r} is not accessible.")
+        raise RequestError(500, "io-error", _text(f"{path!r}: {exc.strerror or exc}"))
+
+
+# ---------------------------------------------------------------------------- requests
+
+ACTIONS = ("ping", "execute", "input", "interrupt", "restart", "upload", "download",
+           "list")
+
+
+def parse_request(payload):
+    """The request map in `payload`; RequestError 400 when it is not one."""
+    try:
+        request = msgpack.unpackb(payload, raw=False)
+    except Exception:
+        raise RequestError(400, "invalid-input", "The message is not a valid msgpack "
+                                                 "document.")
+    if not isinstance(request, dict):
+        raise RequestError(400, "invalid-input", f"The message must be a msgpack map, "
+                                                 f"not a {type(request).__name__}.")
+    action = request.get("action")
+    if action not in ACTIONS:
+        raise RequestError(400, "invalid-input", f"Unknown action {action!r}; expected "
+                                                 f"one of {', '.join(ACTIONS)}.")
+    if action == "execute" and not isinstance(request.get("code"), str):
+        raise RequestError(400, "invalid-input", f"'code' must be a string, not "
+                                                 f"{type(request.get('code')).__name__}.")
+    if action == "input" and not isinstance(request.get("text"), str):
+        raise RequestError(400, "invalid-input", f"'text' must be a string, not "
+                                                 f"{type(request.get('text')).__name__}.")
+    return request
+
+
+def _request_id(payload):
+    try:
+        request = msgpack.unpackb(payload, raw=False)
+        return request.get("id") if isinstance(request, dict) else None
+    except Exception:
+        return None
+
+
+def error_reply(request_id, e):
+    return {"id": request_id, "reply": e.code, "error": e.error, "cause": e.cause}
+
+
+def answer_file_request(files, request):
+    """The reply to upload/download/list (raising RequestError for refusals)."""
+    action = request["action"]
+    if action == "upload":
+        return dict(files.upload(request.get("path"), request.get("data")), reply=200)
+    if action == "download":
+        return dict(files.download(request.get("path")), reply=200)
+    return dict(files.list(request.get("path", "")), reply=200)
 
 
 def _pack(reply):
@@ -171,44 +918,339 @@ def _pack(reply):
                              use_bin_type=True)
 
 
-def serve(endpoint=ENDPOINT, executor=None):
-    """Answer requests one at a time until SIGTERM."""
-    executor = executor or Executor()
+def _max_file_size():
+    try:
+        return int(os.environ.get("SORNA_MAX_FILE_SIZE", MAX_FILE_SIZE))
+    except ValueError:
+        return MAX_FILE_SIZE
 
-    def on_sigterm(signum, frame):
+
+def _block_signals():
+    """SIGINT and SIGTERM must reach the main thread (which runs the code), not us."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+class LocalDaemon:
+    """The daemon's answers and events in-process: no socket, thread or signal.
+
+    `handle(request)` returns the messages the real daemon would send for it, in order
+    (for `execute`: the run's events, since the run happens inside the call). Reads of
+    standard input call `read_input(prompt, password)` (default: EOFError). Nothing can
+    run while `handle` is not running, so `input` gets 409 and `interrupt` answers
+    `interrupted: false`; `restart` starts a fresh Session.
+    """
+
+    def __init__(self, work_dir, read_input=None, max_file_size=MAX_FILE_SIZE):
+        self.work_dir = work_dir
+        self.read_input = read_input or self._no_input
+        self.files = FileStore(work_dir, max_file_size)
+        self._sent = []
+        self.session = self._new_session()
+
+    @staticmethod
+    def _no_input(prompt, password):
+        raise EOFError("no input is available in this kernel")
+
+    def _new_session(self):
+        return Session(self._collect, work_dir=self.work_dir, read_input=self.read_input)
+
+    def _collect(self, event):
+        self._sent.append(event)
+
+    def handle_payload(self, payload):
+        """Like `handle`, from and to msgpack bytes."""
+        try:
+            request = parse_request(payload)
+        except RequestError as e:
+            return [_pack(error_reply(_request_id(payload), e))]
+        return [_pack(m) for m in self.handle(request)]
+
+    def handle(self, request):
+        request_id, action = request.get("id"), request.get("action")
+        try:
+            if action == "ping":
+                return [{"id": request_id, "reply": 0}]
+            if action == "execute":
+                if not self.session.reserve():
+                    raise RequestError(409, "kernel-busy", "A run is going on already.")
+                self._sent = []
+                self.session.execute(request_id, request["code"])
+                sent, self._sent = self._sent, []
+                return sent
+            if action == "input":
+                raise RequestError(409, "not-waiting-input", "No read is waiting for "
+                                                             "input.")
+            if action == "interrupt":
+                return [{"id": request_id, "reply": 200, "interrupted": False}]
+            if action == "restart":
+                self.session = self._new_session()
+                return [{"id": request_id, "reply": 200}]
+            return [dict(answer_file_request(self.files, request), id=request_id)]
+        except RequestError as e:
+            return [error_reply(request_id, e)]
+
+
+class Daemon:
+    """The real daemon: code in the main thread, the socket in one I/O thread."""
+
+    def __init__(self, endpoint=ENDPOINT, work_dir=None, max_file_size=None,
+                 capture_fds=True):
+        self.endpoint = endpoint
+        self.work_dir = os.path.realpath(work_dir or os.getcwd())
+        self.environ = dict(os.environ)
+        self.capture = FdCapture(self._capture_sink) if capture_fds else None
+        self.session = Session(self._emit, work_dir=self.work_dir, capture=self.capture,
+                               wake=self._wake)
+        self.files = FileStore(self.work_dir, max_file_size or _max_file_size())
+        self.jobs = queue.Queue()
+        self._outgoing = collections.deque()  # (envelope, message)
+        self._run_envelope = []
+        self._stopping = False
+        self._wake_r = self._wake_w = None
+        self._doorbell_r = self._doorbell_w = None  # new jobs and signals wake main
+        self._main_ident = threading.main_thread().ident
+        self._io_thread = None
+        self.diagnostics = sys.stderr
+
+    def _capture_sink(self, kind, text):
+        self.session.output.add(kind, text)
+
+    # -- thread-safe hand-offs to the I/O thread
+
+    def _emit(self, event):
+        self._outgoing.append((self._run_envelope, event))
+        self._wake()
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError, TypeError):
+            pass
+
+    def log(self, message):
+        try:
+            self.diagnostics.write(f"sorna-repl: {message}\n")
+            self.diagnostics.flush()
+        except Exception:
+            pass
+
+    # -- main thread
+
+    def serve(self):
+        """Answer requests until SIGTERM; returns after cleaning up."""
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGINT, lambda signum, frame: self.session.on_sigint())
+        self._wake_r, self._wake_w = os.pipe()
+        self._doorbell_r, self._doorbell_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w, self._doorbell_r, self._doorbell_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._doorbell_w, warn_on_full_buffer=False)
+        if self.capture:
+            self.capture.start()
+            self.diagnostics = open(os.dup(self.capture.saved[2]), "w", buffering=1,
+                                    encoding="utf-8", errors="backslashreplace")
+        # Between runs too (user threads), Python-level output goes to the next run.
+        sys.stdout, sys.stderr = self.session.stdout, self.session.stderr
+        context = zmq.Context()
+        sock = context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        # A ROUTER at its high-water mark drops messages silently; a run's events are
+        # few (one output event per 50 ms at most) and must not be lost.
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.bind(self.endpoint)
+        self._context = context
+        self._io_thread = threading.Thread(target=self._io_loop, args=(sock,),
+                                           name="sorna-io", daemon=True)
+        self._io_thread.start()
+        self.log(f"python3 daemon {os.getpid()} serving {self.endpoint} "
+                 f"(work folder {self.work_dir})")
+        try:
+            while True:
+                self._execute(*self._next_job())
+        except Terminate:
+            pass
+        finally:
+            self._shutdown(context)
+
+    def _execute(self, run_id, code):
+        try:
+            self.session.execute(run_id, code)
+        except KeyboardInterrupt:  # an interrupt that landed between user code and us
+            if self.session.busy:
+                finished = {"id": run_id, "event": "finished", "reply": 200,
+                            "exceptions": [["KeyboardInterrupt", [], False,
+                                            "KeyboardInterrupt\n"]], "files": []}
+                with self.session._lock:
+                    self.session.output.emit_after(finished, end=True)
+                    self.session.busy = False
+
+    def _next_job(self):
+        """Wait for a job in select(), not in a lock: a signal arriving just before a
+        lock wait would go unnoticed, while the wakeup fd makes select() return."""
+        while True:
+            try:
+                return self.jobs.get_nowait()
+            except queue.Empty:
+                pass
+            select.select([self._doorbell_r], [], [], 5.0)
+            try:
+                while os.read(self._doorbell_r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def _on_sigterm(self, signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut cleanup
         raise Terminate()
 
-    def on_sigint(signum, frame):
-        # Interrupts are meant for running code; an idle daemon ignores them.
-        if executor.running:
-            raise KeyboardInterrupt()
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    signal.signal(signal.SIGINT, on_sigint)
-    context = zmq.Context()
-    sock = context.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.bind(endpoint)
-    try:
-        while True:
-            frames = sock.recv_multipart()
-            if len(frames) < 2:
-                continue
-            # [identity, payload] from a DEALER; REQ peers add an empty delimiter.
-            reply = _pack(handle(executor, frames[-1]))
-            sock.send_multipart(frames[:-1] + [reply])
-    except Terminate:
-        pass
-    finally:
-        sock.close()
+    def _shutdown(self, context):
+        self._stopping = True
+        self._wake()
+        if self._io_thread is not None:
+            self._io_thread.join(5)
         context.term()
-        if endpoint.startswith("ipc://"):  # libzmq leaves the socket file behind
+        if self.endpoint.startswith("ipc://"):  # libzmq leaves the socket file behind
             try:
-                os.unlink(endpoint[len("ipc://"):])
+                os.unlink(self.endpoint[len("ipc://"):])
             except OSError:
                 pass
+        if self.capture:
+            self.capture.restore()
+        self.log("stopped")
+
+    # -- I/O thread
+
+    def _io_loop(self, sock):
+        _block_signals()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        try:
+            while not self._stopping:
+                due = self.session.output.due_in()
+                if self.session.interrupt_unanswered:
+                    due = min(due if due is not None else INTERRUPT_RETRY,
+                              INTERRUPT_RETRY)
+                timeout = None if due is None else max(1, int(due * 1000 + 0.999))
+                ready = dict(poller.poll(timeout))
+                if self.session.interrupt_unanswered:
+                    self.session.retry_interrupt()
+                if self._wake_r in ready:
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                self.session.output.tick()
+                self._send_outgoing(sock)
+                if sock in ready:
+                    while True:
+                        try:
+                            frames = sock.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._on_frames(sock, frames)
+                        self._send_outgoing(sock)
+        except Exception as e:
+            self.log(f"the I/O thread failed: {type(e).__name__}: {e}")
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            try:
+                self._send_outgoing(sock)
+            except Exception as e:
+                self.log(f"events lost at shutdown: {type(e).__name__}: {e}")
+            sock.close()
+
+    def _send_outgoing(self, sock):
+        while self._outgoing:
+            envelope, message = self._outgoing.popleft()
+            if envelope:
+                sock.send_multipart(envelope + [_pack(message)])
+
+    def _on_frames(self, sock, frames):
+        if len(frames) < 2:
+            return
+        # [identity, payload] from a DEALER; REQ peers add an empty delimiter.
+        envelope, payload = frames[:-1], frames[-1]
+        try:
+            request = parse_request(payload)
+        except RequestError as e:
+            sock.send_multipart(envelope + [_pack(error_reply(_request_id(payload), e))])
+            return
+        try:
+            reply = self._answer(request, envelope)
+        except RequestError as e:
+            reply = error_reply(request.get("id"), e)
+        except Exception as e:
+            self.log(f"{request['action']} failed: {type(e).__name__}: {e}")
+            reply = {"id": request.get("id"), "reply": 500, "error": "internal-error",
+                     "cause": _text(f"{type(e).__name__}: {e}")}
+        if reply is not None:
+            sock.send_multipart(envelope + [_pack(reply)])
+            if request["action"] == "restart":
+                self._restart(sock)
+
+    def _answer(self, request, envelope):
+        request_id, action = request.get("id"), request["action"]
+        if action == "ping":
+            return {"id": request_id, "reply": 0}
+        if action == "execute":
+            if not self.session.reserve():
+                raise RequestError(409, "kernel-busy", "A run is going on already; "
+                                                       "wait for its finished event.")
+            self._run_envelope = envelope
+            self.jobs.put((request_id, request["code"]))
+            try:
+                os.write(self._doorbell_w, b"j")
+            except BlockingIOError:
+                pass  # full: main has plenty of reasons to look already
+            return None  # the run's events are the answer
+        if action == "input":
+            if not self.session.provide_input(request["text"]):
+                raise RequestError(409, "not-waiting-input", "No read is waiting for "
+                                                             "input.")
+            return {"id": request_id, "reply": 200}
+        if action == "interrupt":
+            interrupted = self.session.interrupt(self._signal_main)
+            return {"id": request_id, "reply": 200, "interrupted": interrupted}
+        if action == "restart":
+            return {"id": request_id, "reply": 200}
+        return dict(answer_file_request(self.files, request), id=request_id)
+
+    def _signal_main(self):
+        """SIGINT for the main thread: the flag Python checks between bytecodes (set
+        even while system() ignores the signal), and the signal itself, which ends a
+        blocking call (sleep, a lock, select) with EINTR."""
+        _thread.interrupt_main(signal.SIGINT)
+        signal.pthread_kill(self._main_ident, signal.SIGINT)
+
+    def _restart(self, sock):
+        """Replace this process with a fresh interpreter on the same endpoint."""
+        self.log("restarting")
+        sock.setsockopt(zmq.LINGER, 1000)  # let the reply go out...
+        sock.close()
+        self._context.term()  # ...before exec ends libzmq's threads
+        if self.capture:
+            self.capture.restore()
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        argv = list(getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv)
+        try:
+            os.chdir(self.work_dir)
+            os.execve(sys.executable, argv, self.environ)
+        except OSError as e:
+            self.log(f"restart failed: {e}")
+            os._exit(1)
+
+
+def main():
+    Daemon().serve()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(0)  # user threads must not keep a stopped daemon alive
 
 
 if __name__ == "__main__":
-    serve()
+    main()

@@ -5,6 +5,7 @@ import os
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from sorna.agent.runs import CONTINUED, FINISHED, RUNNING, WAITING_INPUT, Run
 from sorna.defer import deferred
 from sorna.pending import PendingRequests
 from sorna.proto.codec import decode, encode
@@ -13,9 +14,6 @@ from sorna.proto.errors import (
 )
 
 log = Logger(namespace="sorna.agent")
-
-RESULT_FIELDS = ("stdout", "stderr", "exceptions", "media", "files")
-
 
 class Kernel:
     def __init__(self, kernel_id, lang, ipc_dir, limits):
@@ -27,6 +25,7 @@ class Kernel:
         self.socket = None
         self.pending = None
         self.lock = defer.DeferredLock()
+        self.run = None
         self.ready = False
         self.last_used = 0.0
 
@@ -36,7 +35,7 @@ class Kernels:
 
     def __init__(self, containers, transport, clock, policy, ipc_root, max_kernels,
                  start_timeout=30.0, max_queued=8, max_reply_size=64 << 20,
-                 idle_timeout=600.0):
+                 idle_timeout=600.0, interrupt_grace=5.0, default_wait=2.0, exporter=None):
         self.containers = containers
         self.transport = transport
         self.clock = clock
@@ -47,6 +46,9 @@ class Kernels:
         self.max_queued = max_queued
         self.max_reply_size = max_reply_size
         self.idle_timeout = idle_timeout
+        self.interrupt_grace = interrupt_grace
+        self.default_wait = default_wait
+        self.exporter = exporter
         self.images = {}  # lang -> (tag, labels)
         self._kernels = {}
 
@@ -85,8 +87,7 @@ class Kernels:
             if self._kernels.get(kernel_id) is not kernel:
                 raise Failure(f"kernel {kernel_id} was destroyed while it started")
             self._connect(kernel)
-            await self._request(kernel, {"action": "ping"}, self.start_timeout,
-                                what=f"the {lang} kernel's first ping")
+            await self._until_ready(kernel)
         except BaseException as e:
             await self._remove(kernel)
             if isinstance(e, SornaError):
@@ -149,35 +150,179 @@ class Kernels:
         return defer.gatherResults([self._remove(k) for k in list(self._kernels.values())],
                                    consumeErrors=True)
 
-    @deferred
-    async def execute(self, kernel_id, code):
+    def _ready(self, kernel_id):
         kernel = self._kernels.get(kernel_id)
         if kernel is None or not kernel.ready:
             raise KernelNotFound(f"no kernel has id {kernel_id} on this agent")
-        if kernel.lock.locked and len(kernel.lock.waiting) >= self.max_queued:
-            raise Busy(f"kernel {kernel_id} is busy with {self.max_queued} queued "
-                       f"executions; wait for them to finish")
-        return await kernel.lock.run(self._execute, kernel, code)
+        return kernel
 
     @deferred
-    async def _execute(self, kernel, code):
+    async def execute(self, kernel_id, code=None, mode=None, text="", wait=None,
+                      partial=None, entry_id=None):
+        """Start, continue or feed a run; fire with the reply fields.
+
+        Without `mode` the reply comes when the run finishes or waits for input; with a
+        mode, also after `wait` seconds (status `continued`). `partial(fields)` receives
+        the output as it comes, for streaming clients.
+        """
+        kernel = self._ready(kernel_id)
+        if mode in (None, "query"):
+            if code is None:
+                raise BadRequest("`code` is missing")
+            run = await self._start(kernel, code, entry_id)
+        else:
+            run = kernel.run
+            if run is None:
+                raise KernelNotFound(f"no execution is running on kernel {kernel_id}",
+                                     error="no-run")
+            if mode == "input":
+                if run.waiting is None:
+                    raise Busy("the execution is not waiting for input", error="not-waiting-input")
+                await self._request(kernel, {"action": "input", "text": text}, 10.0,
+                                    what="the input")
+                run.waiting = None
+                self._arm(kernel, run)
+        if mode is not None and wait is None:
+            wait = self.default_wait
+        return await self._follow(kernel, run, wait, partial)
+
+    async def _start(self, kernel, code, entry_id=None):
+        if kernel.lock.locked and len(kernel.lock.waiting) >= self.max_queued:
+            raise Busy(f"kernel {kernel.kernel_id} is busy with {self.max_queued} queued "
+                       f"executions; wait for them to finish")
+        await kernel.lock.acquire()
         if self._kernels.get(kernel.kernel_id) is not kernel:
+            kernel.lock.release()
             raise KernelNotFound(f"kernel {kernel.kernel_id} was destroyed")
-        timeout = kernel.limits["exec_timeout"]
+        run = kernel.run = Run(kernel.pending.new_id(), kernel.limits["exec_timeout"], entry_id)
         kernel.last_used = self.clock.seconds()
-        try:
-            reply = await self._request(kernel, {"action": "execute", "code": code}, timeout,
-                                        what="the execution")
-        except Timeout:
-            log.warn("kernel {kernel} exceeded its {t} s execution time; destroying it",
-                     kernel=kernel.kernel_id, t=timeout)
-            await self._remove(kernel)
-            raise Timeout(f"the code ran longer than {timeout:g} s; the kernel was "
-                          f"destroyed, create a new one", error="exec-timeout")
-        finally:
+        kernel.socket.send([encode({"action": "execute", "id": run.id, "code": code})])
+        self._arm(kernel, run)
+        return run
+
+    async def _follow(self, kernel, run, wait, partial):
+        deadline = None if wait is None else self.clock.seconds() + wait
+        while True:
+            if run.error is not None:
+                raise run.error
+            if run.finished is not None:
+                if run.timed_out:
+                    raise Timeout(f"the code ran longer than {kernel.limits['exec_timeout']:g} "
+                                  f"s and was interrupted; the kernel keeps its state",
+                                  error="exec-timeout")
+                await run.exported
+                result = run.take()
+                result.update(exceptions=run.finished.get("exceptions") or [],
+                              files=run.files)
+                return {"status": FINISHED, "result": result}
+            if run.waiting is not None:
+                return dict(run.waiting, status=WAITING_INPUT,
+                            result=dict(run.take(), exceptions=[], files=[]))
+            if partial is not None and run.records:
+                partial({"status": RUNNING, "result": run.take()})
+            left = None if deadline is None else deadline - self.clock.seconds()
+            if left is not None and left <= 0:
+                return {"status": CONTINUED, "result": dict(run.take(), exceptions=[],
+                                                             files=[])}
+            changed = run.changed()
+            if left is not None:
+                changed.addTimeout(left, self.clock)
+            try:
+                await changed
+            except defer.TimeoutError:
+                pass
+
+    def _arm(self, kernel, run):
+        """Start (or resume) the run's clock: time spent waiting for input is not counted."""
+        run.started_at = self.clock.seconds()
+        run.timer = self.clock.callLater(run.budget, self._timed_out, kernel, run)
+
+    def _pause(self, run):
+        if run.timer is not None and run.timer.active():
+            run.timer.cancel()
+            run.budget -= self.clock.seconds() - run.started_at
+        run.timer = None
+
+    def _on_event(self, kernel, message):
+        run = kernel.run
+        if run is None or message.get("id") != run.id:
+            return
+        if message.get("event") == WAITING_INPUT:
+            self._pause(run)
+        elif message.get("event") == FINISHED:
+            run.finished = message  # before _end, which exports the files it names
+            self._end(kernel, run)
+        run.on_event(message)
+
+    def _end(self, kernel, run, error=None):
+        """The run is over: free the kernel for the next one, export its files."""
+        self._pause(run)
+        if run.grace is not None and run.grace.active():
+            run.grace.cancel()
+        if error is not None:
+            run.fail(error)
+        if kernel.run is run:
+            kernel.run = None
             kernel.last_used = self.clock.seconds()
-        return {name: reply.get(name, "" if name in ("stdout", "stderr") else [])
-                for name in RESULT_FIELDS}
+            kernel.lock.release()
+        run.files = list((run.finished or {}).get("files") or [])
+        if run.finished is not None and self.exporter is not None:
+            run.exported = self.exporter.export(self, kernel, run)
+
+    def _timed_out(self, kernel, run):
+        """Interrupt first; a run that ignores the interrupt costs the kernel its life."""
+        run.timer = None
+        if run.done:
+            return
+        timeout = kernel.limits["exec_timeout"]
+        log.warn("kernel {kernel} exceeded its {t} s execution time; interrupting it",
+                 kernel=kernel.kernel_id, t=timeout)
+        run.timed_out = True
+        kernel.socket.send([encode({"action": "interrupt", "id": kernel.pending.new_id()})])
+        run.grace = self.clock.callLater(self.interrupt_grace, self._kill_stuck, kernel, run)
+
+    def _kill_stuck(self, kernel, run):
+        if run.done:
+            return
+        timeout = kernel.limits["exec_timeout"]
+        log.warn("kernel {kernel} ignored the interrupt; destroying it", kernel=kernel.kernel_id)
+        d = self._remove(kernel, reason=f"the code ran longer than {timeout:g} s and ignored "
+                                        f"the interrupt; the kernel was destroyed, create a "
+                                        f"new one", error=Timeout)
+        d.addErrback(lambda f: log.failure("could not destroy kernel {kernel}", f,
+                                           kernel=kernel.kernel_id))
+
+    @deferred
+    async def interrupt(self, kernel_id):
+        kernel = self._ready(kernel_id)
+        reply = await self._request(kernel, {"action": "interrupt"}, 10.0, what="the interrupt")
+        return {"interrupted": bool(reply.get("interrupted"))}
+
+    @deferred
+    async def restart(self, kernel_id):
+        """A fresh process in the same container: the session's state is gone."""
+        kernel = self._ready(kernel_id)
+        kernel.ready = False
+        try:
+            if kernel.run is not None:
+                self._end(kernel, kernel.run, Busy("the kernel was restarted during this "
+                                                   "execution", error="restarted"))
+            await self._request(kernel, {"action": "restart"}, 10.0, what="the restart")
+            await self._until_ready(kernel)
+        except SornaError:
+            await self._remove(kernel)
+            raise
+        kernel.ready = True
+        kernel.last_used = self.clock.seconds()
+        return {}
+
+    @deferred
+    async def file_request(self, kernel_id, message):
+        """upload, download and list go to the daemon, which owns the work directory."""
+        kernel = self._ready(kernel_id)
+        kernel.last_used = self.clock.seconds()
+        reply = await self._request(kernel, message, 30.0, what=message["action"])
+        return {k: v for k, v in reply.items() if k not in ("id", "reply")}
 
     def _connect(self, kernel):
         kernel.pending = PendingRequests(self.clock)
@@ -189,22 +334,43 @@ class Kernels:
                 log.warn("kernel {kernel} sent a bad reply: {cause}",
                          kernel=kernel.kernel_id, cause=e.cause)
                 return
-            kernel.pending.resolve(message)
+            if "event" in message:
+                self._on_event(kernel, message)
+            else:
+                kernel.pending.resolve(message)
 
         kernel.socket = self.transport.dealer(f"ipc://{kernel.ipc_dir}/repl", on_message)
+
+    async def _until_ready(self, kernel):
+        """Ping until the daemon answers: a ping sent while the daemon (re)binds its
+        socket can be lost, so one ping is not enough."""
+        deadline = self.clock.seconds() + self.start_timeout
+        while True:
+            left = deadline - self.clock.seconds()
+            try:
+                return await self._request(kernel, {"action": "ping"}, min(1.0, left),
+                                           what=f"the {kernel.lang} kernel's ping")
+            except Timeout:
+                if left <= 1.0:
+                    raise Timeout(f"the {kernel.lang} kernel did not answer within "
+                                  f"{self.start_timeout:g} s", error="start-timeout")
 
     def _request(self, kernel, message, timeout, what):
         return kernel.pending.send(lambda m: kernel.socket.send([encode(m)]), message,
                                    timeout, what=what)
 
     @deferred
-    async def _remove(self, kernel, reason=None):
+    async def _remove(self, kernel, reason=None, error=KernelNotFound):
         if self._kernels.get(kernel.kernel_id) is kernel:
             del self._kernels[kernel.kernel_id]
         kernel.ready = False
+        gone = error(reason or f"kernel {kernel.kernel_id} was destroyed")
+        if error is Timeout:
+            gone.error = "exec-timeout"
+        if kernel.run is not None:
+            self._end(kernel, kernel.run, gone)
         if kernel.pending is not None:
-            kernel.pending.fail_all(KernelNotFound(
-                reason or f"kernel {kernel.kernel_id} was destroyed"))
+            kernel.pending.fail_all(gone)
         if kernel.socket is not None:
             kernel.socket.close()
             kernel.socket = None

@@ -3,7 +3,7 @@
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
-from sorna.client.calls import WATCH_INTERVAL, Attempts, ClientCalls
+from sorna.client.calls import WATCH_INTERVAL, Attempts, ClientCalls, strip
 from sorna.defer import deferred
 from sorna.pending import PendingRequests
 from sorna.proto.codec import decode, encode
@@ -50,15 +50,17 @@ class SornaClient(ClientCalls):
             return
         self._pending.resolve(message)
 
-    def _attempt(self, addr, message, timeout):
+    def _attempt(self, addr, message, timeout, on_partial=None):
         sock = self._socket(addr)
-        return self._pending.send(lambda m: sock.send([b"", encode(m)]), message, timeout,
-                                  what=f"{message['action']} at {addr}")
+        return self._pending.send(
+            lambda m: sock.send([b"", encode(m)]), message, timeout,
+            what=f"{message['action']} at {addr}",
+            on_partial=None if on_partial is None else lambda m: on_partial(strip(m)))
 
     @deferred
-    async def _call(self, addr, message):
+    async def _call(self, addr, message, on_partial=None):
         if message["action"] == "execute":
-            return await self._execute_watching(addr, message)
+            return await self._execute_watching(addr, message, on_partial)
         attempts = Attempts(message["action"], self._clock.seconds(), self.timeout,
                             self.attempt_timeout)
         while True:
@@ -71,7 +73,7 @@ class SornaClient(ClientCalls):
                 pause = attempts.pause_after(e, self._clock.seconds())
             await task.deferLater(self._clock, pause)
 
-    async def _execute_watching(self, addr, message):
+    async def _execute_watching(self, addr, message, on_partial):
         """Run the execution; meanwhile ask the manager whether the kernel still exists."""
         lost = defer.Deferred()
 
@@ -96,7 +98,7 @@ class SornaClient(ClientCalls):
                 else:
                     done.callback(outcome)
 
-        execution = self._attempt(addr, message, self.execute_timeout)
+        execution = self._attempt(addr, message, self.execute_timeout, on_partial)
         execution.addBoth(settle)
         lost.addErrback(settle)
         watch = task.LoopingCall(check)

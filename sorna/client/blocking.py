@@ -5,7 +5,7 @@ import time
 
 import zmq
 
-from sorna.client.calls import WATCH_INTERVAL, Attempts, ClientCalls, check_reply
+from sorna.client.calls import WATCH_INTERVAL, Attempts, ClientCalls, check_reply, strip
 from sorna.proto.codec import decode, encode
 from sorna.proto.errors import KernelNotFound, SornaError, Timeout
 
@@ -39,10 +39,11 @@ class BlockingClient(ClientCalls):
             self._sockets[addr] = sock
         return sock
 
-    def _call(self, addr, message):
+    def _call(self, addr, message, on_partial=None):
         if message["action"] == "execute":
             return self._attempt(addr, message, self.execute_timeout,
-                                 watch=lambda: self._check_kernel(message["kernel_id"]))
+                                 watch=lambda: self._check_kernel(message["kernel_id"]),
+                                 on_partial=on_partial)
         attempts = Attempts(message["action"], time.monotonic(), self.timeout,
                             self.attempt_timeout)
         while True:
@@ -63,7 +64,7 @@ class BlockingClient(ClientCalls):
         except SornaError:
             pass  # the manager being slow is no reason to give up on the kernel
 
-    def _attempt(self, addr, message, timeout, watch=None):
+    def _attempt(self, addr, message, timeout, watch=None, on_partial=None):
         sock = self._socket(addr)
         req_id = next(self._ids)
         sock.send_multipart([b"", encode(dict(message, id=req_id))])
@@ -79,7 +80,7 @@ class BlockingClient(ClientCalls):
                 left = min(left, max(next_watch - now, 0))
             if left <= 0 and now >= deadline:
                 raise Timeout(f"{message['action']} at {addr} got no reply within "
-                              f"{timeout:g} s; is the server running there?")
+                              f"{timeout:.3g} s; is the server running there?")
             if not sock.poll(max(left, 0) * 1000):
                 continue
             frames = sock.recv_multipart()
@@ -87,8 +88,13 @@ class BlockingClient(ClientCalls):
                 reply, _ = decode(frames[-1], max_size=1 << 30)
             except SornaError:
                 continue
-            if reply.get("id") == req_id:
-                return check_reply(reply)
+            if reply.get("id") != req_id:
+                continue
+            if reply.get("partial"):
+                if on_partial is not None:
+                    on_partial(strip(reply))
+                continue
+            return check_reply(reply)
 
     def _then(self, result, fn):
         return fn(result)

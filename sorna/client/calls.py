@@ -46,7 +46,7 @@ class Attempts:
         if not (self.retry and retriable):
             raise error
         if now + self.delay >= self.deadline:
-            raise Timeout(f"{self.action} failed {self.count} times in {self.timeout:g} s; "
+            raise Timeout(f"{self.action} failed {self.count} times in {self.timeout:.3g} s; "
                           f"the last time: {error.cause}")
         delay, self.delay = self.delay, min(self.delay * 2, 2.0)
         return delay
@@ -82,24 +82,70 @@ class ClientCalls:
     def destroy(self, kernel_id):
         self._kernel_addrs.pop(kernel_id, None)
         return self._then(self._call(self.manager_addr, {
-            "action": "destroy", "kernel_id": kernel_id}), _strip)
+            "action": "destroy", "kernel_id": kernel_id}), strip)
 
     def status(self):
-        return self._then(self._call(self.manager_addr, {"action": "status"}), _strip)
+        return self._then(self._call(self.manager_addr, {"action": "status"}), strip)
 
     def execute(self, kernel_id, code, **fields):
         """Run `code`; the result map has stdout, stderr, exceptions, media and files."""
-        message = dict(fields, action="execute", kernel_id=kernel_id, code=code)
+        return self._then(self.run_code(kernel_id, code, **fields), _result)
+
+    def run_code(self, kernel_id, code=None, mode=None, on_output=None, **fields):
+        """The whole execute reply: `status` (finished, waiting-input, continued), `result`,
+        and `prompt`/`password` while waiting for input, `match_result` when asked.
+        `on_output(fields)` gets output as it comes (the agent streams it)."""
+        message = dict(fields, action="execute", kernel_id=kernel_id)
+        if code is not None:
+            message["code"] = code
+        if mode is not None:
+            message["mode"] = mode
+        if on_output is not None:
+            message["stream"] = True
+        return self._at_kernel(kernel_id, message, on_output)
+
+    def send_input(self, kernel_id, text, on_output=None, **fields):
+        """Answer the input an execution waits for; the reply is like run_code's."""
+        return self.run_code(kernel_id, mode="input", text=text, on_output=on_output,
+                             **fields)
+
+    def continue_run(self, kernel_id, on_output=None, **fields):
+        return self.run_code(kernel_id, mode="continue", on_output=on_output, **fields)
+
+    def interrupt(self, kernel_id):
+        return self._then(self._at_kernel(kernel_id, {"action": "interrupt",
+                                                      "kernel_id": kernel_id}), strip)
+
+    def restart(self, kernel_id):
+        return self._then(self._at_kernel(kernel_id, {"action": "restart",
+                                                      "kernel_id": kernel_id}), strip)
+
+    def upload(self, kernel_id, path, data):
+        return self._then(self._at_kernel(kernel_id, {
+            "action": "upload", "kernel_id": kernel_id, "path": path, "data": data}), strip)
+
+    def download(self, kernel_id, path):
+        return self._then(self._at_kernel(kernel_id, {
+            "action": "download", "kernel_id": kernel_id, "path": path}),
+            lambda reply: reply["data"])
+
+    def list_files(self, kernel_id, path=""):
+        return self._then(self._at_kernel(kernel_id, {
+            "action": "list_files", "kernel_id": kernel_id, "path": path}),
+            lambda reply: reply["entries"])
+
+    def _at_kernel(self, kernel_id, message, on_partial=None):
+        """Send to the agent that holds the kernel (asking the manager where, once)."""
         addr = self._kernel_addrs.get(kernel_id)
         if addr is not None:
-            return self._then(self._call(addr, message), _result)
+            return self._then(self._call(addr, message, on_partial), strip)
         return self._then(self.kernel_info(kernel_id),
-                          lambda info: self._then(self._call(info["kernel_addr"], message),
-                                                  _result))
+                          lambda info: self._then(
+                              self._call(info["kernel_addr"], message, on_partial), strip))
 
     def _remember(self, reply):
         self._kernel_addrs[reply["kernel_id"]] = reply["kernel_addr"]
-        return _strip(reply)
+        return strip(reply)
 
     def _call(self, addr, message):
         raise NotImplementedError
@@ -115,9 +161,10 @@ def check_reply(reply):
     raise SornaError.from_reply(reply)
 
 
-def _strip(reply):
+def strip(reply):
     return {k: v for k, v in reply.items() if k not in ("id", "reply")}
 
 
 def _result(reply):
     return reply["result"]
+

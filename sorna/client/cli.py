@@ -1,8 +1,11 @@
 """The `sorna` command: run code, look at the cluster, build kernel images."""
 
 import argparse
+import codeop
+import getpass
 import json
 import os
+import re
 import sys
 
 from sorna.client.blocking import BlockingClient
@@ -42,6 +45,15 @@ def _parser():
     run.add_argument("code", nargs="?", help="the code (or use -f FILE)")
     run.add_argument("-f", "--file", help="read the code from FILE ('-' for stdin)")
     run.set_defaults(run=_exec)
+
+    shell = commands.add_parser("shell", help="an interactive session in a new kernel")
+    shell.add_argument("lang", help="language, e.g. python3")
+    shell.set_defaults(run=_shell)
+
+    copy = commands.add_parser("cp", help="copy a file to or from a kernel (KERNEL_ID:PATH)")
+    copy.add_argument("source")
+    copy.add_argument("destination")
+    copy.set_defaults(run=_copy)
 
     status = commands.add_parser("status", help="show agents, capacity and kernels")
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
@@ -85,19 +97,130 @@ def _exec(args, stdout, stderr):
     with BlockingClient(args.manager, timeout=args.timeout) as client:
         kernel = client.create(args.lang)
         try:
-            result = client.execute(kernel["kernel_id"], code)
+            reply = run_interactively(client, kernel["kernel_id"], code, stdout, stderr)
         finally:
+            _destroy_quietly(client, kernel["kernel_id"], stderr)
+    return EXIT_RAISED if reply["result"]["exceptions"] else 0
+
+
+def run_interactively(client, kernel_id, code, stdout, stderr, ask=None):
+    """Run `code`, printing output as it comes; answer input requests from the terminal
+    (`ask(prompt, password)`); Ctrl-C interrupts the code rather than the client."""
+    ask = ask or _ask
+
+    def show(fields):
+        _print_result(fields["result"], stdout, stderr)
+
+    def follow(request):
+        try:
+            return request()
+        except KeyboardInterrupt:
+            stderr.write("\n(interrupting)\n")
+            client.interrupt(kernel_id)
+            return follow(lambda: client.continue_run(kernel_id, on_output=show))
+
+    reply = follow(lambda: client.run_code(kernel_id, code, on_output=show))
+    while reply["status"] != "finished":
+        show(reply)
+        if reply["status"] == "waiting-input":
             try:
-                client.destroy(kernel["kernel_id"])
-            except SornaError as e:
-                stderr.write(f"sorna: could not destroy kernel {kernel['kernel_id']}: "
-                             f"{e.cause}\n")
-    stdout.write(result["stdout"])
-    stdout.flush()
-    stderr.write(result["stderr"])
-    for name, exc_args, before_exec, traceback in result["exceptions"]:
+                text = ask(reply["prompt"], reply["password"])
+            except EOFError:
+                text = ""
+            reply = follow(lambda: client.send_input(kernel_id, text, on_output=show))
+        else:
+            reply = follow(lambda: client.continue_run(kernel_id, on_output=show))
+    show(reply)
+    for name, exc_args, before_exec, traceback in reply["result"]["exceptions"]:
         stderr.write(traceback or f"{name}: {exc_args}\n")
-    return EXIT_RAISED if result["exceptions"] else 0
+    stderr.flush()
+    return reply
+
+
+def _ask(prompt, password):
+    if password:
+        return getpass.getpass(prompt)
+    return input(prompt)
+
+
+def _print_result(result, stdout, stderr):
+    stdout.write(result.get("stdout", ""))
+    for mime, data in result.get("media", []):
+        stdout.write(f"[{mime}, {len(data)} characters]\n")
+    stdout.flush()
+    stderr.write(result.get("stderr", ""))
+    stderr.flush()
+
+
+def _destroy_quietly(client, kernel_id, stderr):
+    try:
+        client.destroy(kernel_id)
+    except SornaError as e:
+        stderr.write(f"sorna: could not destroy kernel {kernel_id}: {e.cause}\n")
+
+
+def _shell(args, stdout, stderr):
+    with BlockingClient(args.manager, timeout=args.timeout) as client:
+        kernel = client.create(args.lang)
+        stdout.write(f"sorna: {kernel['lang']} kernel {kernel['kernel_id']}; Ctrl-C interrupts "
+                     f"the code, Ctrl-D leaves (and destroys the kernel)\n")
+        try:
+            while True:
+                try:
+                    code = _read_cell(kernel["lang"])
+                except EOFError:
+                    stdout.write("\n")
+                    return 0
+                except KeyboardInterrupt:
+                    stdout.write("\n")
+                    continue
+                if code.strip():
+                    run_interactively(client, kernel["kernel_id"], code, stdout, stderr)
+        finally:
+            _destroy_quietly(client, kernel["kernel_id"], stderr)
+
+
+def _read_cell(lang):
+    """One cell: a line, or for Python every line until the statement is complete."""
+    lines = [input(">>> ")]
+    if not lang.startswith("python"):
+        return lines[0]
+    while True:
+        source = "\n".join(lines)
+        try:
+            if codeop.compile_command(source, "<input>", "single") is not None:
+                return source
+        except (SyntaxError, ValueError, OverflowError):
+            return source  # let the kernel report it
+        lines.append(input("... "))
+
+
+KERNEL_PATH = re.compile(r"^([A-Za-z0-9_-]{22}):(.*)$")
+
+
+def _copy(args, stdout, stderr):
+    source, destination = KERNEL_PATH.match(args.source), KERNEL_PATH.match(args.destination)
+    if bool(source) == bool(destination):
+        stderr.write("sorna cp: exactly one side must be KERNEL_ID:PATH\n")
+        return EXIT_USAGE
+    with BlockingClient(args.manager, timeout=args.timeout) as client:
+        if destination:
+            try:
+                with open(args.source, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                stderr.write(f"sorna cp: cannot read {args.source}: {e.strerror}\n")
+                return EXIT_USAGE
+            path = destination.group(2) or os.path.basename(args.source)
+            client.upload(destination.group(1), path, data)
+        else:
+            data = client.download(source.group(1), source.group(2))
+            target = args.destination
+            if os.path.isdir(target):
+                target = os.path.join(target, os.path.basename(source.group(2)))
+            with open(target, "wb") as f:
+                f.write(data)
+    return 0
 
 
 def _status(args, stdout, stderr):

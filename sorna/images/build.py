@@ -6,6 +6,8 @@ builds on it without network access (the base already holds python3, pyzmq, msgp
 """
 
 import collections
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -20,18 +22,59 @@ from sorna.images.mirror import MirrorNotFound, apt_proxy_env, find_debian_mirro
 
 BASE_IMAGE = "sorna/kernel-base:latest"
 RELEASE = "bookworm"
-BASE_PACKAGES = ["python3", "python3-zmq", "python3-msgpack"]
+# matplotlib and numpy come from Debian (no PyPI at build time); fonts-dejavu-core is
+# what matplotlib draws text with (python-matplotlib-data depends on it, but name it:
+# a headless figure without fonts fails only when it is saved). python3-munkres
+# satisfies python3-fonttools' "python3-scipy | python3-munkres": without it apt takes
+# scipy, which drags in pythran, g++, boost and openblas headers (~600 MB more).
+BASE_PACKAGES = ["python3", "python3-zmq", "python3-msgpack", "python3-numpy",
+                 "python3-matplotlib", "fonts-dejavu-core", "python3-munkres"]
 KERNEL_UID = 1000
+# Bump when the steps of build_base_image change in a way the data below does not show
+# (the recipe hash then differs, and `sorna images build` rebuilds the base).
+BASE_STEPS_VERSION = 2
+BASE_RECIPE_LABEL = "io.sorna.base-recipe"
 DOCKER_TIMEOUT = 600
 # Things no kernel needs: dropping them keeps the image small.
 CLEAN_PATHS = ["var/lib/apt/lists/*", "var/cache/apt/*", "var/cache/debconf/*-old",
                "var/log/*", "usr/share/doc/*", "usr/share/man/*", "usr/share/info/*",
-               "usr/share/locale/*", "usr/share/lintian/*", "tmp/*"]
+               "usr/share/locale/*", "usr/share/lintian/*", "tmp/*",
+               # Unicode's data files (a python3-fonttools dependency nothing reads)
+               "usr/share/unicode"]
 IMPORT_CHANGES = [
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "ENV LANG=C.UTF-8",
     f"LABEL io.sorna.base=debian-{RELEASE}",
 ]
+
+
+def base_recipe_hash():
+    """A short hash of everything that decides the base image's contents.
+
+    The mirror is left out on purpose: the same release from another mirror is the
+    same image.
+    """
+    recipe = {"release": RELEASE, "variant": "minbase", "packages": BASE_PACKAGES,
+              "uid": KERNEL_UID, "clean": CLEAN_PATHS, "changes": IMPORT_CHANGES,
+              "steps": BASE_STEPS_VERSION}
+    text = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def base_rebuild_reason(labels, wanted=None):
+    """Why the base image with these labels must be rebuilt, or None if it is current.
+
+    `labels` is None when there is no base image at all.
+    """
+    wanted = wanted or base_recipe_hash()
+    if labels is None:
+        return f"{BASE_IMAGE} is missing"
+    have = (labels or {}).get(BASE_RECIPE_LABEL)
+    if have is None:
+        return f"{BASE_IMAGE} has no {BASE_RECIPE_LABEL} label (built by an older sorna)"
+    if have != wanted:
+        return f"{BASE_IMAGE} was built from recipe {have}, the current one is {wanted}"
+    return None
 
 
 class ImageBuildError(Exception):
@@ -94,11 +137,15 @@ def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
     tags = [f"sorna/kernel-{lang}:latest" for lang in langs]
     previous = {tag: _image_id(client, tag) for tag in tags + [BASE_IMAGE]}
     built = []
-    if rebuild_base or not previous[BASE_IMAGE]:
+    reason = ("--rebuild-base was given" if rebuild_base
+              else base_rebuild_reason(_image_labels(client, BASE_IMAGE)))
+    if reason:
+        progress(f"building {BASE_IMAGE}: {reason}")
         build_base_image(client, mirror, progress)
         built.append(BASE_IMAGE)
     else:
-        progress(f"{BASE_IMAGE} exists (pass --rebuild-base to rebuild it)")
+        progress(f"{BASE_IMAGE} is current (recipe {base_recipe_hash()}; "
+                 f"pass --rebuild-base to rebuild it anyway)")
     for lang in langs:
         built.append(build_lang_image(client, lang, repl_dir / lang, progress))
     _remove_replaced(client, previous, progress)
@@ -111,6 +158,16 @@ def _image_id(client, tag):
 
     try:
         return client.images.get(tag).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _image_labels(client, tag):
+    """The image's labels ({} when it has none), or None when it does not exist."""
+    import docker
+
+    try:
+        return client.images.get(tag).labels or {}
     except docker.errors.ImageNotFound:
         return None
 
@@ -175,6 +232,7 @@ def build_base_image(client, mirror, progress):
     try:
         _debootstrap(root, mirror, env, progress)
         _install_packages(root, env, progress)
+        _check_plotting(root, progress)
         _prepare_root(root, progress)
         _import(client, root, progress)
     finally:
@@ -260,6 +318,32 @@ def _install_packages(root, env, progress):
     progress(f"apt done in {time.monotonic() - t0:.1f}s")
 
 
+# Draws a figure with text the way a kernel does (no display, config in /tmp): a missing
+# font or backend dependency fails the build here rather than in a user's first plot.
+_PLOT_CHECK = """\
+import matplotlib.pyplot as plt, matplotlib.font_manager as fm, io
+fig = plt.figure(figsize=(2, 1), dpi=50)
+fig.text(0.1, 0.5, "Sorna")
+buf = io.BytesIO()
+fig.savefig(buf, format="png")
+font = fm.findfont(fm.FontProperties(family="DejaVu Sans"), fallback_to_default=False)
+print("matplotlib", __import__("matplotlib").__version__, "draws with", font)
+"""
+
+
+def _check_plotting(root, progress):
+    """Fail the build now if matplotlib cannot draw headless in the new root."""
+    config = tempfile.mkdtemp(prefix="mpl-", dir=os.path.join(root, "tmp"))
+    env = dict(os.environ, LC_ALL="C.UTF-8", MPLBACKEND="Agg",
+               MPLCONFIGDIR=config[len(root):],
+               PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    try:
+        _chroot(root, ["python3", "-c", _PLOT_CHECK], env, progress,
+                "the matplotlib check in the chroot")
+    finally:
+        shutil.rmtree(config, ignore_errors=True)
+
+
 def _prepare_root(root, progress):
     """Add the kernel user and the folders the containers expect; drop what is unused."""
     env = dict(os.environ, LC_ALL="C", PATH="/usr/sbin:/usr/bin:/sbin:/bin")
@@ -296,8 +380,9 @@ def _import(client, root, progress):
     tar = subprocess.Popen(["tar", "-C", root, "--numeric-owner", "-cf", "-", "."],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
+        changes = IMPORT_CHANGES + [f"LABEL {BASE_RECIPE_LABEL}={base_recipe_hash()}"]
         result = client.api.import_image_from_stream(
-            tar.stdout, repository=repo, tag=tag, changes=IMPORT_CHANGES)
+            tar.stdout, repository=repo, tag=tag, changes=changes)
     except docker.errors.DockerException as e:
         tar.kill()
         raise ImageBuildError(f"docker import of {BASE_IMAGE} failed: {e}") from e

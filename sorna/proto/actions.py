@@ -2,11 +2,12 @@
 
 from sorna.proto.errors import BadRequest
 from sorna.proto.schema import (
-    LIMITS, AgentId, Anything, DictOf, KernelId, Lang, ListOf, Number, Text, clean_fields,
-    request_id,
+    LIMITS, AgentId, Anything, Blob, Choice, DictOf, Flag, KernelId, Lang, ListOf, Map, Number,
+    Text, WorkPath, clean_fields, request_id,
 )
 
 MAX_CODE_LENGTH = 1 << 20
+MAX_FILE_SIZE = 16 << 20
 
 MANAGER = {
     "ping": {"body": Anything(required=False)},
@@ -38,10 +39,25 @@ AGENT = {
     "ping": {"body": Anything(required=False)},
     "execute": {
         "kernel_id": KernelId(),
-        "code": Text(max_length=MAX_CODE_LENGTH),
+        "code": Text(max_length=MAX_CODE_LENGTH, required=False),
+        "mode": Choice(("query", "continue", "input"), required=False),
+        "text": Text(max_length=MAX_CODE_LENGTH, required=False, default=""),
+        "wait": Number(minimum=0, maximum=3600, required=False),
+        "stream": Flag(required=False, default=False),
+        "match": Map({
+            "op": Choice(("contains", "equal", "regex")),
+            "target": Choice(("stdout", "stderr", "exception")),
+            "value": Text(max_length=65536),
+        }, required=False),
         "cell_id": Text(max_length=256, coerce_int=True, required=False),
         "entry_id": Text(max_length=256, coerce_int=True, required=False),
     },
+    "interrupt": {"kernel_id": KernelId()},
+    "restart": {"kernel_id": KernelId()},
+    "upload": {"kernel_id": KernelId(), "path": WorkPath(),
+               "data": Blob(max_length=MAX_FILE_SIZE)},
+    "download": {"kernel_id": KernelId(), "path": WorkPath()},
+    "list_files": {"kernel_id": KernelId(), "path": WorkPath(required=False, default="")},
     "create_kernel": {"kernel_id": KernelId(), "lang": Lang(), "limits": LIMITS},
     "destroy_kernel": {"kernel_id": KernelId()},
 }

@@ -62,6 +62,57 @@ class Number(Field):
         return value
 
 
+class Choice(Field):
+    def __init__(self, choices, **kw):
+        super().__init__(**kw)
+        self.choices = tuple(choices)
+
+    def clean(self, name, value):
+        if value not in self.choices or isinstance(value, bool):
+            raise BadRequest(f"`{name}` must be one of {', '.join(map(str, self.choices))}; "
+                             f"got {str(value)[:64]!r}")
+        return value
+
+
+class Flag(Field):
+    def clean(self, name, value):
+        if not isinstance(value, bool):
+            raise BadRequest(f"`{name}` must be true or false, not {_type(value)}")
+        return value
+
+
+class Blob(Field):
+    def __init__(self, max_length, **kw):
+        super().__init__(**kw)
+        self.max_length = max_length
+
+    def clean(self, name, value):
+        if not isinstance(value, bytes):
+            raise BadRequest(f"`{name}` must be binary data (msgpack bin), not {_type(value)}")
+        if len(value) > self.max_length:
+            raise BadRequest(f"`{name}` is {len(value)} bytes; the limit is {self.max_length}",
+                             error="too-large", code=413)
+        return value
+
+
+class WorkPath(Text):
+    """A path inside a kernel's work directory: relative, without `..` or NUL."""
+
+    def __init__(self, **kw):
+        super().__init__(max_length=1024, **kw)
+
+    def clean(self, name, value):
+        value = super().clean(name, value)
+        if "\x00" in value:
+            raise BadRequest(f"`{name}` must not contain NUL bytes", error="bad-path")
+        if value.startswith("/"):
+            raise BadRequest(f"`{name}` must be relative to the work directory, not "
+                             f"absolute", error="bad-path")
+        if ".." in value.split("/"):
+            raise BadRequest(f"`{name}` must not contain `..`", error="bad-path")
+        return value
+
+
 class Anything(Field):
     def clean(self, name, value):
         return value

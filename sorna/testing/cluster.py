@@ -6,11 +6,12 @@ network and an injected clock. Sorna's unit tests use it, and so can front-end a
     client = cluster.client()
     kernel = successResultOf(client.create("python3"))
 
-The fake REPL runs Python code in-process with the real daemon's Executor: it isolates
-nothing and exists for tests only.
+The fake REPL runs Python code in-process with the real daemon's `LocalDaemon`: it
+isolates nothing and exists for tests only.
 """
 
 import importlib.util
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ import sorna
 from sorna.agent import tap as agent_tap
 from sorna.client.api import SornaClient
 from sorna.manager import tap as manager_tap
+from sorna.proto.codec import encode
 from sorna.testing.docker import FakeDockerClient
 from sorna.testing.transport import FakeNetwork
 from sorna.threadpool import WorkerPool
@@ -53,17 +55,24 @@ class FakeKernelHost:
         self.docker.on_remove = self._halt
         self.hold = False
         self.mute = False
+        self.script = None  # when set, `script(daemon, request)` plays the daemon
         self.held = []
         self.daemons = {}
         self._repl = load_python_repl()
 
     def _boot(self, container):
         ipc_dir = container.kwargs["mounts"][0]["Source"]
-        executor = self._repl.Executor()
+        work_dir = os.path.join(ipc_dir, "work")
+        os.makedirs(work_dir, exist_ok=True)
+        executor = self._repl.LocalDaemon(work_dir)
         mute = self.mute
 
         def on_request(peer, frames):
             if mute:
+                return
+            if self.script is not None:
+                daemon = ScriptedDaemon(router, peer, frames[:-1], container.id)
+                self.script(daemon, self._repl.msgpack.unpackb(frames[-1], raw=False))
                 return
             if self.hold and b"execute" in frames[-1]:
                 self.held.append((router, peer, frames, executor))
@@ -73,9 +82,9 @@ class FakeKernelHost:
         router = self.network.router(f"ipc://{ipc_dir}/repl", on_request)
         self.daemons[container.id] = router
 
-    def _answer(self, router, peer, frames, executor):
-        reply = self._repl._pack(self._repl.handle(executor, frames[-1]))
-        router.send(peer, frames[:-1] + [reply])
+    def _answer(self, router, peer, frames, daemon):
+        for message in daemon.handle_payload(frames[-1]):
+            router.send(peer, frames[:-1] + [message])
 
     def release(self):
         held, self.held = self.held, []
@@ -92,9 +101,23 @@ class FakeKernelHost:
         return [c for c in self.docker.containers.list(all=True)]
 
 
+class ScriptedDaemon:
+    """What a test's script uses to answer as the daemon would."""
+
+    def __init__(self, router, peer, envelope, container_id):
+        self.router = router
+        self.peer = peer
+        self.envelope = envelope
+        self.container_id = container_id
+
+    def send(self, message):
+        if not self.router.closed:
+            self.router.send(self.peer, self.envelope + [encode(message)])
+
+
 class FakeCluster:
     def __init__(self, clock, agents=1, max_kernels=4, heartbeat_interval=3.0,
-                 manager_addr="tcp://127.0.0.1:5001"):
+                 manager_addr="tcp://127.0.0.1:5001", agent_argv=()):
         self.clock = clock
         self.network = FakeNetwork()
         self.manager_addr = manager_addr
@@ -113,7 +136,7 @@ class FakeCluster:
                 "--port", str(6001 + i), "--agent-id", f"agent-{i}",
                 "--max-kernels", str(max_kernels),
                 "--heartbeat-interval", str(heartbeat_interval),
-                "--ipc-root", self.ipc_roots[-1]])
+                "--ipc-root", self.ipc_roots[-1], *agent_argv])
             self.hosts.append(host)
             self.agents.append(agent_tap.makeService(
                 config, clock=clock, transport=self.network,

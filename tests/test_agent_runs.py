@@ -1,0 +1,283 @@
+"""Executions as the agent follows them: streaming, modes, input, interrupts, timeouts,
+restarts, files and grading. A scripted daemon plays the REPL, so every event comes
+exactly when the test says."""
+
+from twisted.internet import task
+from twisted.trial.unittest import SynchronousTestCase
+
+from sorna.proto.errors import SornaError
+from sorna.testing.cluster import FakeCluster
+
+
+class Daemon:
+    """Records requests; answers pings, inputs, interrupts and file requests; runs wait
+    for the test to emit their events."""
+
+    def __init__(self):
+        self.requests = []
+        self.run = None  # (daemon, id) of the execution in progress
+        self.interrupt_ends_run = True
+        self.files = {}
+
+    def __call__(self, daemon, request):
+        self.requests.append(request)
+        action, rid = request.get("action"), request.get("id")
+        if action == "ping":
+            daemon.send({"id": rid, "reply": 0})
+        elif action == "execute":
+            self.run = (daemon, rid)
+        elif action == "input":
+            daemon.send({"id": rid, "reply": 200})
+        elif action == "interrupt":
+            running = self.run is not None
+            if rid is not None:
+                daemon.send({"id": rid, "reply": 200, "interrupted": running})
+            if running and self.interrupt_ends_run:
+                self.finish(exceptions=[["KeyboardInterrupt", [], False, "KeyboardInterrupt\n"]])
+        elif action == "restart":
+            daemon.send({"id": rid, "reply": 200})
+            self.run = None
+        elif action == "upload":
+            self.files[request["path"]] = request["data"]
+            daemon.send({"id": rid, "reply": 200, "path": request["path"],
+                         "size": len(request["data"])})
+        elif action == "download":
+            if request["path"] in self.files:
+                daemon.send({"id": rid, "reply": 200, "path": request["path"],
+                             "data": self.files[request["path"]]})
+            else:
+                daemon.send({"id": rid, "reply": 404, "error": "no-such-file",
+                             "cause": f"no file {request['path']}"})
+        elif action == "list":
+            daemon.send({"id": rid, "reply": 200, "path": "", "entries": [
+                {"name": n, "type": "file", "size": len(d), "mtime": 0}
+                for n, d in sorted(self.files.items())]})
+
+    def output(self, kind, data):
+        daemon, rid = self.run
+        daemon.send({"id": rid, "event": "output", "records": [[kind, data]]})
+
+    def ask(self, prompt, password=False):
+        daemon, rid = self.run
+        daemon.send({"id": rid, "event": "waiting-input", "prompt": prompt,
+                     "password": password})
+
+    def finish(self, exceptions=(), files=()):
+        daemon, rid = self.run
+        self.run = None
+        daemon.send({"id": rid, "event": "finished", "reply": 200,
+                     "exceptions": list(exceptions), "files": list(files)})
+
+
+class RunTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.cluster = FakeCluster(self.clock)
+        self.daemon = Daemon()
+        self.cluster.hosts[0].script = self.daemon
+        self.cluster.start()
+        self.client = self.cluster.client()
+        self.kid = self.successResultOf(
+            self.client.create("python3", limits={"exec_timeout": 30}))["kernel_id"]
+
+    def tearDown(self):
+        self.client.close()
+        self.successResultOf(self.cluster.stop())
+
+    def error(self, d):
+        return self.failureResultOf(d, SornaError).value
+
+    def wait(self, seconds):
+        """Let time pass in steps, so that heartbeats keep the agent alive meanwhile."""
+        self.clock.pump([0.5] * int(seconds * 2))
+
+    def test_streaming_clients_get_output_as_it_comes(self):
+        seen = []
+        d = self.client.run_code(self.kid, "loop", on_output=seen.append)
+        self.daemon.output("stdout", "0\n")
+        self.assertEqual(seen, [{"status": "running", "partial": True,
+                                 "result": {"stdout": "0\n", "stderr": "", "media": []}}])
+        self.daemon.output("stderr", "warn\n")
+        self.daemon.output("media", ["image/png", "iVBOR"])
+        self.assertNoResult(d)
+        self.daemon.finish()
+        reply = self.successResultOf(d)
+        self.assertEqual(reply["status"], "finished")
+        self.assertEqual(reply["result"]["stdout"], "")  # all of it went out already
+        self.assertEqual([s["result"]["stderr"] for s in seen], ["", "warn\n", ""])
+        self.assertEqual(seen[2]["result"]["media"], [["image/png", "iVBOR"]])
+
+    def test_classic_clients_get_everything_at_the_end(self):
+        d = self.client.execute(self.kid, "x")
+        self.daemon.output("stdout", "a")
+        self.daemon.output("stdout", "b")
+        self.wait(10)
+        self.assertNoResult(d)
+        self.daemon.finish(exceptions=[["ValueError", ["x"], False, "tb"]])
+        result = self.successResultOf(d)
+        self.assertEqual((result["stdout"], result["exceptions"][0][0]), ("ab", "ValueError"))
+
+    def test_query_and_continue_drive_a_long_run_step_by_step(self):
+        d = self.client.run_code(self.kid, "long", mode="query", wait=1)
+        self.daemon.output("stdout", "first\n")
+        self.clock.advance(1)
+        reply = self.successResultOf(d)
+        self.assertEqual((reply["status"], reply["result"]["stdout"]), ("continued", "first\n"))
+        d = self.client.continue_run(self.kid, wait=1)
+        self.daemon.output("stdout", "second\n")
+        self.daemon.finish()
+        reply = self.successResultOf(d)
+        self.assertEqual((reply["status"], reply["result"]["stdout"]), ("finished", "second\n"))
+        e = self.error(self.client.continue_run(self.kid))
+        self.assertEqual((e.code, e.error), (404, "no-run"))
+
+    def test_input_round_trip(self):
+        d = self.client.run_code(self.kid, "input()")
+        self.daemon.output("stdout", "before\n")
+        self.daemon.ask("Name: ")
+        reply = self.successResultOf(d)
+        self.assertEqual((reply["status"], reply["prompt"], reply["password"]),
+                         ("waiting-input", "Name: ", False))
+        self.assertEqual(reply["result"]["stdout"], "before\n")
+        d = self.client.send_input(self.kid, "Ada")
+        self.assertEqual(self.daemon.requests[-1]["text"], "Ada")
+        self.daemon.output("stdout", "hi Ada\n")
+        self.daemon.finish()
+        self.assertEqual(self.successResultOf(d)["result"]["stdout"], "hi Ada\n")
+
+    def test_input_when_nothing_waits_is_409(self):
+        e = self.error(self.client.send_input(self.kid, "x"))
+        self.assertEqual((e.code, e.error), (404, "no-run"))
+        d = self.client.run_code(self.kid, "busy", mode="query", wait=0)
+        self.successResultOf(d)
+        e = self.error(self.client.send_input(self.kid, "x"))
+        self.assertEqual((e.code, e.error), (409, "not-waiting-input"))
+
+    def test_time_waiting_for_input_is_not_execution_time(self):
+        d = self.client.run_code(self.kid, "input()")
+        self.wait(20)
+        self.daemon.ask("? ")
+        self.successResultOf(d)
+        self.wait(600)  # a slow human
+        d = self.client.send_input(self.kid, "ok", wait=60)
+        self.wait(9)
+        self.assertNoResult(d)
+        self.daemon.finish()
+        self.assertEqual(self.successResultOf(d)["status"], "finished")
+
+    def test_timeout_interrupts_and_keeps_the_kernel(self):
+        d = self.client.execute(self.kid, "while True: pass")
+        self.wait(30)
+        e = self.error(d)
+        self.assertEqual((e.code, e.error), (504, "exec-timeout"))
+        self.assertIn("keeps its state", e.cause)
+        d = self.client.execute(self.kid, "1")
+        self.daemon.finish()
+        self.successResultOf(d)
+
+    def test_a_run_ignoring_the_interrupt_costs_the_kernel(self):
+        self.daemon.interrupt_ends_run = False
+        d = self.client.execute(self.kid, "stubborn")
+        self.wait(30)
+        self.assertNoResult(d)
+        self.wait(5)
+        e = self.error(d)
+        self.assertEqual((e.code, e.error), (504, "exec-timeout"))
+        self.assertEqual(self.cluster.hosts[0].running(), [])
+
+    def test_interrupt(self):
+        self.assertEqual(self.successResultOf(self.client.interrupt(self.kid)),
+                         {"interrupted": False})
+        d = self.client.execute(self.kid, "sleep")
+        self.assertEqual(self.successResultOf(self.client.interrupt(self.kid)),
+                         {"interrupted": True})
+        self.assertEqual(self.successResultOf(d)["exceptions"][0][0], "KeyboardInterrupt")
+
+    def test_restart_ends_the_run_and_waits_for_the_fresh_daemon(self):
+        d = self.client.execute(self.kid, "sleep")
+        self.successResultOf(self.client.restart(self.kid))
+        e = self.error(d)
+        self.assertEqual((e.code, e.error), (409, "restarted"))
+        self.assertEqual([r["action"] for r in self.daemon.requests[-2:]], ["restart", "ping"])
+        d = self.client.execute(self.kid, "1")
+        self.daemon.finish()
+        self.successResultOf(d)
+
+    def test_files(self):
+        self.assertEqual(self.successResultOf(self.client.upload(self.kid, "a.txt", b"hi")),
+                         {"path": "a.txt", "size": 2})
+        self.assertEqual(self.successResultOf(self.client.download(self.kid, "a.txt")), b"hi")
+        [entry] = self.successResultOf(self.client.list_files(self.kid))
+        self.assertEqual(entry["name"], "a.txt")
+        e = self.error(self.client.download(self.kid, "nope"))
+        self.assertEqual((e.code, e.error), (404, "no-such-file"))
+        for bad in ("../x", "/etc/passwd", "a\x00b", "a/../../b"):
+            e = self.error(self.client.download(self.kid, bad))
+            self.assertEqual((e.code, e.error), (400, "bad-path"), bad)
+        requests = len(self.daemon.requests)
+        e = self.error(self.client.upload(self.kid, "big", b"x" * ((16 << 20) + 1)))
+        self.assertEqual(e.code, 413)
+        self.assertEqual(len(self.daemon.requests), requests)  # refused before the kernel
+
+    def grade(self, match, stdout="42\n", exceptions=()):
+        d = self.client.run_code(self.kid, "x", match=match)
+        self.daemon.output("stdout", stdout)
+        self.daemon.finish(exceptions=exceptions)
+        return self.successResultOf(d)["match_result"]
+
+    def test_match(self):
+        self.assertTrue(self.grade({"op": "equal", "target": "stdout", "value": "42"}))
+        self.assertFalse(self.grade({"op": "equal", "target": "stdout", "value": "4"}))
+        self.assertTrue(self.grade({"op": "contains", "target": "stdout", "value": "4"}))
+        self.assertTrue(self.grade({"op": "regex", "target": "stdout", "value": r"^\d+$"}))
+        self.assertFalse(self.grade({"op": "contains", "target": "stderr", "value": "x"}))
+        self.assertTrue(self.grade({"op": "equal", "target": "exception",
+                                    "value": "ZeroDivisionError: division by zero"},
+                                   exceptions=[["ZeroDivisionError", ["division by zero"],
+                                                False, "tb"]]))
+        e = self.error(self.client.run_code(self.kid, "x", match={
+            "op": "regex", "target": "stdout", "value": "("}))
+        self.assertEqual(e.code, 400)
+        self.assertIn("regular expression", e.cause)
+        e = self.error(self.client.run_code(self.kid, "x", match={
+            "op": "like", "target": "stdout", "value": "x"}))
+        self.assertIn("`match.op` must be one of", e.cause)
+
+
+class S3ExportTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.cluster = FakeCluster(self.clock, agent_argv=["--s3-bucket", "results"])
+        self.daemon = Daemon()
+        self.cluster.hosts[0].script = self.daemon
+        self.cluster.start()
+        self.uploads = {}
+        exporter = self.cluster.agents[0].kernels.exporter
+        self.patch(exporter, "_thd_put", self.put)
+        self.client = self.cluster.client()
+        self.kid = self.successResultOf(self.client.create("python3"))["kernel_id"]
+
+    def tearDown(self):
+        self.client.close()
+        self.successResultOf(self.cluster.stop())
+
+    def put(self, key, data):
+        if key.endswith("broken.txt"):
+            raise OSError("the S3 endpoint refused the connection")
+        self.uploads[key] = data
+
+    def test_changed_files_go_to_s3_under_the_entry_id(self):
+        self.daemon.files.update({"out.txt": b"data", "plots/a.png": b"png"})
+        d = self.client.run_code(self.kid, "x", entry_id="e1")
+        self.daemon.finish(files=["out.txt", "plots/a.png", "gone.txt"])
+        result = self.successResultOf(d)["result"]
+        self.assertEqual(result["files"], ["s3://results/e1/out.txt",
+                                           "s3://results/e1/plots/a.png"])
+        self.assertEqual(self.uploads, {"e1/out.txt": b"data", "e1/plots/a.png": b"png"})
+
+    def test_a_failed_upload_is_logged_and_the_result_returned(self):
+        self.daemon.files.update({"broken.txt": b"x", "ok.txt": b"y"})
+        d = self.client.execute(self.kid, "x")
+        self.daemon.finish(files=["broken.txt", "ok.txt"])
+        result = self.successResultOf(d)
+        self.assertEqual(result["files"], [f"s3://results/{self.kid}/ok.txt"])
