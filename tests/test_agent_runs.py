@@ -281,3 +281,86 @@ class S3ExportTests(SynchronousTestCase):
         self.daemon.finish(files=["broken.txt", "ok.txt"])
         result = self.successResultOf(d)
         self.assertEqual(result["files"], [f"s3://results/{self.kid}/ok.txt"])
+
+
+class LimitTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.cluster = FakeCluster(self.clock, agent_argv=[
+            "--max-output", "1024", "--max-executions", "2"])
+        self.daemon = Daemon()
+        self.host = self.cluster.hosts[0]
+        self.host.script = self.daemon
+        self.cluster.start()
+        self.client = self.cluster.client()
+
+    def tearDown(self):
+        self.client.close()
+        self.successResultOf(self.cluster.stop())
+
+    def test_output_is_capped_and_marked_truncated(self):
+        kid = self.successResultOf(self.client.create("python3"))["kernel_id"]
+        d = self.client.execute(kid, "spam")
+        for _ in range(10):
+            self.daemon.output("stdout", "x" * 300)
+        self.daemon.output("media", ["image/png", "A" * 100])
+        self.daemon.finish()
+        result = self.successResultOf(d)
+        self.assertEqual((len(result["stdout"]), result["media"], result["truncated"]),
+                         (1024, [], True))
+
+    def test_executions_at_once_are_limited_per_agent(self):
+        kernels = [self.successResultOf(self.client.create("python3"))["kernel_id"]
+                   for _ in range(3)]
+        first = self.client.execute(kernels[0], "a")
+        second = self.client.execute(kernels[1], "b")
+        e = self.failureResultOf(self.client.execute(kernels[2], "c"), SornaError).value
+        self.assertEqual((e.code, e.error), (409, "agent-busy"))
+        self.daemon.finish()  # ends the latest run the script saw
+        self.assertEqual(len([d for d in (first, second) if d.called]), 1)
+        for d in (first, second):
+            d.addErrback(lambda f: f.trap(SornaError))  # ended by the client's close
+
+    def test_a_dead_kernel_says_why_to_its_waiting_execution_and_the_manager(self):
+        kernel = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
+        d = self.client.execute(kernel["kernel_id"], "boom")
+        [container] = self.host.running()
+        container.die(oom=True)
+        self.clock.pump([0.5] * 7)
+        e = self.failureResultOf(d, SornaError).value
+        self.assertEqual((e.code, e.error), (404, "kernel-died"))
+        self.assertIn("ran out of memory", e.cause)
+        self.clock.pump([0.5] * 20)  # heartbeats tell the manager
+        e = self.failureResultOf(self.client.kernel_info(kernel["kernel_id"]), SornaError).value
+        self.assertEqual(e.error, "kernel-lost")
+        self.assertIn("ran out of memory", e.cause)
+
+    def test_the_engine_report_reaches_status_and_the_log(self):
+        status = self.successResultOf(self.client.status())
+        sandbox = status["agents"][0]["resources"]["sandbox"]
+        self.assertEqual(sandbox, {"memory": True, "swap": True, "pids": True, "cpu": True,
+                                   "seccomp": True, "warnings": []})
+
+
+class WeakEngineTests(SynchronousTestCase):
+    def test_limits_the_engine_cannot_enforce_are_reported(self):
+        from twisted.logger import globalLogPublisher
+        clock = task.Clock()
+        cluster = FakeCluster(clock)
+        cluster.hosts[0].docker.engine.update(
+            SwapLimit=False, PidsLimit=False,
+            Warnings=["WARNING: No swap limit support"])
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        cluster.start()
+        self.addCleanup(lambda: self.successResultOf(cluster.stop()))
+        client = cluster.client()
+        self.addCleanup(client.close)
+        sandbox = self.successResultOf(client.status())["agents"][0]["resources"]["sandbox"]
+        self.assertEqual((sandbox["swap"], sandbox["pids"], sandbox["memory"]),
+                         (False, False, True))
+        self.assertEqual(sandbox["warnings"], ["WARNING: No swap limit support"])
+        said = [e.get("limit") or e.get("engine_warning") for e in events
+                if e.get("log_namespace") == "sorna.agent" and e.get("log_level").name == "warn"]
+        self.assertEqual(said, ["swap", "pids", "WARNING: No swap limit support"])

@@ -40,6 +40,14 @@ class Containers:
         """Containers labelled with this agent's id: [(container_id, kernel_id, status)]."""
         return self.pool.run(self._thd_list_kernels)
 
+    def death_cause(self, container_id):
+        """Why a stopped kernel container stopped, in words ("" when unknown)."""
+        return self.pool.run(self._thd_death_cause, container_id)
+
+    def engine_report(self):
+        """What the engine can enforce: {memory, swap, pids, cpu, warnings}."""
+        return self.pool.run(self._thd_engine_report)
+
     def kernel_images(self):
         """{lang: (image tag, labels)} of local images that carry `io.sorna.lang`."""
         return self.pool.run(self._thd_kernel_images)
@@ -78,6 +86,27 @@ class Containers:
         found = self._client().containers.list(
             all=True, filters={"label": f"{LABEL_PREFIX}agent={self.agent_id}"})
         return [(c.id, c.labels.get(LABEL_PREFIX + "kernel"), c.status) for c in found]
+
+    def _thd_death_cause(self, container_id):
+        try:
+            state = self._client().containers.get(container_id).attrs.get("State", {})
+        except NotFound:
+            return "its container is gone"
+        if state.get("OOMKilled"):
+            return "it ran out of memory (the kernel's memory limit was reached)"
+        code = state.get("ExitCode")
+        if code is not None and code > 128:
+            return f"its process was killed by signal {code - 128}"
+        if code is not None:
+            return f"its process exited with status {code}"
+        return ""
+
+    def _thd_engine_report(self):
+        info = self._client().info()
+        seccomp = any("seccomp" in o for o in info.get("SecurityOptions") or [])
+        return {"memory": bool(info.get("MemoryLimit")), "swap": bool(info.get("SwapLimit")),
+                "pids": bool(info.get("PidsLimit")), "cpu": bool(info.get("CpuCfsQuota")),
+                "seccomp": seccomp, "warnings": list(info.get("Warnings") or [])}
 
     def _thd_kernel_images(self):
         images = {}

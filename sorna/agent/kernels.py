@@ -15,6 +15,13 @@ from sorna.proto.errors import (
 
 log = Logger(namespace="sorna.agent")
 
+# How long heartbeats keep telling the manager why a kernel ended (seconds).
+GONE_MEMORY = 30.0
+
+
+class KernelDied(KernelNotFound):
+    error = "kernel-died"
+
 class Kernel:
     def __init__(self, kernel_id, lang, ipc_dir, limits):
         self.kernel_id = kernel_id
@@ -35,7 +42,8 @@ class Kernels:
 
     def __init__(self, containers, transport, clock, policy, ipc_root, max_kernels,
                  start_timeout=30.0, max_queued=8, max_reply_size=64 << 20,
-                 idle_timeout=600.0, interrupt_grace=5.0, default_wait=2.0, exporter=None):
+                 idle_timeout=600.0, interrupt_grace=5.0, default_wait=2.0, exporter=None,
+                 max_output=1 << 20, max_executions=0):
         self.containers = containers
         self.transport = transport
         self.clock = clock
@@ -49,8 +57,11 @@ class Kernels:
         self.interrupt_grace = interrupt_grace
         self.default_wait = default_wait
         self.exporter = exporter
+        self.max_output = max_output
+        self.max_executions = max_executions  # runs at once on this agent (0: no limit)
         self.images = {}  # lang -> (tag, labels)
         self._kernels = {}
+        self._gone = {}
 
     def running(self):
         """{kernel_id: lang} of kernels that are ready, as heartbeats report them."""
@@ -118,11 +129,12 @@ class Kernels:
                 continue
             if self._kernels.get(kernel.kernel_id) is not kernel:
                 continue  # destroyed meanwhile
-            log.warn("kernel {kernel} died (its container is {status})",
-                     kernel=kernel.kernel_id, status=status)
+            cause = await self.containers.death_cause(kernel.container_id)
+            cause = cause or f"its container is {status}"
+            log.warn("kernel {kernel} died: {cause}", kernel=kernel.kernel_id, cause=cause)
             dead.append(kernel.kernel_id)
-            await self._remove(kernel, reason=f"kernel {kernel.kernel_id} died (its "
-                                              f"container is {status}); create a new one")
+            await self._remove(kernel, reason=f"kernel {kernel.kernel_id} died: {cause}; "
+                                              f"create a new one", error=KernelDied)
         return dead
 
     @deferred
@@ -186,7 +198,13 @@ class Kernels:
             wait = self.default_wait
         return await self._follow(kernel, run, wait, partial)
 
+    def executions(self):
+        return sum(1 for k in self._kernels.values() if k.run is not None)
+
     async def _start(self, kernel, code, entry_id=None):
+        if self.max_executions and self.executions() >= self.max_executions:
+            raise Busy(f"this agent already runs its maximum of {self.max_executions} "
+                       f"executions at once; try again shortly", error="agent-busy")
         if kernel.lock.locked and len(kernel.lock.waiting) >= self.max_queued:
             raise Busy(f"kernel {kernel.kernel_id} is busy with {self.max_queued} queued "
                        f"executions; wait for them to finish")
@@ -194,7 +212,8 @@ class Kernels:
         if self._kernels.get(kernel.kernel_id) is not kernel:
             kernel.lock.release()
             raise KernelNotFound(f"kernel {kernel.kernel_id} was destroyed")
-        run = kernel.run = Run(kernel.pending.new_id(), kernel.limits["exec_timeout"], entry_id)
+        run = kernel.run = Run(kernel.pending.new_id(), kernel.limits["exec_timeout"], entry_id,
+                               max_output=self.max_output)
         kernel.last_used = self.clock.seconds()
         kernel.socket.send([encode({"action": "execute", "id": run.id, "code": code})])
         self._arm(kernel, run)
@@ -213,7 +232,7 @@ class Kernels:
                 await run.exported
                 result = run.take()
                 result.update(exceptions=run.finished.get("exceptions") or [],
-                              files=run.files)
+                              files=run.files, truncated=run.truncated)
                 return {"status": FINISHED, "result": result}
             if run.waiting is not None:
                 return dict(run.waiting, status=WAITING_INPUT,
@@ -359,12 +378,22 @@ class Kernels:
         return kernel.pending.send(lambda m: kernel.socket.send([encode(m)]), message,
                                    timeout, what=what)
 
+    def gone(self):
+        """{kernel_id: why} of kernels that ended lately, for the manager (heartbeats)."""
+        now = self.clock.seconds()
+        for kernel_id, (_, when) in list(self._gone.items()):
+            if now - when > GONE_MEMORY:
+                del self._gone[kernel_id]
+        return {kernel_id: why for kernel_id, (why, _) in self._gone.items()}
+
     @deferred
     async def _remove(self, kernel, reason=None, error=KernelNotFound):
         if self._kernels.get(kernel.kernel_id) is kernel:
             del self._kernels[kernel.kernel_id]
         kernel.ready = False
         gone = error(reason or f"kernel {kernel.kernel_id} was destroyed")
+        if reason:
+            self._gone[kernel.kernel_id] = (reason, self.clock.seconds())
         if error is Timeout:
             gone.error = "exec-timeout"
         if kernel.run is not None:

@@ -11,9 +11,12 @@ RUNNING = "running"
 
 
 class Run:
-    def __init__(self, run_id, budget, entry_id=None):
+    def __init__(self, run_id, budget, entry_id=None, max_output=1 << 20):
         self.id = run_id
         self.entry_id = entry_id
+        self.max_output = max_output  # bytes of output kept per run; the rest is dropped
+        self.output_size = 0
+        self.truncated = False
         self.budget = budget  # seconds of execution left; time waiting for input is free
         self.started_at = None
         self.timer = None
@@ -34,13 +37,29 @@ class Run:
     def on_event(self, event):
         kind = event.get("event")
         if kind == "output":
-            self.records.extend(r for r in event.get("records") or [] if _valid(r))
+            for record in event.get("records") or []:
+                if _valid(record):
+                    self._keep(record)
         elif kind == WAITING_INPUT:
             self.waiting = {"prompt": str(event.get("prompt") or ""),
                             "password": bool(event.get("password"))}
         elif kind == FINISHED:
             self.finished = event
         self._notify()
+
+    def _keep(self, record):
+        """Keep output up to `max_output`, whatever a kernel prints: memory stays bounded."""
+        kind, data = record
+        size = len(data) if kind != "media" else len(data[0]) + len(data[1])
+        room = self.max_output - self.output_size
+        if size > room:
+            self.truncated = True
+            if kind == "media" or room <= 0:
+                return
+            data = data[:room]
+            size = len(data)
+        self.output_size += size
+        self.records.append([kind, data])
 
     def fail(self, error):
         if not self.done:

@@ -60,6 +60,7 @@ class AgentService(MultiService):
                                       self._guard(self.api.manager_handlers()),
                                       max_size=max_message_size)
         self.langs = []
+        self.sandbox = {}
         self.stopping = False
         self._heartbeat = None
         self._reaper = None
@@ -91,6 +92,8 @@ class AgentService(MultiService):
             self.ipc_root = await self.pool.run(self._thd_make_ipc_root)
         self.kernels.ipc_root = self.ipc_root
         await self._remove_leftovers()
+        self.sandbox = await self.kernels.containers.engine_report()
+        self._report_sandbox()
         self.langs = await self.kernels.refresh_images()
         if not self.langs:
             log.warn("no kernel image found: build them with `sorna images build`")
@@ -119,6 +122,19 @@ class AgentService(MultiService):
                      status=status)
             await self.kernels.containers.remove_kernel(container_id, None)
 
+    def _report_sandbox(self):
+        """Say what the engine cannot enforce: never run weaker kernels silently."""
+        missing = [name for name in ("memory", "swap", "pids", "cpu", "seccomp")
+                   if not self.sandbox[name]]
+        for name in missing:
+            log.warn("the Docker engine cannot enforce the kernels' {limit} limit: kernels "
+                     "run without it", limit=name)
+        for warning in self.sandbox["warnings"]:
+            log.warn("the Docker engine warns: {engine_warning}", engine_warning=warning)
+        if not missing:
+            log.info("the Docker engine enforces every kernel limit (memory, swap, pids, "
+                     "cpu, seccomp)")
+
     def _fatal(self, failure):
         log.failure("sorna-agent could not start", failure)
         if self.on_fatal is not None:
@@ -137,8 +153,9 @@ class AgentService(MultiService):
         self._dealer.send([b"", encode({
             "action": "heartbeat", "agent_id": self.agent_id, "addr": self.advertised_addr,
             "max_kernels": self.kernels.max_kernels, "kernels": self.kernels.running(),
-            "langs": self.langs, "instance": self.instance,
-            "resources": {"cpus": os.cpu_count()},
+            "langs": self.langs, "instance": self.instance, "gone": self.kernels.gone(),
+            "resources": {"cpus": os.cpu_count(), "sandbox": self.sandbox,
+                          "executions": self.kernels.executions()},
         })])
 
     @deferred

@@ -48,6 +48,11 @@ class Options(usage.Options):
          "Export the files each execution creates or changes to this S3 bucket (credentials "
          "and region from the standard AWS variables)."],
         ["s3-endpoint", None, None, "S3 endpoint URL, for S3-compatible services."],
+        ["max-output", None, 1 << 20,
+         "Bytes of output kept per execution; the rest is dropped (result `truncated`).",
+         int],
+        ["max-executions", None, 0,
+         "Most executions running at once on this agent (0: no limit); more get 409.", int],
         ["idle-timeout", None, 600.0,
          "Destroy a kernel unused for this many seconds (0: never).", float],
     ]
@@ -66,6 +71,10 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
         if self["idle-timeout"] < 0:
             raise usage.UsageError("--idle-timeout must be 0 (never) or more seconds")
+        if self["max-output"] < 1024:
+            raise usage.UsageError("--max-output must be at least 1024 bytes")
+        if self["max-executions"] < 0:
+            raise usage.UsageError("--max-executions must be 0 (no limit) or more")
         if self["docker-threads"] < 1:
             raise usage.UsageError("--docker-threads must be at least 1")
         try:
@@ -113,7 +122,8 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
         exporter = S3Exporter(config["s3-bucket"], s3_pool, endpoint_url=config["s3-endpoint"])
     kernels = Kernels(containers, transport or ZmqTransport(), clock, policy,
                       ipc_root=config["ipc-root"], max_kernels=config["max-kernels"],
-                      idle_timeout=config["idle-timeout"], exporter=exporter)
+                      idle_timeout=config["idle-timeout"], exporter=exporter,
+                      max_output=config["max-output"], max_executions=config["max-executions"])
     return AgentService(
         agent_id=me.agent_id, instance=me.instance, manager_addr=config["manager-addr"],
         endpoint=f"tcp://{config['listen']}:{config['port']}",

@@ -135,10 +135,10 @@ class ManagerApi:
             agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
             langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},
             resources=f["resources"] or {}), now)
-        await self._reconcile(f["agent_id"], f["kernels"], now)
+        await self._reconcile(f["agent_id"], f["kernels"], f["gone"], now)
         return NO_REPLY
 
-    async def _reconcile(self, agent_id, reported, now):
+    async def _reconcile(self, agent_id, reported, gone, now):
         """Forget kernels the agent no longer runs; destroy ones nobody asked for."""
         grace = 2 * self.heartbeat_interval
         for kernel in await self.table.kernels_of(agent_id):
@@ -146,9 +146,10 @@ class ManagerApi:
                 log.info("kernel {kernel} is gone from agent {agent}",
                          kernel=kernel.kernel_id, agent=agent_id)
                 await self.table.remove_kernel(kernel.kernel_id)
-                await self.table.mark_lost(
-                    [kernel.kernel_id], f"it stopped running on agent {agent_id} (it "
-                    f"crashed, was killed, or was idle too long)", now)
+                why = gone.get(kernel.kernel_id) or (
+                    f"it stopped running on agent {agent_id} (it crashed, was killed, or "
+                    f"was idle too long)")
+                await self.table.mark_lost([kernel.kernel_id], why, now)
         for kernel_id in reported:
             if (kernel_id in self._creating or kernel_id in self._destroying
                     or await self.table.get_kernel(kernel_id)):

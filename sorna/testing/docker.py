@@ -25,6 +25,12 @@ class FakeContainer:
         self.labels = dict(labels or {})
         self.kwargs = kwargs
         self.status = "running"
+        self.attrs = {"State": {"OOMKilled": False, "ExitCode": 0}}
+
+    def die(self, exit_code=137, oom=False):
+        """As if the kernel's process died (a test's doing)."""
+        self.status = "exited"
+        self.attrs = {"State": {"OOMKilled": oom, "ExitCode": exit_code}}
 
     def remove(self, force=False):
         if self.id not in self._client._containers:
@@ -108,6 +114,10 @@ class FakeDockerClient:
         self.on_run = None
         self.on_remove = None
         self.fail_next_run = False
+        # What `docker info` says the engine can enforce; tests take features away.
+        self.engine = {"MemoryLimit": True, "SwapLimit": True, "PidsLimit": True,
+                       "CpuCfsQuota": True, "Warnings": None,
+                       "SecurityOptions": ["name=seccomp,profile=default"]}
 
     def add_image(self, tag, labels=None):
         if ":" not in tag:
@@ -116,6 +126,9 @@ class FakeDockerClient:
 
     def ping(self):
         return True
+
+    def info(self):
+        return dict(self.engine)
 
     def close(self):
         pass
