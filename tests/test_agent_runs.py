@@ -128,8 +128,21 @@ class RunTests(SynchronousTestCase):
         self.daemon.finish()
         reply = self.successResultOf(d)
         self.assertEqual((reply["status"], reply["result"]["stdout"]), ("finished", "second\n"))
+        again = self.successResultOf(self.client.continue_run(self.kid))
+        self.assertEqual(again, reply)  # a late or repeated continue gets the same end
+
+    def test_continue_before_any_run_is_404(self):
         e = self.error(self.client.continue_run(self.kid))
         self.assertEqual((e.code, e.error), (404, "no-run"))
+
+    def test_a_late_continue_gets_the_tail_of_a_run(self):
+        d = self.client.run_code(self.kid, "x", mode="query", wait=0)
+        self.assertEqual(self.successResultOf(d)["status"], "continued")
+        self.daemon.output("stdout", "tail\n")
+        self.daemon.finish(exceptions=[["ZeroDivisionError", [], False, "tb"]])
+        reply = self.successResultOf(self.client.continue_run(self.kid))
+        self.assertEqual((reply["status"], reply["result"]["stdout"]), ("finished", "tail\n"))
+        self.assertEqual(reply["result"]["exceptions"][0][0], "ZeroDivisionError")
 
     def test_input_round_trip(self):
         d = self.client.run_code(self.kid, "input()")
@@ -276,11 +289,13 @@ class S3ExportTests(SynchronousTestCase):
         self.assertEqual(self.uploads, {"e1/out.txt": b"data", "e1/plots/a.png": b"png"})
 
     def test_a_failed_upload_is_logged_and_the_result_returned(self):
-        self.daemon.files.update({"broken.txt": b"x", "ok.txt": b"y"})
+        self.daemon.files.update({"ok.txt": b"y", "broken.txt": b"x", "later.txt": b"z"})
         d = self.client.execute(self.kid, "x")
-        self.daemon.finish(files=["broken.txt", "ok.txt"])
+        self.daemon.finish(files=["ok.txt", "broken.txt", "later.txt"])
         result = self.successResultOf(d)
+        # S3 failing once stops the run's export: the rest would wait as long each.
         self.assertEqual(result["files"], [f"s3://results/{self.kid}/ok.txt"])
+        self.assertEqual(list(self.uploads), [f"{self.kid}/ok.txt"])
 
 
 class LimitTests(SynchronousTestCase):

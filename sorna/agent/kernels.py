@@ -33,6 +33,7 @@ class Kernel:
         self.pending = None
         self.lock = defer.DeferredLock()
         self.run = None
+        self.last_run = None
         self.ready = False
         self.last_used = 0.0
 
@@ -183,7 +184,9 @@ class Kernels:
                 raise BadRequest("`code` is missing")
             run = await self._start(kernel, code, entry_id)
         else:
-            run = kernel.run
+            # The last run stays reachable after its end, so that a late `continue`
+            # (or one after an abandoned request) still gets the end of it.
+            run = kernel.run or kernel.last_run
             if run is None:
                 raise KernelNotFound(f"no execution is running on kernel {kernel_id}",
                                      error="no-run")
@@ -230,10 +233,11 @@ class Kernels:
                                   f"s and was interrupted; the kernel keeps its state",
                                   error="exec-timeout")
                 await run.exported
-                result = run.take()
-                result.update(exceptions=run.finished.get("exceptions") or [],
-                              files=run.files, truncated=run.truncated)
-                return {"status": FINISHED, "result": result}
+                if run.final is None:
+                    run.final = {"status": FINISHED, "result": dict(
+                        run.take(), exceptions=run.finished.get("exceptions") or [],
+                        files=run.files, truncated=run.truncated)}
+                return run.final
             if run.waiting is not None:
                 return dict(run.waiting, status=WAITING_INPUT,
                             result=dict(run.take(), exceptions=[], files=[]))
@@ -282,6 +286,7 @@ class Kernels:
             run.fail(error)
         if kernel.run is run:
             kernel.run = None
+            kernel.last_run = run
             kernel.last_used = self.clock.seconds()
             kernel.lock.release()
         run.files = list((run.finished or {}).get("files") or [])

@@ -26,6 +26,7 @@ class Run:
         self.records = []
         self.waiting = None  # {"prompt", "password"} while the code waits for input
         self.finished = None  # the daemon's `finished` event
+        self.final = None  # the final reply, the same for every request that asks
         self.error = None  # a SornaError that ended the run instead
         self.exported = defer.succeed(None)  # files going to S3 after the end
         self._listeners = []

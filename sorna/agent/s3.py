@@ -7,6 +7,7 @@ and skipped: the execution's result is returned all the same.
 import threading
 
 import boto3
+from botocore.config import Config
 from twisted.logger import Logger
 
 from sorna.defer import deferred
@@ -44,9 +45,11 @@ class S3Exporter:
             try:
                 await self.pool.run(self._thd_put, key, reply["data"])
             except Exception as e:
-                log.warn("could not export {path} of kernel {kernel} to S3: {error}",
-                         path=path, kernel=kernel.kernel_id, error=e)
-                continue
+                # S3 being away would cost every remaining file the same wait: stop here.
+                log.warn("could not export {path} of kernel {kernel} to S3 ({error}); not "
+                         "exporting the other files of this run", path=path,
+                         kernel=kernel.kernel_id, error=e)
+                break
             exported.append(f"s3://{self.bucket}/{key}")
         if len(run.files) > self.max_files:
             log.warn("kernel {kernel} changed {n} files; exported the first {m}",
@@ -56,5 +59,8 @@ class S3Exporter:
     def _thd_put(self, key, data):
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = boto3.client("s3", endpoint_url=self.endpoint_url)
+            client = self._local.client = boto3.client(
+                "s3", endpoint_url=self.endpoint_url,
+                config=Config(connect_timeout=3, read_timeout=30,
+                              retries={"max_attempts": 2, "mode": "standard"}))
         client.put_object(Bucket=self.bucket, Key=key, Body=data)

@@ -1,8 +1,11 @@
-"""How a kernel container is locked down: the docker-py arguments, from one place."""
+"""How a kernel container is locked down: the docker-py arguments, from one place.
+
+docs/SECURITY.md gives the reason for every setting here.
+"""
 
 import re
 
-from docker.types import Mount, Ulimit
+from docker.types import LogConfig, Mount, Ulimit
 
 LABEL_PREFIX = "io.sorna."
 KERNEL_UID = 1000
@@ -23,7 +26,12 @@ class SandboxPolicy:
     """The agent's maximums; image labels give defaults, requests may only lower them."""
 
     def __init__(self, max_memory_mb=1024, max_exec_timeout=600.0, pids_limit=128,
-                 cpus=1.0, nofile=1024, tmp_size_mb=64, work_size_mb=256, runtime=None):
+                 cpus=1.0, nofile=1024, tmp_size_mb=64, work_size_mb=256, runtime=None,
+                 shm_size_mb=16, fsize_mb=None, tmp_inodes=4096, work_inodes=16384,
+                 log_size_kb=1024, oom_score_adj=500, seccomp_profile=None):
+        """`fsize_mb`: the largest file a kernel may write (default: the work folder's
+        size); `log_size_kb`: what the engine keeps of a container's own stdout/stderr;
+        `seccomp_profile`: a JSON profile's text, else the engine's default profile."""
         self.max_memory_mb = max_memory_mb
         self.max_exec_timeout = max_exec_timeout
         self.pids_limit = pids_limit
@@ -32,6 +40,13 @@ class SandboxPolicy:
         self.tmp_size_mb = tmp_size_mb
         self.work_size_mb = work_size_mb
         self.runtime = runtime
+        self.shm_size_mb = shm_size_mb
+        self.fsize_mb = fsize_mb or max(work_size_mb, tmp_size_mb)
+        self.tmp_inodes = tmp_inodes
+        self.work_inodes = work_inodes
+        self.log_size_kb = log_size_kb
+        self.oom_score_adj = oom_score_adj
+        self.seccomp_profile = seccomp_profile
 
     def limits_for(self, image_labels, requested):
         """Effective {memory_mb, exec_timeout} for a kernel."""
@@ -62,19 +77,42 @@ class SandboxPolicy:
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=self.security_opt(),
+            # docker-init as PID 1 reaps orphans (double-forked daemons) and lets a REPL
+            # that kills itself end the container, instead of an immortal PID 1.
+            init=True,
+            ipc_mode="private",
+            shm_size=f"{self.shm_size_mb}m",
             pids_limit=self.pids_limit,
             mem_limit=memory,
             memswap_limit=memory,  # no swap
+            oom_score_adj=self.oom_score_adj,  # under host pressure, kernels die first
             nano_cpus=int(self.cpus * 1e9),
-            ulimits=[Ulimit(name="nofile", soft=self.nofile, hard=self.nofile)],
+            ulimits=[Ulimit(name="nofile", soft=self.nofile, hard=self.nofile),
+                     Ulimit(name="fsize", soft=self.fsize_mb << 20,
+                            hard=self.fsize_mb << 20),
+                     Ulimit(name="core", soft=0, hard=0)],
             tmpfs={
-                "/tmp": f"rw,nosuid,nodev,size={self.tmp_size_mb}m",
+                "/tmp": (f"rw,nosuid,nodev,noexec,size={self.tmp_size_mb}m,"
+                         f"nr_inodes={self.tmp_inodes}"),
                 "/home/work": (f"rw,nosuid,nodev,size={self.work_size_mb}m,"
+                               f"nr_inodes={self.work_inodes},"
                                f"uid={KERNEL_UID},gid={KERNEL_UID},mode=0700"),
             },
             mounts=[Mount(target=IPC_MOUNT, source=ipc_dir, type="bind", read_only=False)],
+            # What the REPL writes to the container's own stdout/stderr (diagnostics, or
+            # user code writing to those fds) lands on the host's disk: keep it bounded.
+            log_config=LogConfig(type="json-file", config={
+                "max-size": f"{self.log_size_kb}k", "max-file": "1"}),
         )
         if self.runtime:
             args["runtime"] = self.runtime
         return args
+
+    def security_opt(self):
+        """no-new-privileges, and a seccomp profile: the engine's default unless one is
+        given. `seccomp=unconfined` is never produced here."""
+        options = ["no-new-privileges"]
+        if self.seccomp_profile:
+            options.append(f"seccomp={self.seccomp_profile}")
+        return options
