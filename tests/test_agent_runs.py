@@ -160,7 +160,7 @@ class RunTests(SynchronousTestCase):
 
     def test_input_when_nothing_waits_is_409(self):
         e = self.error(self.client.send_input(self.kid, "x"))
-        self.assertEqual((e.code, e.error), (404, "no-run"))
+        self.assertEqual((e.code, e.error), (409, "not-waiting-input"))
         d = self.client.run_code(self.kid, "busy", mode="query", wait=0)
         self.successResultOf(d)
         e = self.error(self.client.send_input(self.kid, "x"))

@@ -187,16 +187,16 @@ class Kernels:
             # The last run stays reachable after its end, so that a late `continue`
             # (or one after an abandoned request) still gets the end of it.
             run = kernel.run or kernel.last_run
-            if run is None:
-                raise KernelNotFound(f"no execution is running on kernel {kernel_id}",
-                                     error="no-run")
             if mode == "input":
-                if run.waiting is None:
+                if run is None or run.waiting is None:
                     raise Busy("the execution is not waiting for input", error="not-waiting-input")
                 await self._request(kernel, {"action": "input", "text": text}, 10.0,
                                     what="the input")
                 run.waiting = None
                 self._arm(kernel, run)
+            elif run is None:
+                raise KernelNotFound(f"no execution is running on kernel {kernel_id}",
+                                     error="no-run")
         if mode is not None and wait is None:
             wait = self.default_wait
         return await self._follow(kernel, run, wait, partial)

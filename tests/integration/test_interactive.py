@@ -168,7 +168,8 @@ class InputTests(InteractiveTestCase):
     def test_input_or_continue_when_nothing_waits(self):
         kernel_id = self.create()
         self.assertError(self.error_of(self.client.continue_run, kernel_id), 404, "no-run")
-        self.assertError(self.error_of(self.client.send_input, kernel_id, "x"), 404, "no-run")
+        self.assertError(self.error_of(self.client.send_input, kernel_id, "x"),
+                         409, "not-waiting-input")
 
         reply = self.client.run_code(kernel_id, "import time\ntime.sleep(1)\n'slept'",
                                      mode="query", wait=0)
