@@ -47,6 +47,9 @@ MAX_FILE_SIZE = 16 * 1024 * 1024
 FLUSH_INTERVAL = 0.05  # at most one output event per 50 ms...
 FLUSH_LINGER = 0.005  # ...and a first record waits 5 ms, so "0" and "\n" go together
 MAX_PENDING = 1024 * 1024  # a writer waits for the next flush beyond this
+# Output kept per run (the agent keeps no more than this anyway): the rest is dropped
+# here, before it costs the kernel memory, and the run's end says `truncated`.
+MAX_RUN_OUTPUT = int(os.environ.get("SORNA_MAX_OUTPUT", 1 << 20))
 INTERRUPT_RETRY = 0.2  # seconds between SIGINTs until the run sees one
 MAX_WALK = 10000  # entries looked at when listing a folder or the files a run changed
 _DAEMON_FILE = (lambda: None).__code__.co_filename
@@ -117,9 +120,12 @@ class Output:
     """
 
     def __init__(self, emit, wake=None, interval=FLUSH_INTERVAL, linger=FLUSH_LINGER,
-                 max_pending=MAX_PENDING, clock=time.monotonic):
+                 max_pending=MAX_PENDING, clock=time.monotonic, max_run=MAX_RUN_OUTPUT):
         self._emit, self._wake, self._clock = emit, wake, clock
         self.interval, self.linger, self.max_pending = interval, linger, max_pending
+        self.max_run = max_run
+        self.run_size = 0
+        self.truncated = False
         self._lock = threading.RLock()
         self._records = []  # [kind, [chunks]] or ["media", [mime, content]]
         self._size = 0
@@ -132,6 +138,15 @@ class Output:
         if not data:
             return
         with self._lock:
+            if self.active:
+                size = len(data[1]) if kind == "media" else len(data)
+                room = self.max_run - self.run_size
+                if size > room:
+                    self.truncated = True
+                    if kind == "media" or room <= 0:
+                        return
+                    data = data[:room]
+                self.run_size += len(data[1]) if kind == "media" else len(data)
             empty = not self._records
             if kind != "media" and not empty and self._records[-1][0] == kind:
                 self._records[-1][1].append(data)
@@ -187,6 +202,7 @@ class Output:
     def begin(self, run_id):
         with self._lock:
             self.run_id, self.active = run_id, True
+            self.run_size, self.truncated = 0, False
             self._last = float("-inf")
             pending = bool(self._records)
         if pending and self._wake:
@@ -536,7 +552,8 @@ class Session:
         if self.capture:
             self.capture.drain()
         finished = {"id": run_id, "event": "finished", "reply": 200,
-                    "exceptions": exceptions, "files": self._changed(before)}
+                    "exceptions": exceptions, "files": self._changed(before),
+                    "truncated": self.output.truncated}
         with self._lock:
             self.output.emit_after(finished, end=True)
             self.busy = self.interruptible = False
@@ -1242,7 +1259,53 @@ class Daemon:
             os._exit(1)
 
 
+# Tracing syscalls per architecture: (AUDIT_ARCH, ptrace, process_vm_readv, _writev).
+_TRACING_SYSCALLS = {"x86_64": (0xC000003E, 101, 310, 311),
+                     "aarch64": (0xC00000B7, 117, 270, 271)}
+
+
+def forbid_tracing():
+    """Install a seccomp filter (on top of the engine's) that makes ptrace and
+    process_vm_readv/writev fail with EPERM for this process and everything it starts:
+    kernel code cannot inspect or steer the kernel's other processes, its init included.
+    Calls through another ABI (i386 or x32 on x86_64) are refused altogether, so they
+    cannot go around it. Returns False where the architecture is unknown or the kernel refuses the filter."""
+    import ctypes
+    import platform
+
+    numbers = _TRACING_SYSCALLS.get(platform.machine())
+    if numbers is None:
+        return False
+    arch, *denied = numbers
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO(EPERM)
+    program = [(ld, 0, 0, 4),  # the architecture: another one is refused
+               (jeq, 0, 3 + len(denied), arch),
+               (ld, 0, 0, 0),  # the syscall number
+               (jge, 1 + len(denied), 0, 0x40000000)]  # x32 calls: refused
+    for i, number in enumerate(denied):
+        program.append((jeq, len(denied) - i, 0, number))
+    program += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte),
+                    ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(program))(*program)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p,
+                           ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS, needed for a filter
+        return False
+    prog = Program(len(program), filters)
+    return libc.prctl(22, 2, ctypes.addressof(prog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
+
+
 def main():
+    forbid_tracing()
     Daemon().serve()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -3,12 +3,14 @@
 
 import os
 import shutil
+import subprocess
 import threading
 
 import docker
 from docker.errors import ImageNotFound, NotFound
 
 from sorna.agent.sandbox import KERNEL_UID, LABEL_PREFIX
+from sorna.proto.schema import KERNEL_ID_RE
 
 
 def real_client_factory(timeout=30):
@@ -16,10 +18,15 @@ def real_client_factory(timeout=30):
 
 
 class Containers:
-    def __init__(self, pool, client_factory, agent_id):
+    """`ipc_tmpfs_mb`: each kernel's ipc folder is a tmpfs of this size (0: a plain host
+    folder), so a kernel cannot fill the host's disk through the one host path it sees."""
+
+    def __init__(self, pool, client_factory, agent_id, ipc_tmpfs_mb=0):
         self.pool = pool
         self.client_factory = client_factory
         self.agent_id = agent_id
+        self.ipc_tmpfs_mb = ipc_tmpfs_mb
+        self.ipc_tmpfs = None  # whether mounting works here; known after the first kernel
         self._local = threading.local()
 
     def _client(self):
@@ -55,14 +62,29 @@ class Containers:
     # -- thread side
     def _thd_start_kernel(self, ipc_dir, container_args):
         os.makedirs(ipc_dir, mode=0o700)
-        os.chown(ipc_dir, KERNEL_UID, KERNEL_UID)
         try:
+            self._thd_mount_ipc(ipc_dir)
+            os.chown(ipc_dir, KERNEL_UID, KERNEL_UID)
             container = self._client().containers.run(**container_args)
         except BaseException:
-            shutil.rmtree(ipc_dir, ignore_errors=True)
+            _thd_remove_folder(ipc_dir)
             self._thd_remove_by_name(container_args.get("name"))
             raise
         return container.id
+
+    def _thd_mount_ipc(self, ipc_dir):
+        if not self.ipc_tmpfs_mb or self.ipc_tmpfs is False:
+            return
+        options = (f"size={self.ipc_tmpfs_mb}m,nr_inodes=16,uid={KERNEL_UID},"
+                   f"gid={KERNEL_UID},mode=0700,nosuid,nodev,noexec,nosymfollow")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "sorna-ipc", ipc_dir],
+                              capture_output=True, text=True)
+        self.ipc_tmpfs = done.returncode == 0
+        if not self.ipc_tmpfs:
+            from twisted.logger import Logger
+            Logger(namespace="sorna.agent").warn(
+                "cannot mount a tmpfs on the kernels' ipc folders ({error}); they stay plain "
+                "host folders, which a kernel could fill", error=done.stderr.strip())
 
     def _thd_remove_by_name(self, name):
         if not name:
@@ -80,11 +102,13 @@ class Containers:
             pass
         finally:
             if ipc_dir:
-                shutil.rmtree(ipc_dir, ignore_errors=True)
+                _thd_remove_folder(ipc_dir)
 
     def _thd_list_kernels(self):
+        # A container removed between docker-py's listing and its inspection is skipped.
         found = self._client().containers.list(
-            all=True, filters={"label": f"{LABEL_PREFIX}agent={self.agent_id}"})
+            all=True, filters={"label": f"{LABEL_PREFIX}agent={self.agent_id}"},
+            ignore_removed=True)
         return [(c.id, c.labels.get(LABEL_PREFIX + "kernel"), c.status) for c in found]
 
     def _thd_death_cause(self, container_id):
@@ -116,6 +140,25 @@ class Containers:
             if lang and tag in image.tags:
                 images[lang] = (tag, dict(image.labels))
         return images
+
+
+def _thd_remove_folder(path):
+    """Remove a kernel's ipc folder, unmounting its tmpfs first (never following links)."""
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", path], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def thd_prepare_ipc_root(root):
+    """Create the agent's ipc root, or empty it of what an earlier run left there (kernel
+    folders and their mounts; nothing else is touched)."""
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    os.chmod(root, 0o711)  # kernels (uid 1000) must traverse it to their own folder
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if KERNEL_ID_RE.match(name) and os.path.isdir(path) and not os.path.islink(path):
+            _thd_remove_folder(path)
+    return root
 
 
 __all__ = ["Containers", "real_client_factory", "NotFound", "ImageNotFound"]

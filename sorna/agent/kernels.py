@@ -44,7 +44,7 @@ class Kernels:
     def __init__(self, containers, transport, clock, policy, ipc_root, max_kernels,
                  start_timeout=30.0, max_queued=8, max_reply_size=64 << 20,
                  idle_timeout=600.0, interrupt_grace=5.0, default_wait=2.0, exporter=None,
-                 max_output=1 << 20, max_executions=0):
+                 max_executions=0):
         self.containers = containers
         self.transport = transport
         self.clock = clock
@@ -58,7 +58,6 @@ class Kernels:
         self.interrupt_grace = interrupt_grace
         self.default_wait = default_wait
         self.exporter = exporter
-        self.max_output = max_output
         self.max_executions = max_executions  # runs at once on this agent (0: no limit)
         self.images = {}  # lang -> (tag, labels)
         self._kernels = {}
@@ -216,7 +215,7 @@ class Kernels:
             kernel.lock.release()
             raise KernelNotFound(f"kernel {kernel.kernel_id} was destroyed")
         run = kernel.run = Run(kernel.pending.new_id(), kernel.limits["exec_timeout"], entry_id,
-                               max_output=self.max_output)
+                               max_output=self.policy.max_output)
         kernel.last_used = self.clock.seconds()
         kernel.socket.send([encode({"action": "execute", "id": run.id, "code": code})])
         self._arm(kernel, run)
@@ -234,6 +233,7 @@ class Kernels:
                                   error="exec-timeout")
                 await run.exported
                 if run.final is None:
+                    run.truncated = run.truncated or bool(run.finished.get("truncated"))
                     run.final = {"status": FINISHED, "result": dict(
                         run.take(), exceptions=run.finished.get("exceptions") or [],
                         files=run.files, truncated=run.truncated)}

@@ -28,7 +28,8 @@ class SandboxPolicy:
     def __init__(self, max_memory_mb=1024, max_exec_timeout=600.0, pids_limit=128,
                  cpus=1.0, nofile=1024, tmp_size_mb=64, work_size_mb=256, runtime=None,
                  shm_size_mb=16, fsize_mb=None, tmp_inodes=4096, work_inodes=16384,
-                 log_size_kb=1024, oom_score_adj=500, seccomp_profile=None):
+                 log_size_kb=1024, oom_score_adj=500, seccomp_profile=None,
+                 max_output=1 << 20):
         """`fsize_mb`: the largest file a kernel may write (default: the work folder's
         size); `log_size_kb`: what the engine keeps of a container's own stdout/stderr;
         `seccomp_profile`: a JSON profile's text, else the engine's default profile."""
@@ -47,6 +48,7 @@ class SandboxPolicy:
         self.log_size_kb = log_size_kb
         self.oom_score_adj = oom_score_adj
         self.seccomp_profile = seccomp_profile
+        self.max_output = max_output  # bytes of output kept per execution
 
     def limits_for(self, image_labels, requested):
         """Effective {memory_mb, exec_timeout} for a kernel."""
@@ -72,7 +74,8 @@ class SandboxPolicy:
             detach=True,
             labels={LABEL_PREFIX + "agent": agent_id, LABEL_PREFIX + "kernel": kernel_id,
                     LABEL_PREFIX + "lang": lang},
-            environment={"SORNA_REPL_ENDPOINT": REPL_ENDPOINT},
+            environment={"SORNA_REPL_ENDPOINT": REPL_ENDPOINT,
+                         "SORNA_MAX_OUTPUT": str(self.max_output)},
             user=f"{KERNEL_UID}:{KERNEL_UID}",
             network_mode="none",
             read_only=True,

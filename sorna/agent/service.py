@@ -10,6 +10,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from sorna.agent.api import AgentApi
+from sorna.agent.docker import thd_prepare_ipc_root
 from sorna.defer import deferred
 from sorna.proto import actions
 from sorna.proto.codec import encode
@@ -33,7 +34,7 @@ class AgentService(MultiService):
     def __init__(self, agent_id, manager_addr, endpoint, advertised_addr, kernels, transport,
                  clock, pool, heartbeat_interval=3.0, ipc_root=None,
                  max_message_size=17 << 20, on_fatal=None, close_transport=False,
-                 instance=None, match_pool=None, extra_pools=()):
+                 instance=None, match_pool=None, extra_pools=(), own_ipc_root=None):
         """`match_pool` grades `match` patterns; `extra_pools` (S3 uploads) start and stop
         with the agent, like the Docker `pool`."""
         super().__init__()
@@ -66,7 +67,8 @@ class AgentService(MultiService):
         self._reaper = None
         self._router = None
         self._dealer = None
-        self._owns_ipc_root = ipc_root is None
+        # By default a folder it made is the agent's to remove at stop.
+        self._owns_ipc_root = ipc_root is None if own_ipc_root is None else own_ipc_root
         self._starting = None
 
     def _guard(self, handlers):
@@ -89,7 +91,8 @@ class AgentService(MultiService):
     @deferred
     async def _start(self):
         if self.ipc_root is None:
-            self.ipc_root = await self.pool.run(self._thd_make_ipc_root)
+            self.ipc_root = await self.pool.run(tempfile.mkdtemp, "", "sorna-ipc-")
+        await self.pool.run(thd_prepare_ipc_root, self.ipc_root)
         self.kernels.ipc_root = self.ipc_root
         await self._remove_leftovers()
         self.sandbox = await self.kernels.containers.engine_report()
@@ -181,9 +184,3 @@ class AgentService(MultiService):
             self.transport.close()
         await super().stopService()
         log.info("sorna-agent {agent} stopped", agent=self.agent_id)
-
-    @staticmethod
-    def _thd_make_ipc_root():
-        path = tempfile.mkdtemp(prefix="sorna-ipc-")
-        os.chmod(path, 0o711)  # kernels (uid 1000) must traverse it to their own folder
-        return path

@@ -1,18 +1,21 @@
 """`twistd sorna-agent`: options and service construction."""
 
+import json
+import os
 import socket
+import tempfile
 from urllib.parse import urlsplit
 
 from twisted.internet import reactor
 from twisted.python import usage
 
-from sorna.fatal import stop_reactor_with_error
 from sorna.agent import identity
 from sorna.agent.docker import Containers, real_client_factory
 from sorna.agent.kernels import Kernels
 from sorna.agent.s3 import S3Exporter
 from sorna.agent.sandbox import SandboxPolicy
 from sorna.agent.service import AgentService
+from sorna.fatal import stop_reactor_with_error
 from sorna.proto.schema import AGENT_ID_RE
 from sorna.threadpool import WorkerPool
 from sorna.transport import ZmqTransport
@@ -36,8 +39,10 @@ class Options(usage.Options):
         ["instance-metadata-timeout", None, identity.DEFAULT_TIMEOUT,
          "Seconds each instance metadata request may take.", float],
         ["heartbeat-interval", None, 3.0, "Seconds between heartbeats.", float],
-        ["ipc-root", None, None, "Folder for the kernels' ipc sockets (default: a new "
-                                 "temporary folder)."],
+        ["ipc-tmpfs-mb", None, 1, "Each kernel's ipc folder is a tmpfs of this size "
+                                  "(0: a plain folder on the host's disk).", int],
+        ["ipc-root", None, None, "Folder for the kernels' ipc sockets (default: "
+                                 "$TMPDIR/sorna-ipc-PORT, removed at stop)."],
         ["docker-threads", None, 4, "Size of the thread pool for Docker calls.", int],
         ["max-memory-mb", None, 1024, "Most memory a kernel may get.", int],
         ["max-exec-timeout", None, 600.0, "Most seconds one execution may run.", float],
@@ -48,6 +53,18 @@ class Options(usage.Options):
          "Export the files each execution creates or changes to this S3 bucket (credentials "
          "and region from the standard AWS variables)."],
         ["s3-endpoint", None, None, "S3 endpoint URL, for S3-compatible services."],
+        ["pids-limit", None, 128, "Most processes and threads in a kernel.", int],
+        ["cpus", None, 1.0, "CPUs a kernel may use (a CFS quota).", float],
+        ["nofile", None, 1024, "Most open files in a kernel.", int],
+        ["tmp-size-mb", None, 64, "Size of a kernel's /tmp (tmpfs).", int],
+        ["work-size-mb", None, 256, "Size of a kernel's /home/work (tmpfs).", int],
+        ["shm-size-mb", None, 16, "Size of a kernel's /dev/shm.", int],
+        ["fsize-mb", None, None, "Largest file a kernel may write (default: the work "
+                                 "folder's size).", int],
+        ["container-log-kb", None, 1024, "What the engine keeps of a kernel container's own "
+                                         "stdout/stderr.", int],
+        ["seccomp-profile", None, None, "A seccomp profile (JSON file) for kernels instead "
+                                        "of the engine's default one."],
         ["max-output", None, 1 << 20,
          "Bytes of output kept per execution; the rest is dropped (result `truncated`).",
          int],
@@ -71,6 +88,23 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
         if self["idle-timeout"] < 0:
             raise usage.UsageError("--idle-timeout must be 0 (never) or more seconds")
+        for name in ("pids-limit", "nofile", "tmp-size-mb", "work-size-mb", "shm-size-mb",
+                     "container-log-kb"):
+            if self[name] < 1:
+                raise usage.UsageError(f"--{name} must be at least 1")
+        if self["cpus"] <= 0:
+            raise usage.UsageError("--cpus must be more than 0")
+        if self["fsize-mb"] is not None and self["fsize-mb"] < 1:
+            raise usage.UsageError("--fsize-mb must be at least 1")
+        if self["seccomp-profile"] is not None:
+            try:
+                with open(self["seccomp-profile"], encoding="utf-8") as f:
+                    json.loads(f.read())
+                    f.seek(0)
+                    self["seccomp-profile"] = f.read()
+            except (OSError, ValueError) as e:
+                raise usage.UsageError(f"--seccomp-profile: cannot use "
+                                       f"{self['seccomp-profile']}: {e}")
         if self["max-output"] < 1024:
             raise usage.UsageError("--max-output must be at least 1024 bytes")
         if self["max-executions"] < 0:
@@ -110,10 +144,15 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
     me = identify(config, route_host=lambda: advertised_host("*", manager_host))
     host = me.host
     pool = pool or WorkerPool("sorna-docker", size=config["docker-threads"])
-    containers = Containers(pool, client_factory or real_client_factory(), me.agent_id)
-    policy = SandboxPolicy(max_memory_mb=config["max-memory-mb"],
-                           max_exec_timeout=config["max-exec-timeout"],
-                           runtime=config["runtime"])
+    containers = Containers(pool, client_factory or real_client_factory(), me.agent_id,
+                            ipc_tmpfs_mb=config["ipc-tmpfs-mb"])
+    policy = SandboxPolicy(
+        max_memory_mb=config["max-memory-mb"], max_exec_timeout=config["max-exec-timeout"],
+        runtime=config["runtime"], max_output=config["max-output"],
+        pids_limit=config["pids-limit"], cpus=config["cpus"], nofile=config["nofile"],
+        tmp_size_mb=config["tmp-size-mb"], work_size_mb=config["work-size-mb"],
+        shm_size_mb=config["shm-size-mb"], fsize_mb=config["fsize-mb"],
+        log_size_kb=config["container-log-kb"], seccomp_profile=config["seccomp-profile"])
     exporter = None
     extra_pools = []
     if config["s3-bucket"]:
@@ -123,13 +162,16 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
     kernels = Kernels(containers, transport or ZmqTransport(), clock, policy,
                       ipc_root=config["ipc-root"], max_kernels=config["max-kernels"],
                       idle_timeout=config["idle-timeout"], exporter=exporter,
-                      max_output=config["max-output"], max_executions=config["max-executions"])
+                      max_executions=config["max-executions"])
     return AgentService(
         agent_id=me.agent_id, instance=me.instance, manager_addr=config["manager-addr"],
         endpoint=f"tcp://{config['listen']}:{config['port']}",
         advertised_addr=f"tcp://{host}:{config['port']}", kernels=kernels,
         transport=kernels.transport, clock=clock, pool=pool,
-        heartbeat_interval=config["heartbeat-interval"], ipc_root=config["ipc-root"],
+        heartbeat_interval=config["heartbeat-interval"],
+        ipc_root=config["ipc-root"] or os.path.join(tempfile.gettempdir(),
+                                                    f"sorna-ipc-{config['port']}"),
+        own_ipc_root=config["ipc-root"] is None,
         max_message_size=config["max-message-size"],
         match_pool=WorkerPool("sorna-match", size=1, inline=pool.inline),
         extra_pools=extra_pools,

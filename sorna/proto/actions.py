@@ -2,8 +2,8 @@
 
 from sorna.proto.errors import BadRequest
 from sorna.proto.schema import (
-    LIMITS, AgentId, Anything, Blob, Choice, DictOf, Flag, KernelId, Lang, ListOf, Map, Number,
-    Text, WorkPath, clean_fields, request_id,
+    LIMITS, AgentId, Anything, Blob, Choice, DictOf, Flag, KernelId, Lang, ListOf, Map, Name,
+    Number, Text, WorkPath, clean_fields, request_id,
 )
 
 MAX_CODE_LENGTH = 1 << 20
@@ -12,8 +12,8 @@ MAX_FILE_SIZE = 16 << 20
 MANAGER = {
     "ping": {"body": Anything(required=False)},
     "get_or_create": {
-        "user_id": Text(max_length=256, coerce_int=True),
-        "entry_id": Text(max_length=256, coerce_int=True),
+        "user_id": Name(),
+        "entry_id": Name(),
         "lang": Lang(),
         "limits": LIMITS,
     },
@@ -51,8 +51,8 @@ AGENT = {
             "target": Choice(("stdout", "stderr", "exception")),
             "value": Text(max_length=65536),
         }, required=False),
-        "cell_id": Text(max_length=256, coerce_int=True, required=False),
-        "entry_id": Text(max_length=256, coerce_int=True, required=False),
+        "cell_id": Name(required=False),
+        "entry_id": Name(required=False),
     },
     "interrupt": {"kernel_id": KernelId()},
     "restart": {"kernel_id": KernelId()},

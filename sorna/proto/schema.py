@@ -11,6 +11,9 @@ from sorna.proto.errors import BadRequest
 KERNEL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 LANG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,31}$")
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
+# User, entry and cell ids are the front-end's own names: anything printable but `/`
+# (an entry id names an S3 prefix), and not `.` or `..`.
+NAME_RE = re.compile(r"^(?!\.{1,2}$)[^\x00-\x1f\x7f/]+$")
 
 
 class Field:
@@ -159,6 +162,11 @@ class DictOf(Field):
             raise BadRequest(f"`{name}` has {len(value)} items; the limit is {self.max_items}")
         return {self.key.clean(f"{name} key", k): self.value.clean(f"{name}[{k!r}]", v)
                 for k, v in value.items()}
+
+
+def Name(**kw):
+    return Text(max_length=256, coerce_int=True, pattern=NAME_RE,
+                what="printable text without `/` (and not `.` or `..`)", **kw)
 
 
 def KernelId(**kw):

@@ -76,7 +76,7 @@ class _Containers:
                 return c
         raise NotFound(f"No such container: {container_id}")
 
-    def list(self, all=False, filters=None):
+    def list(self, all=False, filters=None, ignore_removed=False):
         found = [c for c in self._client._containers.values()
                  if all or c.status == "running"]
         for label in _as_list((filters or {}).get("label")):

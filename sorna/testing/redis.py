@@ -11,32 +11,21 @@ down for a while) or frozen with SIGSTOP (Redis hanging).
 Waits poll a condition until a deadline; nothing sleeps for luck.
 """
 
-import os
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
-import time
 
-from sorna.testing.processes import LOOPBACK, ProcessError, free_port
+from sorna.testing.processes import LOOPBACK
+from sorna.testing.servers import ServerProcess
 
 
-def redis_server_path():
-    """The redis-server executable, or None when it is not installed."""
-    return shutil.which("redis-server")
-
-
-class RedisServer:
-    def __init__(self, port=None, executable=None):
-        self.executable = executable or redis_server_path()
-        if self.executable is None:
-            raise ProcessError("redis-server is not installed (Debian: apt-get install "
-                               "redis-server)")
-        self.port = port or free_port()
-        self.workdir = tempfile.mkdtemp(prefix="sorna-redis-")
-        self.log_path = os.path.join(self.workdir, "redis.log")
-        self.process = None
+class RedisServer(ServerProcess):
+    name = "redis-server"
+    install_hint = "Debian: apt-get install redis-server"
+    short_name = "redis"
+    ready_what = "answer PING"
+    start_timeout = 10.0
+    poll_interval = 0.01
+    output_to_log = False  # redis-server writes the log file itself (--logfile)
 
     @property
     def url(self):
@@ -47,41 +36,14 @@ class RedisServer:
                 "--save", "", "--appendonly", "no", "--dir", self.workdir,
                 "--logfile", self.log_path, "--daemonize", "no"]
 
-    # -- life cycle
-    def start(self, timeout=10.0):
-        """Start (again, on the same port after `stop`) and wait until PING answers."""
-        if self.alive():
-            raise ProcessError(f"redis-server on port {self.port} is already running")
-        self.process = subprocess.Popen(self.command(), cwd=self.workdir,
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self.ping():
-            if self.process.poll() is not None:
-                raise ProcessError(f"redis-server exited with status "
-                                   f"{self.process.returncode} on port {self.port}; "
-                                   f"log:\n{self.log_tail()}")
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise ProcessError(f"redis-server did not answer PING on port "
-                                   f"{self.port} within {timeout:g} s; log:\n"
-                                   f"{self.log_tail()}")
-            time.sleep(0.01)
-        return self
+    def ready(self):
+        return self.ping()
 
+    # -- life cycle
     def stop(self, timeout=10.0):
         """SIGTERM, wait up to `timeout` s, then SIGKILL. Safe to call more than once."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.resume()  # a stopped process cannot act on SIGTERM
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return self.process.returncode
+        self.resume()  # a stopped process cannot act on SIGTERM
+        return super().stop(timeout)
 
     def restart(self, timeout=10.0):
         self.stop()
@@ -95,14 +57,6 @@ class RedisServer:
     def resume(self):
         if self.alive():
             self.process.send_signal(signal.SIGCONT)
-
-    def alive(self):
-        return self.process is not None and self.process.poll() is None
-
-    def remove(self):
-        """Stop and delete the folder."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- talking to it
     def ping(self):
@@ -118,12 +72,10 @@ class RedisServer:
             sock.sendall(_encode(args))
             return _Reader(sock).read()
 
-    def log_tail(self, lines=30):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+
+def redis_server_path():
+    """The redis-server executable, or None when it is not installed."""
+    return RedisServer.executable_path()
 
 
 class RedisReplyError(Exception):

@@ -12,14 +12,11 @@ tests nor the agent they start ever reach AWS. Waits poll a condition until a de
 """
 
 import os
-import shutil
-import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.request
 
-from sorna.testing.processes import LOOPBACK, ProcessError, free_port
+from sorna.testing.processes import LOOPBACK
+from sorna.testing.servers import ServerProcess
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -28,21 +25,11 @@ CREDENTIALS = {
 }
 
 
-def moto_server_path():
-    """The moto_server executable, or None when moto[server] is not installed."""
-    return shutil.which("moto_server")
-
-
-class MotoServer:
-    def __init__(self, port=None, executable=None):
-        self.executable = executable or moto_server_path()
-        if self.executable is None:
-            raise ProcessError("moto_server is not installed (pip install -e '.[test]')")
-        self.port = port or free_port()
-        self.workdir = tempfile.mkdtemp(prefix="sorna-moto-")
-        self.log_path = os.path.join(self.workdir, "moto.log")
-        self.process = None
-        self._log_file = None
+class MotoServer(ServerProcess):
+    name = "moto_server"
+    install_hint = "pip install -e '.[test]'"
+    short_name = "moto"
+    start_timeout = 20.0
 
     @property
     def url(self):
@@ -51,61 +38,17 @@ class MotoServer:
     def command(self):
         return [self.executable, "-H", LOOPBACK, "-p", str(self.port)]
 
+    def ready(self):
+        return self.answers()
+
     def env(self):
         """Variables for a process that should use this server: dummy credentials, a region,
         and no proxy for the loopback address."""
         no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY"), LOOPBACK]))
         return dict(CREDENTIALS, NO_PROXY=no_proxy, no_proxy=no_proxy)
 
-    # -- life cycle
-    def start(self, timeout=20.0):
-        """Start (again, on the same port after `stop`) and wait until it answers HTTP."""
-        if self.alive():
-            raise ProcessError(f"moto_server on port {self.port} is already running")
-        if self._log_file is not None:
-            self._log_file.close()
-        self._log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            self.command(), cwd=self.workdir, env=dict(os.environ, **self.env()),
-            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self.answers():
-            if self.process.poll() is not None:
-                raise ProcessError(f"moto_server exited with status "
-                                   f"{self.process.returncode} on port {self.port}; "
-                                   f"log:\n{self.log_tail()}")
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise ProcessError(f"moto_server did not answer on port {self.port} within "
-                                   f"{timeout:g} s; log:\n{self.log_tail()}")
-            time.sleep(0.05)
-        return self
-
-    def stop(self, timeout=10.0):
-        """SIGTERM, wait up to `timeout` s, then SIGKILL; once it returns, the port refuses
-        connections. Safe to call more than once."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return self.process.returncode
-
-    def alive(self):
-        return self.process is not None and self.process.poll() is None
-
-    def remove(self):
-        """Stop and delete the folder."""
-        self.stop()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+    def popen_env(self):
+        return dict(os.environ, **self.env())
 
     # -- talking to it
     def answers(self):
@@ -128,12 +71,10 @@ class MotoServer:
             aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
-    def log_tail(self, lines=30):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+
+def moto_server_path():
+    """The moto_server executable, or None when moto[server] is not installed."""
+    return MotoServer.executable_path()
 
 
 __all__ = ["MotoServer", "CREDENTIALS", "moto_server_path"]
