@@ -354,7 +354,7 @@ class LimitTests(SynchronousTestCase):
         status = self.successResultOf(self.client.status())
         sandbox = status["agents"][0]["resources"]["sandbox"]
         self.assertEqual(sandbox, {"memory": True, "swap": True, "pids": True, "cpu": True,
-                                   "seccomp": True, "warnings": []})
+                                   "seccomp": True, "warnings": [], "runtimes": ["runc"]})
 
 
 class WeakEngineTests(SynchronousTestCase):
@@ -379,3 +379,29 @@ class WeakEngineTests(SynchronousTestCase):
         said = [e.get("limit") or e.get("engine_warning") for e in events
                 if e.get("log_namespace") == "sorna.agent" and e.get("log_level").name == "warn"]
         self.assertEqual(said, ["swap", "pids", "WARNING: No swap limit support"])
+
+
+class RuntimeTests(SynchronousTestCase):
+    def test_kernels_run_under_the_chosen_runtime(self):
+        clock = task.Clock()
+        cluster = FakeCluster(clock, agent_argv=["--runtime", "runsc"])
+        cluster.hosts[0].docker.engine["Runtimes"]["runsc"] = {"path": "/usr/bin/runsc"}
+        cluster.start()
+        self.addCleanup(lambda: self.successResultOf(cluster.stop()))
+        client = cluster.client()
+        self.addCleanup(client.close)
+        self.successResultOf(client.create("python3"))
+        [container] = cluster.hosts[0].running()
+        self.assertEqual(container.kwargs["runtime"], "runsc")
+
+    def test_an_unregistered_runtime_stops_the_agent_with_a_clear_error(self):
+        clock = task.Clock()
+        cluster = FakeCluster(clock, agent_argv=["--runtime", "runsc"])
+        failures = []
+        cluster.agents[0].on_fatal = failures.append
+        cluster.start()
+        self.addCleanup(lambda: self.successResultOf(cluster.stop()))
+        [failure] = failures
+        self.assertIn("no runtime named 'runsc'", str(failure.value))
+        self.assertIn("registered: runc", str(failure.value))
+        self.flushLoggedErrors(RuntimeError)

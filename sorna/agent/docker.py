@@ -130,7 +130,8 @@ class Containers:
         seccomp = any("seccomp" in o for o in info.get("SecurityOptions") or [])
         return {"memory": bool(info.get("MemoryLimit")), "swap": bool(info.get("SwapLimit")),
                 "pids": bool(info.get("PidsLimit")), "cpu": bool(info.get("CpuCfsQuota")),
-                "seccomp": seccomp, "warnings": list(info.get("Warnings") or [])}
+                "seccomp": seccomp, "warnings": list(info.get("Warnings") or []),
+                "runtimes": sorted(info.get("Runtimes") or {})}
 
     def _thd_kernel_images(self):
         images = {}

@@ -97,6 +97,11 @@ class AgentService(MultiService):
         await self._remove_leftovers()
         self.sandbox = await self.kernels.containers.engine_report()
         self._report_sandbox()
+        runtime = self.kernels.policy.runtime
+        if runtime and runtime not in self.sandbox["runtimes"]:
+            raise RuntimeError(f"the Docker engine has no runtime named {runtime!r} "
+                               f"(registered: {', '.join(self.sandbox['runtimes'])}); "
+                               f"register it in the engine's daemon.json or drop --runtime")
         self.langs = await self.kernels.refresh_images()
         if not self.langs:
             log.warn("no kernel image found: build them with `sorna images build`")

@@ -117,7 +117,8 @@ class FakeDockerClient:
         # What `docker info` says the engine can enforce; tests take features away.
         self.engine = {"MemoryLimit": True, "SwapLimit": True, "PidsLimit": True,
                        "CpuCfsQuota": True, "Warnings": None,
-                       "SecurityOptions": ["name=seccomp,profile=default"]}
+                       "SecurityOptions": ["name=seccomp,profile=default"],
+                       "Runtimes": {"runc": {"path": "runc"}}}
 
     def add_image(self, tag, labels=None):
         if ":" not in tag:
