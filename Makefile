@@ -25,11 +25,14 @@ test: install
 
 unit: install
 	$(PYTHON) -m tests.summary tests.test_proto tests.test_server tests.test_registry \
-	  tests.test_manager tests.test_agent tests.test_client tests.test_transport
+	  tests.test_manager tests.test_agent tests.test_agent_runs tests.test_client \
+	  tests.test_transport tests.test_logging tests.test_identity
 
 bench: images
 	$(PYTHON) bench/kernel_create.py
 	$(PYTHON) bench/execute_roundtrip.py
+	$(PYTHON) bench/cluster_faults.py
+	$(PYTHON) bench/noisy_neighbour.py
 
 clean:
 	rm -rf _trial_temp* build dist *.egg-info
