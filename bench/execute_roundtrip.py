@@ -61,16 +61,20 @@ class EchoServer:
             sock.close()
 
 
-def time_round_trips(sock, payload, n, check):
+def time_round_trips(sock, payload, n, check, last=lambda frames: True):
+    """Time `n` round trips; a round trip ends at the message `last` accepts (the REPL
+    daemon answers an execute with `output` events, then `finished`)."""
     times = []
     for _ in range(n):
         started = time.perf_counter_ns()
         sock.send_multipart(payload)
-        if not sock.poll(TIMEOUT * 1000):
-            raise RuntimeError("no reply")
-        frames = sock.recv_multipart()
+        received = []
+        while not received or not last(received[-1]):
+            if not sock.poll(TIMEOUT * 1000):
+                raise RuntimeError("no reply")
+            received.append(sock.recv_multipart())
         times.append(time.perf_counter_ns() - started)
-        check(frames)
+        check(received)
     return times
 
 
@@ -106,29 +110,35 @@ def main():
             direct.connect(f"ipc://{repl_endpoint}")
             repl_execute = [msgpack.packb({"action": "execute", "id": 1, "code": "1+1"})]
 
-            def check_direct(frames):
-                reply = msgpack.unpackb(frames[-1], raw=False)
-                if reply.get("reply") != 200 or reply["stdout"] != "2\n":
-                    raise RuntimeError(f"unexpected reply {reply}")
+            def finished(frames):
+                return msgpack.unpackb(frames[-1], raw=False).get("event") == "finished"
 
-            def check_execute(frames):
-                reply = msgpack.unpackb(frames[-1], raw=False)
+            def check_direct(received):
+                events = [msgpack.unpackb(f[-1], raw=False) for f in received]
+                stdout = "".join(d for e in events for k, d in e.get("records", [])
+                                 if k == "stdout")
+                if events[-1].get("reply") != 200 or stdout != "2\n":
+                    raise RuntimeError(f"unexpected events {events}")
+
+            def check_execute(received):
+                reply = msgpack.unpackb(received[-1][-1], raw=False)
                 if reply.get("reply") != 200 or reply["result"]["stdout"] != "2\n":
                     raise RuntimeError(f"unexpected reply {reply}")
 
-            def check_echo(frames):
-                if frames != ping:
-                    raise RuntimeError(f"unexpected echo {frames}")
+            def check_echo(received):
+                if received[-1] != ping:
+                    raise RuntimeError(f"unexpected echo {received[-1]}")
 
             time_round_trips(dealer, execute, 50, check_execute)  # warm-up
             time_round_trips(req, ping, 50, check_echo)
-            time_round_trips(direct, repl_execute, 50, check_direct)
+            time_round_trips(direct, repl_execute, 50, check_direct, finished)
             done = 0
             while done < args.count:
                 block = min(args.block, args.count - done)
                 sorna_ns += time_round_trips(dealer, execute, block, check_execute)
                 baseline_ns += time_round_trips(req, ping, block, check_echo)
-                direct_ns += time_round_trips(direct, repl_execute, block, check_direct)
+                direct_ns += time_round_trips(direct, repl_execute, block, check_direct,
+                                              finished)
                 done += block
             dealer.close(0)
             direct.close(0)
