@@ -150,6 +150,15 @@ def _thd_remove_folder(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+def unmount_below(path):
+    """Unmount every mount under `path` (what a killed agent leaves: kernels' ipc tmpfs)."""
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    with open("/proc/self/mounts") as f:
+        targets = [line.split()[1].replace("\\040", " ") for line in f]
+    for target in sorted((t for t in targets if t.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True)
+
+
 def thd_prepare_ipc_root(root):
     """Create the agent's ipc root, or empty it of what an earlier run left there (kernel
     folders and their mounts; nothing else is touched)."""

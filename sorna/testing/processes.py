@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from sorna.agent.docker import unmount_below
+
 LOOPBACK = "127.0.0.1"
 LABEL_AGENT = "io.sorna.agent"
 _TWISTD = "from twisted.scripts.twistd import run; run()"
@@ -181,6 +183,7 @@ class TwistdProcess:
 
     def remove_workdir(self):
         if self._own_workdir:
+            unmount_below(self.workdir)  # a killed agent leaves its kernels' ipc tmpfs
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- the log
