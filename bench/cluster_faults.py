@@ -35,7 +35,8 @@ from _common import summary
 from sorna.client.blocking import BlockingClient
 from sorna.proto.errors import SornaError
 from sorna.testing.processes import (
-    AgentProcess, ManagerProcess, remove_agent_containers, wait_for_agent, wait_until,
+    AgentProcess, ManagerProcess, heard_since, remove_agent_containers, wait_for_agent,
+    wait_until,
 )
 from sorna.testing.redis import RedisServer
 
@@ -134,18 +135,6 @@ def lost_error(client, kernel_id):
         client.kernel_info(kernel_id)
     except SornaError as e:
         return e.error
-    return None
-
-
-def heard_since(client, agent_id, since):
-    """Seconds after `since` at which the manager received a heartbeat of `agent_id`, or
-    None when its newest one is older."""
-    asked = time.monotonic()
-    for agent in client.status()["agents"]:
-        if agent["agent_id"] == agent_id:
-            received = asked - agent["last_heartbeat"]
-            if received >= since:
-                return max(received - since, 1e-6)
     return None
 
 

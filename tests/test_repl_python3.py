@@ -71,6 +71,18 @@ def png_size(data):
 
 # ---------------------------------------------------------------------------- in-process
 
+
+def answered_after_restart(test, peer, each):
+    """Ping until the restarted daemon answers (a ping sent while it rebinds is lost)."""
+    for i in range(100):
+        peer.send({"action": "ping", "id": f"p{i}"})
+        try:
+            peer.reply_to(f"p{i}", timeout=each)
+            return
+        except AssertionError:
+            continue
+    test.fail("the daemon did not answer after restart")
+
 class FakeClock:
     def __init__(self):
         self.now = 100.0
@@ -612,15 +624,7 @@ class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
         old_pid = self.proc.pid
         self.assertEqual(self.peer.request({"action": "restart", "id": 2}),
                          {"id": 2, "reply": 200})
-        for i in range(100):
-            self.peer.send({"action": "ping", "id": f"p{i}"})
-            try:
-                self.peer.reply_to(f"p{i}", timeout=0.2)
-                break
-            except AssertionError:
-                continue
-        else:
-            self.fail("the daemon did not answer after restart")
+        answered_after_restart(self, self.peer, each=0.2)
         self.assertEqual(self.proc.pid, old_pid)  # exec keeps the process
         self.assertIsNone(self.proc.poll())
         [(name, _, _, _)] = self.run_ok("x", 3)[-1]["exceptions"]
@@ -634,15 +638,7 @@ class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
                         "code": "x = input('never answered: ')"})
         self.assertEqual(self.peer.event(1)["event"], "waiting-input")
         self.assertEqual(self.peer.request({"action": "restart", "id": 2})["reply"], 200)
-        for i in range(100):
-            self.peer.send({"action": "ping", "id": f"p{i}"})
-            try:
-                self.peer.reply_to(f"p{i}", timeout=0.2)
-                break
-            except AssertionError:
-                continue
-        else:
-            self.fail("the daemon did not answer after restart")
+        answered_after_restart(self, self.peer, each=0.2)
         self.assertEqual(text_of(self.run_ok("print('fresh')", 3)), "fresh\n")
 
     def test_files_and_paths(self):
@@ -775,15 +771,7 @@ class ContainerTests(DaemonTestsMixin, SynchronousTestCase):
     def test_restart_in_the_container(self):
         self.run_ok("x = 1\nopen('kept.txt', 'w').write('k')")
         self.assertEqual(self.peer.request({"action": "restart", "id": 2})["reply"], 200)
-        for i in range(100):
-            self.peer.send({"action": "ping", "id": f"p{i}"})
-            try:
-                self.peer.reply_to(f"p{i}", timeout=0.3)
-                break
-            except AssertionError:
-                continue
-        else:
-            self.fail("the daemon did not answer after restart")
+        answered_after_restart(self, self.peer, each=0.3)
         events = self.run_ok("print(sorted(os.listdir('.')) if 'os' in dir() else "
                              "open('kept.txt').read())\nx", 3)
         self.assertEqual(text_of(events), "k\n")

@@ -281,6 +281,19 @@ def manager_status(manager_addr, timeout=5.0):
         return client.status()
 
 
+def heard_since(client, agent_id, since):
+    """Seconds after `since` (a `time.monotonic()` value) at which the manager received a
+    heartbeat of `agent_id`, or None when its newest one is older. A restarted manager
+    may list an agent from its table before it has heard from it."""
+    asked = time.monotonic()
+    for agent in client.status()["agents"]:
+        if agent["agent_id"] == agent_id:
+            received = asked - agent["last_heartbeat"]
+            if received >= since:
+                return max(received - since, 1e-6)
+    return None
+
+
 def wait_for_agent(manager_addr, agent_id, timeout=30.0, interval=0.1, kernels=None):
     """Wait until the manager's `status` lists `agent_id` (with `kernels` kernels, when
     given); return that agent's status entry."""

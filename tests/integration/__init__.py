@@ -14,7 +14,7 @@ import zmq
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.client.blocking import BlockingClient
-from sorna.proto.errors import KernelNotFound
+from sorna.proto.errors import KernelNotFound, SornaError
 from sorna.testing.processes import (
     AgentProcess, ManagerProcess, agent_containers, remove_agent_containers, wait_for_agent,
 )
@@ -82,6 +82,18 @@ class ClusterTestCase(SynchronousTestCase):
         client = BlockingClient(manager.addr, timeout=timeout, execute_timeout=timeout)
         self.addCleanup(client.close)
         return client
+
+    def error_of(self, fn, *args, **kw):
+        """The SornaError that `fn(*args, **kw)` raises (failing the test if it returns)."""
+        try:
+            result = fn(*args, **kw)
+        except SornaError as e:
+            return e
+        self.fail(f"{getattr(fn, '__name__', fn)}{args[:2]} returned {str(result)[:200]} "
+                  f"instead of failing")
+
+    def assertError(self, error, code, name):
+        self.assertEqual((error.code, error.error), (code, name), error.cause)
 
     def destroy_later(self, client, kernel_id):
         """Destroy the kernel at cleanup, unless the test did."""

@@ -19,7 +19,7 @@ from twisted.python import log
 from sorna.client.blocking import BlockingClient
 from sorna.proto.errors import KernelNotFound, SornaError, Timeout
 from sorna.testing.processes import (
-    ManagerProcess, free_port, wait_for_agent, wait_until,
+    ManagerProcess, free_port, heard_since, wait_for_agent, wait_until,
 )
 from tests.integration import HEARTBEAT, ClusterTestCase
 from tests.test_registry_redis import keys, start_redis
@@ -37,20 +37,11 @@ def listed(client):
 
 
 def wait_for_heartbeat_since(manager_addr, agent_id, since, timeout):
-    """Wait until the manager's status shows a heartbeat of `agent_id` received after
-    `since` (a `time.monotonic()` value); return how long after `since` it was received.
-    A restarted manager may list an agent from its table before it has heard from it."""
+    """Wait until the manager has heard from `agent_id` after `since`; return how long
+    after `since` that was."""
     with BlockingClient(manager_addr, timeout=5) as client:
-        def heard():
-            asked = time.monotonic()
-            for agent in client.status()["agents"]:
-                if agent["agent_id"] == agent_id:
-                    received = asked - agent["last_heartbeat"]
-                    if received >= since:
-                        return max(received - since, 1e-6)
-            return None
-        return wait_until(heard, timeout, f"a new heartbeat of agent {agent_id}",
-                          interval=0.02)
+        return wait_until(lambda: heard_since(client, agent_id, since), timeout,
+                          f"a new heartbeat of agent {agent_id}", interval=0.02)
 
 
 def record(what, seconds):
@@ -58,15 +49,6 @@ def record(what, seconds):
 
 
 class FaultTestCase(ClusterTestCase):
-    def error_of(self, fn, *args, **kw):
-        """The SornaError that `fn(*args, **kw)` raises (failing the test if it returns)."""
-        try:
-            result = fn(*args, **kw)
-        except SornaError as e:
-            return e
-        self.fail(f"{getattr(fn, '__name__', fn)}{args} returned {result!r} instead of "
-                  f"failing")
-
     def assertLost(self, client, kernel_id, errors=("kernel-lost",)):
         error = self.error_of(client.kernel_info, kernel_id)
         self.assertIsInstance(error, KernelNotFound, repr(error))

@@ -7,7 +7,6 @@ import uuid
 
 from twisted.python import log
 
-from sorna.proto.errors import SornaError
 from sorna.testing.s3 import MotoServer, moto_server_path
 from tests.integration import ClusterTestCase
 
@@ -20,18 +19,6 @@ class FilesTestCase(ClusterTestCase):
         kernel_id = self.client.create("python3")["kernel_id"]
         self.destroy_later(self.client, kernel_id)
         return kernel_id
-
-    def error_of(self, fn, *args, **kw):
-        """The SornaError that `fn(*args, **kw)` raises (failing the test if it returns)."""
-        try:
-            result = fn(*args, **kw)
-        except SornaError as e:
-            return e
-        self.fail(f"{getattr(fn, '__name__', fn)}{args[:2]} returned {str(result)[:200]} "
-                  f"instead of failing")
-
-    def assertError(self, error, code, name):
-        self.assertEqual((error.code, error.error), (code, name), error.cause)
 
     def run_ok(self, kernel_id, code, **fields):
         result = self.client.execute(kernel_id, code, **fields)

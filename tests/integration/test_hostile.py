@@ -187,6 +187,19 @@ class HostileTestCase(ClusterTestCase):
         except KernelNotFound:
             pass
 
+    def crash(self, code):
+        """Run code that kills its kernel: 404 with a cause, and a fresh kernel works."""
+        offender = self.create()["kernel_id"]
+        sock = self.attack(offender, code)
+        self.neighbour_during(sock, rounds=1)
+        reply = self.outcome(sock)
+        self.assertKilled(reply, r"died")
+        self.assertFalse(self.alive(offender))
+        fresh = self.create()["kernel_id"]
+        self.assertTrue(self.alive(fresh))
+        self.destroy(fresh)
+        self.finish()
+
     def ipc_folders(self):
         """What is left in the agent's ipc root (one folder per live kernel)."""
         return sorted(name for root in self.agent.ipc_roots() for name in os.listdir(root))
@@ -778,15 +791,7 @@ class KillTests(HostileTestCase):
         self.finish()
 
     def test_repl_kills_itself(self):
-        offender = self.create()["kernel_id"]
-        sock = self.attack(offender, "import os\nos.kill(os.getpid(), 9)\n")
-        self.neighbour_during(sock, rounds=1)
-        reply = self.outcome(sock)
-        self.assertKilled(reply, r"died")
-        self.assertFalse(self.alive(offender))
-        fresh = self.create()["kernel_id"]
-        self.assertTrue(self.alive(fresh))
-        self.finish()
+        self.crash("import os\nos.kill(os.getpid(), 9)\n")
 
     def test_double_forked_daemon_dies_with_the_kernel(self):
         marker = f"hostile-daemon-{uuid.uuid4().hex}"
@@ -816,18 +821,6 @@ class KillTests(HostileTestCase):
 class CrashTests(HostileTestCase):
     """11. A segfault or a C stack overflow kills the kernel: 404 with a cause, and a
     fresh kernel can be had."""
-
-    def crash(self, code):
-        offender = self.create()["kernel_id"]
-        sock = self.attack(offender, code)
-        self.neighbour_during(sock, rounds=1)
-        reply = self.outcome(sock)
-        self.assertKilled(reply, r"died")
-        self.assertFalse(self.alive(offender))
-        fresh = self.create()["kernel_id"]
-        self.assertTrue(self.alive(fresh))
-        self.destroy(fresh)
-        self.finish()
 
     def test_segfault(self):
         self.crash("import ctypes\nctypes.string_at(0)\n")

@@ -10,7 +10,6 @@ import msgpack
 import zmq
 from twisted.python import log
 
-from sorna.proto.errors import SornaError
 from sorna.testing.processes import wait_until
 from tests.integration import ClusterTestCase
 
@@ -33,17 +32,6 @@ class InteractiveTestCase(ClusterTestCase):
         kernel_id = self.client.create("python3", limits=limits)["kernel_id"]
         self.destroy_later(self.client, kernel_id)
         return kernel_id
-
-    def error_of(self, fn, *args, **kw):
-        """The SornaError that `fn(*args, **kw)` raises (failing the test if it returns)."""
-        try:
-            result = fn(*args, **kw)
-        except SornaError as e:
-            return e
-        self.fail(f"{getattr(fn, '__name__', fn)} returned {result!r} instead of failing")
-
-    def assertError(self, error, code, name):
-        self.assertEqual((error.code, error.error), (code, name), error.cause)
 
     def stdout_of(self, kernel_id, code):
         result = self.client.execute(kernel_id, code)
