@@ -8,9 +8,12 @@ import threading
 
 import docker
 from docker.errors import ImageNotFound, NotFound
+from twisted.logger import Logger
 
 from sorna.agent.sandbox import KERNEL_UID, LABEL_PREFIX
 from sorna.proto.schema import KERNEL_ID_RE
+
+log = Logger(namespace="sorna.agent")
 
 
 def real_client_factory(timeout=30):
@@ -81,8 +84,7 @@ class Containers:
                               capture_output=True, text=True)
         self.ipc_tmpfs = done.returncode == 0
         if not self.ipc_tmpfs:
-            from twisted.logger import Logger
-            Logger(namespace="sorna.agent").warn(
+            log.warn(
                 "cannot mount a tmpfs on the kernels' ipc folders ({error}); they stay plain "
                 "host folders, which a kernel could fill", error=done.stderr.strip())
 

@@ -133,8 +133,8 @@ class Kernels:
             cause = cause or f"its container is {status}"
             log.warn("kernel {kernel} died: {cause}", kernel=kernel.kernel_id, cause=cause)
             dead.append(kernel.kernel_id)
-            await self._remove(kernel, reason=f"kernel {kernel.kernel_id} died: {cause}; "
-                                              f"create a new one", error=KernelDied)
+            await self._remove(kernel, KernelDied(f"kernel {kernel.kernel_id} died: {cause}; "
+                                                  f"create a new one"))
         return dead
 
     @deferred
@@ -233,20 +233,17 @@ class Kernels:
                                   error="exec-timeout")
                 await run.exported
                 if run.final is None:
-                    run.truncated = run.truncated or bool(run.finished.get("truncated"))
                     run.final = {"status": FINISHED, "result": dict(
                         run.take(), exceptions=run.finished.get("exceptions") or [],
                         files=run.files, truncated=run.truncated)}
                 return run.final
             if run.waiting is not None:
-                return dict(run.waiting, status=WAITING_INPUT,
-                            result=dict(run.take(), exceptions=[], files=[]))
+                return dict(run.waiting, status=WAITING_INPUT, result=run.take_interim())
             if partial is not None and run.records:
                 partial({"status": RUNNING, "result": run.take()})
             left = None if deadline is None else deadline - self.clock.seconds()
             if left is not None and left <= 0:
-                return {"status": CONTINUED, "result": dict(run.take(), exceptions=[],
-                                                             files=[])}
+                return {"status": CONTINUED, "result": run.take_interim()}
             changed = run.changed()
             if left is not None:
                 changed.addTimeout(left, self.clock)
@@ -310,9 +307,9 @@ class Kernels:
             return
         timeout = kernel.limits["exec_timeout"]
         log.warn("kernel {kernel} ignored the interrupt; destroying it", kernel=kernel.kernel_id)
-        d = self._remove(kernel, reason=f"the code ran longer than {timeout:g} s and ignored "
-                                        f"the interrupt; the kernel was destroyed, create a "
-                                        f"new one", error=Timeout)
+        d = self._remove(kernel, Timeout(
+            f"the code ran longer than {timeout:g} s and ignored the interrupt; the kernel "
+            f"was destroyed, create a new one", error="exec-timeout"))
         d.addErrback(lambda f: log.failure("could not destroy kernel {kernel}", f,
                                            kernel=kernel.kernel_id))
 
@@ -392,15 +389,15 @@ class Kernels:
         return {kernel_id: why for kernel_id, (why, _) in self._gone.items()}
 
     @deferred
-    async def _remove(self, kernel, reason=None, error=KernelNotFound):
+    async def _remove(self, kernel, why=None):
+        """Destroy a kernel. `why`, an error saying why it ended, goes to whoever waits
+        on it and, through heartbeats, to the manager."""
         if self._kernels.get(kernel.kernel_id) is kernel:
             del self._kernels[kernel.kernel_id]
         kernel.ready = False
-        gone = error(reason or f"kernel {kernel.kernel_id} was destroyed")
-        if reason:
-            self._gone[kernel.kernel_id] = (reason, self.clock.seconds())
-        if error is Timeout:
-            gone.error = "exec-timeout"
+        gone = why or KernelNotFound(f"kernel {kernel.kernel_id} was destroyed")
+        if why is not None:
+            self._gone[kernel.kernel_id] = (why.cause, self.clock.seconds())
         if kernel.run is not None:
             self._end(kernel, kernel.run, gone)
         if kernel.pending is not None:

@@ -46,6 +46,7 @@ class Run:
                             "password": bool(event.get("password"))}
         elif kind == FINISHED:
             self.finished = event
+            self.truncated = self.truncated or bool(event.get("truncated"))
         self._notify()
 
     def _keep(self, record):
@@ -93,6 +94,10 @@ class Run:
                 result["media"].append(list(data))
         result["stdout"], result["stderr"] = "".join(stdout), "".join(stderr)
         return result
+
+    def take_interim(self):
+        """`take()` as the result of a run that is not over: no exceptions or files yet."""
+        return dict(self.take(), exceptions=[], files=[])
 
 
 def _valid(record):

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 
 from twisted.application.service import MultiService
-from twisted.internet import defer, task
+from twisted.internet import task
 from twisted.logger import Logger
 
 from sorna.agent.api import AgentApi

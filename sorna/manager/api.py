@@ -141,7 +141,8 @@ class ManagerApi:
     async def _reconcile(self, agent_id, reported, gone, now):
         """Forget kernels the agent no longer runs; destroy ones nobody asked for."""
         grace = 2 * self.heartbeat_interval
-        for kernel in await self.table.kernels_of(agent_id):
+        recorded = await self.table.kernels_of(agent_id)
+        for kernel in recorded:
             if kernel.kernel_id not in reported and now - kernel.created_at > grace:
                 log.info("kernel {kernel} is gone from agent {agent}",
                          kernel=kernel.kernel_id, agent=agent_id)
@@ -150,9 +151,12 @@ class ManagerApi:
                     f"it stopped running on agent {agent_id} (it crashed, was killed, or "
                     f"was idle too long)")
                 await self.table.mark_lost([kernel.kernel_id], why, now)
+        known = {kernel.kernel_id for kernel in recorded}
         for kernel_id in reported:
-            if (kernel_id in self._creating or kernel_id in self._destroying
-                    or await self.table.get_kernel(kernel_id)):
+            if kernel_id in known or kernel_id in self._creating or kernel_id in self._destroying:
+                continue
+            # Only a candidate orphan costs a lookup: it may have been recorded meanwhile.
+            if await self.table.get_kernel(kernel_id):
                 continue
             log.info("destroying orphan kernel {kernel} on agent {agent}",
                      kernel=kernel_id, agent=agent_id)

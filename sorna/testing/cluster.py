@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import msgpack
+
 import sorna
 from sorna.agent import tap as agent_tap
 from sorna.client.api import SornaClient
@@ -72,7 +74,7 @@ class FakeKernelHost:
                 return
             if self.script is not None:
                 daemon = ScriptedDaemon(router, peer, frames[:-1], container.id)
-                self.script(daemon, self._repl.msgpack.unpackb(frames[-1], raw=False))
+                self.script(daemon, msgpack.unpackb(frames[-1], raw=False))
                 return
             if self.hold and b"execute" in frames[-1]:
                 self.held.append((router, peer, frames, executor))
