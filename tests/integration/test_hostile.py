@@ -809,7 +809,8 @@ class KillTests(HostileTestCase):
         """, marker=marker))
         self.assertEqual(reply["reply"], 200, reply)
         self.assertEqual(reply["result"]["stdout"], "detached\n")
-        pids = self.host_processes(marker)
+        # The grandchild runs on after the cell ends: wait for its exec to happen.
+        pids = wait_until(lambda: self.host_processes(marker), 10, "the daemon's start")
         self.assertEqual(len(pids), 1, "the daemon did not start")
         self.assertTrue(self.alive(offender))
         self.destroy(offender)
