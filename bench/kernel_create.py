@@ -29,6 +29,7 @@ from _common import Cluster, report, summary
 
 from sorna.agent.sandbox import KERNEL_UID, SandboxPolicy
 from sorna.client.blocking import BlockingClient
+from sorna.testing.processes import remove_agent_containers
 
 IMAGE = "sorna/kernel-python3:latest"
 TIMEOUT = 30.0
@@ -82,9 +83,7 @@ class Baseline:
             shutil.rmtree(ipc_dir, ignore_errors=True)
 
     def close(self):
-        for container in self.docker.containers.list(
-                all=True, filters={"label": f"io.sorna.agent={self.agent_id}"}):
-            container.remove(force=True)
+        remove_agent_containers(self.docker, self.agent_id)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

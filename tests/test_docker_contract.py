@@ -10,6 +10,7 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.agent.docker import Containers
+from sorna.testing.processes import remove_agent_containers
 from sorna.agent.sandbox import SandboxPolicy
 from sorna.ids import new_kernel_id
 from sorna.testing.docker import FakeDockerClient
@@ -32,9 +33,7 @@ class DockerContractTests:
         self.addCleanup(self._cleanup)
 
     def _cleanup(self):
-        for c in self.client.containers.list(
-                all=True, filters={"label": f"io.sorna.agent={self.agent_id}"}):
-            c.remove(force=True)
+        remove_agent_containers(self.client, self.agent_id)
         shutil.rmtree(self.ipc_root)
 
     def start(self):

@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from docker.errors import NotFound
+
 from sorna.agent.docker import unmount_below
 
 LOOPBACK = "127.0.0.1"
@@ -315,8 +317,10 @@ def wait_for_agent(manager_addr, agent_id, timeout=30.0, interval=0.1, kernels=N
 
 def agent_containers(docker_client, agent_id):
     """Every container (running or not) labelled as belonging to `agent_id`."""
+    # A container the agent removes between docker-py's listing and its inspection is
+    # skipped rather than raising NotFound.
     return docker_client.containers.list(
-        all=True, filters={"label": f"{LABEL_AGENT}={agent_id}"})
+        all=True, filters={"label": f"{LABEL_AGENT}={agent_id}"}, ignore_removed=True)
 
 
 def remove_agent_containers(docker_client, agent_id):
@@ -326,7 +330,7 @@ def remove_agent_containers(docker_client, agent_id):
         removed.append(container.name)
         try:
             container.remove(force=True)
-        except Exception:
+        except NotFound:  # removed meanwhile (by the agent): what was wanted
             pass
     return removed
 

@@ -24,7 +24,8 @@ from sorna.agent import tap as agent_tap
 from sorna.client.blocking import BlockingClient
 from sorna.manager import tap as manager_tap
 from sorna.testing.processes import (
-    ManagerProcess, ProcessError, TwistdProcess, free_port, wait_for_agent, wait_until,
+    ManagerProcess, ProcessError, TwistdProcess, agent_containers, free_port, wait_for_agent,
+    wait_until,
 )
 from tests.integration import HEARTBEAT, REPLY_TIMEOUT, ClusterTestCase
 from tests.test_identity import FakeMetadataService
@@ -275,8 +276,7 @@ class RunScriptTests(ClusterTestCase):
         self.assertTrue(manager.stopped_cleanly(), manager.log_tail())
 
     def docker_containers(self, agent_id):
-        return self.docker.containers.list(
-            all=True, filters={"label": f"io.sorna.agent={agent_id}"})
+        return agent_containers(self.docker, agent_id)
 
 
 class SupervisordTests(ClusterTestCase):

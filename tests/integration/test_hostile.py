@@ -228,7 +228,7 @@ class HostileTestCase(ClusterTestCase):
             self.destroy(kernel_id)
         wait_until(lambda: not self.containers_of(self.agent), 10,
                    "the removal of every kernel container")
-        names = [c.name for c in self.docker.containers.list(all=True)
+        names = [c.name for c in self.docker.containers.list(all=True, ignore_removed=True)
                  if any(c.name == f"sorna-kernel-{k}" for k in self.created)]
         self.assertEqual(names, [], "sorna-kernel-* containers were left")
         self.assertEqual(self.ipc_folders(), [], "ipc folders were left")
