@@ -11,7 +11,7 @@ from sorna.defer import InFlight
 from sorna.proto import codes
 from sorna.proto.actions import parse_request
 from sorna.proto.codec import DEFAULT_MAX_SIZE, JSON, MSGPACK, decode, encode
-from sorna.proto.errors import BadRequest, Failure, SornaError
+from sorna.proto.errors import BadRequest, Failure, NoCapacity, SornaError
 from sorna.proto.schema import request_id
 
 NO_REPLY = object()
@@ -40,8 +40,12 @@ class RequestServer:
     """
 
     def __init__(self, name, actions, legacy, handlers, on_reply=None,
-                 max_size=DEFAULT_MAX_SIZE):
+                 max_size=DEFAULT_MAX_SIZE, served_while_draining=("ping",)):
+        self.name = name.split(".")[0]
         self.log = Logger(namespace=f"sorna.{name}")
+        # Once `draining` (shutdown), other actions get 503 shutting-down at once.
+        self.draining = False
+        self._served_while_draining = frozenset(served_while_draining)
         self._actions = actions
         self._legacy = legacy
         self._handlers = handlers
@@ -71,6 +75,11 @@ class RequestServer:
             action, fields = parse_request(message, self._actions, self._legacy)
         except SornaError as e:
             self._refuse(peer, envelope, encoding, req_id, e)
+            return
+        if self.draining and action not in self._served_while_draining:
+            self.send(peer, envelope, encoding, req_id, NoCapacity(
+                f"the {self.name} is shutting down; try again once it is back (or ask "
+                f"another one)", error="shutting-down").reply_fields())
             return
         request = Request(peer, action, req_id, fields, encoding)
         request.partial = lambda fields: self.send(

@@ -2,7 +2,7 @@
 
 import json
 
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.client.api import SornaClient
@@ -230,15 +230,28 @@ class ManagerTests(SynchronousTestCase):
         req.send([b"", b'{"action": 3, "kernel_id": "nope"}'])
         self.assertEqual(replies[4]["reply"], 400)
 
-    def test_shutdown_waits_for_creations_in_flight(self):
+    def test_shutdown_refuses_new_work_and_ends_what_waits_on_agents_first(self):
         agent = self.agent(auto=False)
         d = self.client.create("python3")
+        self.assertEqual(len(agent.creates()), 1)
+        stopped = self.manager.stopService()
+        e = self.failureResultOf(d, SornaError).value
+        self.assertEqual((e.code, e.error), (503, "shutting-down"))
+        self.successResultOf(stopped)  # without waiting for the agent's answer
+        self.manager.startService()  # tearDown stops it again
+
+    def test_while_it_drains_the_manager_answers_503_and_pongs(self):
+        slow = defer.Deferred()
+        self.manager.server.in_flight.track(slow)  # a request still being handled
         stopped = self.manager.stopService()
         self.assertNoResult(stopped)
-        agent.answer(agent.creates()[0])
-        self.successResultOf(d)
+        e = self.failureResultOf(self.client.create("python3"), SornaError).value
+        self.assertEqual((e.code, e.error), (503, "shutting-down"))
+        self.assertIn("shutting down", e.cause)
+        self.assertEqual(self.successResultOf(self.client.ping("x")), "x")
+        slow.callback(None)
         self.successResultOf(stopped)
-        self.manager.startService()  # tearDown stops it again
+        self.manager.startService()
 
     def test_options_are_validated(self):
         for argv in (["--port", "0"], ["--heartbeat-interval", "0"],
@@ -310,8 +323,7 @@ class RestartedManagerTests(SynchronousTestCase):
         self.successResultOf(table.heartbeat(AgentRecord("a1", "tcp://a1:6001", 2,
                                                          ["python3"], 0), 0))
         self.successResultOf(table.add_kernel(KernelRecord(
-            "K" * 22, "a1", "python3", "tcp://a1:6001", 0, ("u", "e", "python3")),
-            reserved=False))
+            "K" * 22, "a1", "python3", "tcp://a1:6001", 0, ("u", "e", "python3"))))
         network = FakeNetwork()
         manager = ManagerService(MANAGER, table, network, clock)
         manager.startService()

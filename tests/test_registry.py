@@ -85,7 +85,7 @@ class CapacityTableTests:
     @table_test
     async def test_reserve_returns_the_agent_with_its_new_counts(self):
         await self.table.heartbeat(agent("a", max_kernels=3), now=0)
-        await self.table.add_kernel(kernel("k1", "a"), reserved=False)
+        await self.table.add_kernel(kernel("k1", "a"))
         got = await self.table.reserve("python3", now=1)
         self.assertEqual((got.agent_id, got.addr, got.kernels, got.reserved, got.free),
                          ("a", "tcp://a:6001", 1, 1, 1))
@@ -93,24 +93,27 @@ class CapacityTableTests:
     @table_test
     async def test_release_gives_the_slot_back(self):
         await self.table.heartbeat(agent("a", max_kernels=1), now=0)
-        self.assertIsNotNone(await self.table.reserve("python3", now=0))
+        got = await self.table.reserve("python3", now=0)
         self.assertIsNone(await self.table.reserve("python3", now=0))
-        await self.table.release("a")
+        await self.table.release("a", got.reservation)
         self.assertIsNotNone(await self.table.reserve("python3", now=0))
 
     @table_test
     async def test_release_never_goes_below_zero_nor_invents_agents(self):
         await self.table.heartbeat(agent("a", max_kernels=1), now=0)
-        await self.table.release("a")
-        await self.table.release("nobody")
+        got = await self.table.reserve("python3", now=0)
+        await self.table.release("a", got.reservation)
+        await self.table.release("a", got.reservation)
+        await self.table.release("a", "unknown")
+        await self.table.release("nobody", got.reservation)
         [a] = await self.table.agents(now=0)
         self.assertEqual((a.agent_id, a.reserved, a.free), ("a", 0, 1))
 
     @table_test
     async def test_kernels_consume_slots_and_free_them_when_removed(self):
         await self.table.heartbeat(agent("a", max_kernels=1), now=0)
-        await self.table.reserve("python3", now=0)
-        await self.table.add_kernel(kernel("k1", "a"))
+        got = await self.table.reserve("python3", now=0)
+        await self.table.add_kernel(kernel("k1", "a"), reservation=got.reservation)
         self.assertIsNone(await self.table.reserve("python3", now=0))
         [a] = await self.table.agents(now=0)
         self.assertEqual((a.kernels, a.reserved, a.free), (1, 0, 0))
@@ -122,24 +125,41 @@ class CapacityTableTests:
     async def test_an_unreserved_kernel_leaves_reservations_alone(self):
         await self.table.heartbeat(agent("a", max_kernels=3), now=0)
         await self.table.reserve("python3", now=0)
-        await self.table.add_kernel(kernel("k1", "a"), reserved=False)
+        await self.table.add_kernel(kernel("k1", "a"))
         [a] = await self.table.agents(now=0)
         self.assertEqual((a.kernels, a.reserved, a.free), (1, 1, 1))
 
     @table_test
     async def test_heartbeats_keep_reservations_and_counts(self):
         await self.table.heartbeat(agent("a", max_kernels=2), now=0)
+        got = await self.table.reserve("python3", now=0)
         await self.table.reserve("python3", now=0)
-        await self.table.reserve("python3", now=0)
-        await self.table.add_kernel(kernel("k1", "a"))
+        await self.table.add_kernel(kernel("k1", "a"), reservation=got.reservation)
         await self.table.heartbeat(agent("a", max_kernels=2), now=3)
         [a] = await self.table.agents(now=3)
         self.assertEqual((a.kernels, a.reserved, a.last_seen), (1, 1, 3))
         self.assertIsNone(await self.table.reserve("python3", now=3))
 
     @table_test
+    async def test_a_reservation_nobody_ends_expires_with_its_lease(self):
+        await self.table.heartbeat(agent("a", max_kernels=1), now=0)
+        got = await self.table.reserve("python3", now=0, lease=5)
+        self.assertEqual(got.reservation and got.reserved, 1)
+        self.assertIsNone(await self.table.reserve("python3", now=4.9))
+        [a] = await self.table.agents(now=4.9)
+        self.assertEqual(a.reserved, 1)
+        await self.table.heartbeat(agent("a", max_kernels=1), now=5)
+        [a] = await self.table.agents(now=5)
+        self.assertEqual((a.reserved, a.free), (0, 1))  # the manager that took it died
+        again = await self.table.reserve("python3", now=5, lease=5)
+        self.assertNotEqual(again.reservation, got.reservation)
+        await self.table.add_kernel(kernel("k1", "a"), reservation=got.reservation)
+        [a] = await self.table.agents(now=5)
+        self.assertEqual((a.kernels, a.reserved), (1, 1))  # a stale lease ends nothing
+
+    @table_test
     async def test_heartbeats_count_kernels_recorded_before_the_agent_was_known(self):
-        await self.table.add_kernel(kernel("k1", "a"), reserved=False)
+        await self.table.add_kernel(kernel("k1", "a"))
         await self.table.heartbeat(agent("a", max_kernels=2), now=0)
         [a] = await self.table.agents(now=0)
         self.assertEqual((a.kernels, a.reserved), (1, 0))
@@ -158,7 +178,7 @@ class CapacityTableTests:
             reserved=0, kernels=0))
         k = kernel("k1", "a", session=("ü:ser", "entry\x00", "python3"),
                    now=1700000000.123456)
-        await self.table.add_kernel(k, reserved=False)
+        await self.table.add_kernel(k)
         self.assertEqual(await self.table.get_kernel("k1"), k)
         self.assertEqual(await self.table.kernels_of("a"), [k])
         self.assertEqual(await self.table.remove_kernel("k1"), k)
@@ -168,7 +188,7 @@ class CapacityTableTests:
         await self.table.heartbeat(agent("a"), now=0)
         session = ("u", "e", "python3")
         self.assertIsNone(await self.table.find_session(session))
-        await self.table.add_kernel(kernel("k1", "a", session=session), reserved=False)
+        await self.table.add_kernel(kernel("k1", "a", session=session))
         self.assertEqual(await self.table.find_session(session), "k1")
         self.assertEqual(await self.table.find_session(list(session)), "k1")
         self.assertEqual((await self.table.get_kernel("k1")).session, session)
@@ -178,10 +198,8 @@ class CapacityTableTests:
     @table_test
     async def test_sessions_do_not_mix_their_parts(self):
         await self.table.heartbeat(agent("a", max_kernels=3), now=0)
-        await self.table.add_kernel(kernel("k1", "a", session=("u:e", "x", "python3")),
-                                    reserved=False)
-        await self.table.add_kernel(kernel("k2", "a", session=("u", "e:x", "python3")),
-                                    reserved=False)
+        await self.table.add_kernel(kernel("k1", "a", session=("u:e", "x", "python3")))
+        await self.table.add_kernel(kernel("k2", "a", session=("u", "e:x", "python3")))
         self.assertEqual(await self.table.find_session(("u:e", "x", "python3")), "k1")
         self.assertEqual(await self.table.find_session(("u", "e:x", "python3")), "k2")
         self.assertIsNone(await self.table.find_session(("u", "e", "x:python3")))
@@ -190,8 +208,8 @@ class CapacityTableTests:
     async def test_removing_a_replaced_kernel_keeps_its_session_with_the_new_one(self):
         await self.table.heartbeat(agent("a"), now=0)
         session = ("u", "e", "python3")
-        await self.table.add_kernel(kernel("k1", "a", session=session), reserved=False)
-        await self.table.add_kernel(kernel("k2", "a", session=session), reserved=False)
+        await self.table.add_kernel(kernel("k1", "a", session=session))
+        await self.table.add_kernel(kernel("k2", "a", session=session))
         self.assertEqual(await self.table.find_session(session), "k2")
         await self.table.remove_kernel("k1")
         self.assertEqual(await self.table.find_session(session), "k2")
@@ -200,8 +218,7 @@ class CapacityTableTests:
     async def test_expire_drops_silent_agents_with_their_kernels(self):
         await self.table.heartbeat(agent("a"), now=0)
         await self.table.heartbeat(agent("b"), now=0)
-        await self.table.add_kernel(kernel("k1", "a", session=("u", "e", "python3")),
-                                    reserved=False)
+        await self.table.add_kernel(kernel("k1", "a", session=("u", "e", "python3")))
         await self.table.heartbeat(agent("b"), now=8)
         self.assertEqual(await self.table.expire(now=8.9), {})  # not yet 3 intervals
         dead = await self.table.expire(now=9)
@@ -224,8 +241,8 @@ class CapacityTableTests:
     async def test_kernels_of(self):
         await self.table.heartbeat(agent("a"), now=0)
         await self.table.heartbeat(agent("b"), now=0)
-        await self.table.add_kernel(kernel("k1", "a"), reserved=False)
-        await self.table.add_kernel(kernel("k2", "b"), reserved=False)
+        await self.table.add_kernel(kernel("k1", "a"))
+        await self.table.add_kernel(kernel("k2", "b"))
         self.assertEqual([k.kernel_id for k in await self.table.kernels_of("a")], ["k1"])
 
 
@@ -240,13 +257,10 @@ class CapacityTableTests:
     @table_test
     async def test_user_kernels_are_counted(self):
         await self.table.heartbeat(agent("a", max_kernels=5), now=0)
-        await self.table.add_kernel(kernel("k1", "a", session=("u", "e1", "python3")),
-                                    reserved=False)
-        await self.table.add_kernel(kernel("k2", "a", session=("u", "e2", "python3")),
-                                    reserved=False)
-        await self.table.add_kernel(kernel("k3", "a", session=("v", "e1", "python3")),
-                                    reserved=False)
-        await self.table.add_kernel(kernel("k4", "a"), reserved=False)
+        await self.table.add_kernel(kernel("k1", "a", session=("u", "e1", "python3")))
+        await self.table.add_kernel(kernel("k2", "a", session=("u", "e2", "python3")))
+        await self.table.add_kernel(kernel("k3", "a", session=("v", "e1", "python3")))
+        await self.table.add_kernel(kernel("k4", "a"))
         self.assertEqual(await self.table.count_user_kernels("u"), 2)
         self.assertEqual(await self.table.count_user_kernels("nobody"), 0)
         await self.table.remove_kernel("k1")

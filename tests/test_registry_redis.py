@@ -143,14 +143,19 @@ class RedisOnlyTests(RedisTestCase):
         table = yield self.make_table()
         yield table.heartbeat(agent("a", max_kernels=3), now=0)
         yield table.heartbeat(agent("b", max_kernels=3), now=0)
-        for n, owner in enumerate("aab"):
-            yield table.reserve("python3", now=0)
-            yield table.add_kernel(kernel(f"k{n}", owner, session=("u", f"e{n}", "python3")))
+        for n in range(3):  # placed on a, b, a
+            got = yield table.reserve("python3", now=0)
+            yield table.add_kernel(kernel(f"k{n}", got.agent_id,
+                                          session=("u", f"e{n}", "python3")),
+                                   reservation=got.reservation)
+        yield table.reserve("python3", now=0, lease=10)  # on b, never ended: it expires
         self.assertEqual(len(keys(self.redis, PREFIX + "session:*")), 3)
-        yield table.remove_kernel("k2")
+        yield table.remove_kernel("k1")
         yield table.heartbeat(agent("b", max_kernels=3), now=8)
         dead = yield table.expire(now=9)
-        self.assertEqual(sorted(k.kernel_id for k in dead["a"]), ["k0", "k1"])
+        self.assertEqual(sorted(k.kernel_id for k in dead["a"]), ["k0", "k2"])
+        [b] = yield table.agents(now=16)  # past b's lease, and b is still alive
+        self.assertEqual(b.reserved, 0)
         self.assertEqual(keys(self.redis), [f"{PREFIX}agent:b", f"{PREFIX}agents"])
         yield table.expire(now=100)
         self.assertEqual(keys(self.redis), [])
@@ -165,7 +170,7 @@ class RedisOnlyTests(RedisTestCase):
             "agents": lambda: table.agents(now=1),
             "expire": lambda: table.expire(now=1),
             "reserve": lambda: table.reserve("python3", now=1),
-            "release": lambda: table.release("a"),
+            "release": lambda: table.release("a", "r1"),
             "add_kernel": lambda: table.add_kernel(kernel("k1", "a")),
             "get_kernel": lambda: table.get_kernel("k1"),
             "remove_kernel": lambda: table.remove_kernel("k1"),
@@ -301,21 +306,58 @@ class ManagerProcessTests(TestCase):
         self.zmq = zmq.Context()
         self.addCleanup(self.zmq.term)
 
-    def start_manager(self):
-        manager = ManagerProcess(extra_args=["--redis", self.redis.url])
+    def start_manager(self, *args):
+        manager = ManagerProcess(extra_args=["--redis", self.redis.url, *args])
         self.addCleanup(manager.remove_workdir)
         self.addCleanup(manager.stop)
         return manager.start()
 
-    def heartbeat(self, manager):
-        sock = self.zmq.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IDENTITY, b"a1")
-        sock.connect(manager.addr)
+    def heartbeat(self, manager, max_kernels=2, sock=None):
+        if sock is None:
+            sock = self.zmq.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.IDENTITY, b"a1")
+            sock.connect(manager.addr)
         sock.send_multipart([b"", msgpack.packb({
             "action": "heartbeat", "agent_id": "a1", "addr": "tcp://127.0.0.1:1",
-            "max_kernels": 2, "kernels": {}, "langs": ["python3"]})])
+            "max_kernels": max_kernels, "kernels": {}, "langs": ["python3"]})])
         return sock
+
+    def test_a_manager_killed_mid_create_leaks_no_slot(self):
+        # create timeout 1 s and heartbeats every 0.5 s: reservations last 2 s.
+        manager = self.start_manager("--create-timeout", "1", "--heartbeat-interval", "0.5")
+        agent = self.heartbeat(manager, max_kernels=1)
+        self.addCleanup(agent.close)
+        front = self.zmq.socket(zmq.DEALER)
+        front.setsockopt(zmq.LINGER, 0)
+        front.connect(manager.addr)
+        self.addCleanup(front.close)
+
+        def create_reaches_the_agent():
+            front.send_multipart([b"", msgpack.packb({"action": "create", "lang": "python3"})])
+
+            def asked():
+                self.heartbeat(manager, max_kernels=1, sock=agent)
+                while agent.poll(100):
+                    command = msgpack.unpackb(agent.recv_multipart()[-1], raw=False)
+                    if command.get("action") == "create_kernel":
+                        return True
+                return False
+            return wait_until(asked, 10, "a create_kernel command at the agent")
+
+        create_reaches_the_agent()  # the slot is reserved, and the agent never answers
+        manager.kill()
+        self.assertEqual(self.redis.call("ZCARD", "sorna:reservations:a1"), 1)
+        manager.restart()
+
+        def free_slots():
+            self.heartbeat(manager, max_kernels=1, sock=agent)
+            with BlockingClient(manager.addr, timeout=5) as client:
+                agents = client.status()["agents"]
+            return agents and agents[0]["free"] == 1 and agents[0]["reserved"] == 0
+
+        wait_until(free_slots, 15, "the dead manager's reservation expiring", interval=0.3)
+        create_reaches_the_agent()  # the slot serves again
 
     def test_a_manager_keeps_its_table_in_redis(self):
         manager = self.start_manager()

@@ -186,7 +186,10 @@ class ManagerApi:
 
     async def _create_kernel(self, lang, limits, session=None):
         now = self.clock.seconds()
-        agent = await self.table.reserve(lang, now, self.placement)
+        # The lease outlives the creation's own timeout: only a manager that died
+        # meanwhile leaves it to expire.
+        agent = await self.table.reserve(lang, now, self.placement,
+                                         lease=self.create_timeout + 2 * self.heartbeat_interval)
         if agent is None:
             raise await self._no_room(lang, now)
         kernel_id = new_kernel_id()
@@ -197,12 +200,12 @@ class ManagerApi:
                     "action": "create_kernel", "kernel_id": kernel_id, "lang": lang,
                     "limits": limits}, self.create_timeout)
             except BaseException as e:
-                await self.table.release(agent.agent_id)
+                await self.table.release(agent.agent_id, agent.reservation)
                 raise _creation_error(agent.agent_id, lang, e)
             kernel = KernelRecord(kernel_id=kernel_id, agent_id=agent.agent_id, lang=lang,
                                   addr=reply.get("kernel_addr") or agent.addr,
                                   created_at=self.clock.seconds(), session=session)
-            await self.table.add_kernel(kernel)
+            await self.table.add_kernel(kernel, reservation=agent.reservation)
         finally:
             self._creating.discard(kernel_id)
         log.info("kernel {kernel} ({lang}) created on agent {agent}",

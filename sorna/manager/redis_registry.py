@@ -9,6 +9,8 @@ the manager passes on to the front-end. docs/REDIS.md describes the keys.
 """
 
 import hashlib
+import uuid
+from dataclasses import replace
 from urllib.parse import unquote, urlsplit
 
 import msgpack
@@ -16,7 +18,9 @@ import txredisapi
 from twisted.internet import defer, endpoints, error
 from twisted.logger import Logger
 
-from sorna.manager.registry import LOST_TTL, AgentRecord, CapacityTable, KernelRecord
+from sorna.manager.registry import (
+    DEFAULT_LEASE, LOST_TTL, AgentRecord, CapacityTable, KernelRecord,
+)
 from sorna.proto.errors import Failure, NoCapacity
 
 log = Logger(namespace="sorna.manager")
@@ -107,6 +111,17 @@ local function forget(kernel_id)
   redis.call('DEL', kkey)
   return flat
 end
+-- An agent's live reservations: leases whose end (the score) is past are dropped first.
+local function reserved(id, now)
+  local rkey = prefix .. 'reservations:' .. id
+  redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now)
+  return redis.call('ZCARD', rkey)
+end
+local function with_reserved(flat, id, now)
+  table.insert(flat, 'reserved')
+  table.insert(flat, tostring(reserved(id, now)))
+  return flat
+end
 """
 
 # KEYS: agents, agent:<id>, agent-kernels:<id>
@@ -116,21 +131,20 @@ redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'agent_id', ARGV[2], 'addr', ARGV[3], 'max_kernels', ARGV[4],
            'langs', ARGV[5], 'last_seen', ARGV[6], 'instance', ARGV[7],
            'resources', ARGV[8], 'kernels', redis.call('SCARD', KEYS[3]))
-redis.call('HSETNX', KEYS[2], 'reserved', '0')
 return 1
 """
 
-# KEYS: agents.  ARGV: prefix.  Every agent record, live or not.
+# KEYS: agents.  ARGV: prefix, now.  Every agent record, live or not.
 _AGENTS = _LUA_COMMON + """
 local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local flat = redis.call('HGETALL', prefix .. 'agent:' .. id)
-  if #flat > 0 then table.insert(out, flat) end
+  if #flat > 0 then table.insert(out, with_reserved(flat, id, ARGV[2])) end
 end
 return out
 """
 
-# KEYS: agents.  ARGV: prefix, lang, now, agent_timeout, placement
+# KEYS: agents.  ARGV: prefix, lang, now, agent_timeout, placement, lease end, reservation
 _RESERVE = _LUA_COMMON + """
 local lang, now, timeout = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local pack = ARGV[5] == 'most-loaded'
@@ -145,16 +159,17 @@ end
 local best, best_load, best_key
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = prefix .. 'agent:' .. id
-  local a = redis.call('HMGET', key, 'max_kernels', 'kernels', 'reserved', 'last_seen', 'langs')
+  local a = redis.call('HMGET', key, 'max_kernels', 'kernels', 'last_seen', 'langs')
   if a[1] then
-    local max, kernels, reserved = tonumber(a[1]), tonumber(a[2]), tonumber(a[3])
-    if now - tonumber(a[4]) < timeout and max - kernels - reserved > 0 then
+    local max, kernels = tonumber(a[1]), tonumber(a[2])
+    local held = reserved(id, ARGV[3])
+    if now - tonumber(a[3]) < timeout and max - kernels - held > 0 then
       local serves = false
-      for _, l in ipairs(cmsgpack.unpack(a[5])) do
+      for _, l in ipairs(cmsgpack.unpack(a[4])) do
         if l == lang then serves = true; break end
       end
       if serves then
-        local load = (kernels + reserved) / max
+        local load = (kernels + held) / max
         if better(load, id, best_load, best) then
           best, best_load, best_key = id, load, key
         end
@@ -163,32 +178,28 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 if best == nil then return false end
-redis.call('HINCRBY', best_key, 'reserved', 1)
-return redis.call('HGETALL', best_key)
+redis.call('ZADD', prefix .. 'reservations:' .. best, ARGV[6], ARGV[7])
+return with_reserved(redis.call('HGETALL', best_key), best, ARGV[3])
 """
 
-# KEYS: agent:<id>
+# KEYS: reservations:<id>.  ARGV: prefix, reservation
 _RELEASE = """
-if tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0') > 0 then
-  redis.call('HINCRBY', KEYS[1], 'reserved', -1)
-end
+redis.call('ZREM', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS: kernel:<id>, agent:<agent>, agent-kernels:<agent>
-# ARGV: prefix, kernel_id, agent_id, lang, addr, created_at, session, session_key, reserved,
-#       user ('' for kernels without a session)
+# KEYS: kernel:<id>, agent:<agent>, agent-kernels:<agent>, reservations:<agent>
+# ARGV: prefix, kernel_id, agent_id, lang, addr, created_at, session, session_key,
+#       reservation ('' for none), user ('' for kernels without a session)
 _ADD_KERNEL = _LUA_COMMON + """
 local kkey, akey = KEYS[1], KEYS[2]
 local kernel_id, agent_id, session_key = ARGV[2], ARGV[3], ARGV[8]
 local user_key = ''
 if ARGV[10] ~= '' then user_key = prefix .. 'user-kernels:' .. redis.sha1hex(ARGV[10]) end
 local old = fields(redis.call('HGETALL', kkey))
-if redis.call('EXISTS', akey) == 1 then
-  if ARGV[9] == '1' and tonumber(redis.call('HGET', akey, 'reserved') or '0') > 0 then
-    redis.call('HINCRBY', akey, 'reserved', -1)
-  end
-  if old.agent_id == nil then redis.call('HINCRBY', akey, 'kernels', 1) end
+if ARGV[9] ~= '' then redis.call('ZREM', KEYS[4], ARGV[9]) end
+if redis.call('EXISTS', akey) == 1 and old.agent_id == nil then
+  redis.call('HINCRBY', akey, 'kernels', 1)
 end
 if old.agent_id ~= nil then
   -- recorded again: it leaves its former agent's set and its former session
@@ -242,7 +253,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       local flat = forget(kernel_id)
       if flat then table.insert(kernels, flat) end
     end
-    redis.call('DEL', akey, kset)
+    redis.call('DEL', akey, kset, prefix .. 'reservations:' .. id)
     redis.call('SREM', KEYS[1], id)
     table.insert(dead, {id, kernels})
   end
@@ -366,7 +377,7 @@ class RedisCapacityTable(CapacityTable):
         return d.addCallback(lambda _: None)
 
     def agents(self, now):
-        d = self._eval("agents", _AGENTS, [self._key("agents")], [])
+        d = self._eval("agents", _AGENTS, [self._key("agents")], [_num(now)])
         return d.addCallback(lambda rows: sorted(
             (a for a in map(_agent, rows) if now - a.last_seen < self.agent_timeout),
             key=lambda a: a.agent_id))
@@ -377,16 +388,20 @@ class RedisCapacityTable(CapacityTable):
         return d.addCallback(lambda rows: {
             agent_id.decode(): _kernels(flats) for agent_id, flats in sorted(rows)})
 
-    def reserve(self, lang, now, placement="least-loaded"):
+    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE):
+        reservation = uuid.uuid4().hex
         d = self._eval("reserve", _RESERVE, [self._key("agents")],
-                       [lang, _num(now), _num(self.agent_timeout), placement])
-        return d.addCallback(lambda flat: _agent(flat) if flat else None)
+                       [lang, _num(now), _num(self.agent_timeout), placement,
+                        _num(now + lease), reservation])
+        return d.addCallback(
+            lambda flat: replace(_agent(flat), reservation=reservation) if flat else None)
 
-    def release(self, agent_id):
-        d = self._eval("release", _RELEASE, [self._key("agent:", agent_id)], [])
+    def release(self, agent_id, reservation):
+        d = self._eval("release", _RELEASE, [self._key("reservations:", agent_id)],
+                       [reservation])
         return d.addCallback(lambda _: None)
 
-    def add_kernel(self, kernel, reserved=True):
+    def add_kernel(self, kernel, reservation=None):
         session = b""
         session_key = ""
         if kernel.session is not None:
@@ -395,10 +410,10 @@ class RedisCapacityTable(CapacityTable):
         d = self._eval("add_kernel", _ADD_KERNEL,
                        [self._key("kernel:", kernel.kernel_id),
                         self._key("agent:", kernel.agent_id),
-                        self._key("agent-kernels:", kernel.agent_id)],
+                        self._key("agent-kernels:", kernel.agent_id),
+                        self._key("reservations:", kernel.agent_id)],
                        [kernel.kernel_id, kernel.agent_id, kernel.lang, kernel.addr,
-                        _num(kernel.created_at), session, session_key,
-                        "1" if reserved else "0",
+                        _num(kernel.created_at), session, session_key, reservation or "",
                         kernel.session[0] if kernel.session is not None else ""])
         return d.addCallback(lambda _: kernel)
 

@@ -5,7 +5,8 @@ table (`sorna.manager.redis_registry`) implements it unchanged. `MemoryCapacityT
 the default. Both must pass `tests/test_registry.py`.
 """
 
-from dataclasses import asdict, dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field, replace
 
 from twisted.internet import defer
 
@@ -19,8 +20,9 @@ class AgentRecord:
     last_seen: float
     instance: dict = field(default_factory=dict)
     resources: dict = field(default_factory=dict)
-    reserved: int = 0  # slots promised to creations in flight
+    reserved: int = 0  # slots promised to creations in flight (live leases)
     kernels: int = 0  # kernels of this agent in the table
+    reservation: str = None  # on what `reserve` returns: the id of the lease it took
 
     @property
     def free(self):
@@ -48,6 +50,11 @@ PLACEMENTS = ("least-loaded", "most-loaded")
 # How long the table remembers why a kernel was lost, so that its id answers
 # "kernel lost" rather than a bare "no such kernel".
 LOST_TTL = 3600.0
+
+# How long a reserved slot stays promised without its kernel being recorded: a manager
+# that dies between `reserve` and `add_kernel`/`release` must not leak the slot. The
+# manager asks for its create timeout plus a margin.
+DEFAULT_LEASE = 90.0
 
 
 def load(agent):
@@ -77,21 +84,23 @@ class CapacityTable:
         """Drop agents silent for longer than the timeout; return their ids and kernels."""
         raise NotImplementedError
 
-    def reserve(self, lang, now, placement="least-loaded"):
+    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE):
         """Atomically take one slot on a live agent serving `lang` with room: the least
         loaded one (spreading kernels), or with "most-loaded" the fullest one (packing
-        them onto few hosts). Ties go to the lowest agent id.
+        them onto few hosts). Ties go to the lowest agent id. The slot is a lease: it
+        counts as reserved until `now + lease`, unless released or consumed before.
 
-        Returns the AgentRecord, or None when no live agent with that language has room.
+        Returns the AgentRecord (its `reservation` names the lease), or None when no
+        live agent with that language has room.
         """
         raise NotImplementedError
 
-    def release(self, agent_id):
+    def release(self, agent_id, reservation):
         """Give back a slot taken by `reserve` whose kernel was not created."""
         raise NotImplementedError
 
-    def add_kernel(self, kernel, reserved=True):
-        """Record a created kernel; with `reserved` it consumes the slot `reserve` took."""
+    def add_kernel(self, kernel, reservation=None):
+        """Record a created kernel; with a `reservation` it consumes that lease."""
         raise NotImplementedError
 
     def get_kernel(self, kernel_id):
@@ -128,6 +137,7 @@ class MemoryCapacityTable(CapacityTable):
         self._kernels = {}
         self._sessions = {}
         self._lost = {}
+        self._leases = {}  # agent id -> {reservation id: until}
 
     def start(self):
         return defer.succeed(None)
@@ -138,50 +148,67 @@ class MemoryCapacityTable(CapacityTable):
     def _alive(self, agent, now):
         return now - agent.last_seen < self.agent_timeout
 
+    def _count_leases(self, agent, now):
+        leases = self._leases.get(agent.agent_id, {})
+        for reservation, until in list(leases.items()):
+            if until <= now:
+                del leases[reservation]
+        agent.reserved = len(leases)
+
     def heartbeat(self, agent, now):
-        old = self._agents.get(agent.agent_id)
-        if old is not None:
-            agent.reserved = old.reserved
+        self._count_leases(agent, now)
         agent.kernels = sum(1 for k in self._kernels.values() if k.agent_id == agent.agent_id)
         agent.last_seen = now
         self._agents[agent.agent_id] = agent
         return defer.succeed(None)
 
     def agents(self, now):
-        return defer.succeed([a for a in self._agents.values() if self._alive(a, now)])
+        alive = [a for a in self._agents.values() if self._alive(a, now)]
+        for agent in alive:
+            self._count_leases(agent, now)
+        return defer.succeed(alive)
 
     def expire(self, now):
         dead = {}
         for agent_id, agent in list(self._agents.items()):
             if not self._alive(agent, now):
                 del self._agents[agent_id]
+                self._leases.pop(agent_id, None)
                 kernels = [k for k in self._kernels.values() if k.agent_id == agent_id]
                 for k in kernels:
                     self._forget(k.kernel_id)
                 dead[agent_id] = kernels
         return defer.succeed(dead)
 
-    def reserve(self, lang, now, placement="least-loaded"):
-        candidates = [a for a in self._agents.values()
-                      if self._alive(a, now) and lang in a.langs and a.free > 0]
+    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE):
+        alive = [a for a in self._agents.values() if self._alive(a, now)]
+        for agent in alive:
+            self._count_leases(agent, now)
+        candidates = [a for a in alive if lang in a.langs and a.free > 0]
         if not candidates:
             return defer.succeed(None)
         sign = -1 if placement == "most-loaded" else 1
         best = min(candidates, key=lambda a: (sign * load(a), a.agent_id))
+        reservation = uuid.uuid4().hex
+        self._leases.setdefault(best.agent_id, {})[reservation] = now + lease
         best.reserved += 1
-        return defer.succeed(best)
+        return defer.succeed(replace(best, reservation=reservation))
 
-    def release(self, agent_id):
+    def _end_lease(self, agent_id, reservation):
+        leases = self._leases.get(agent_id, {})
         agent = self._agents.get(agent_id)
-        if agent is not None and agent.reserved > 0:
-            agent.reserved -= 1
+        if leases.pop(reservation, None) is not None and agent is not None:
+            agent.reserved = max(0, agent.reserved - 1)
+
+    def release(self, agent_id, reservation):
+        self._end_lease(agent_id, reservation)
         return defer.succeed(None)
 
-    def add_kernel(self, kernel, reserved=True):
+    def add_kernel(self, kernel, reservation=None):
         agent = self._agents.get(kernel.agent_id)
+        if reservation is not None:
+            self._end_lease(kernel.agent_id, reservation)
         if agent is not None:
-            if reserved and agent.reserved > 0:
-                agent.reserved -= 1
             if kernel.kernel_id not in self._kernels:
                 agent.kernels += 1
         self._kernels[kernel.kernel_id] = kernel

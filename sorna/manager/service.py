@@ -30,7 +30,8 @@ class ManagerService(MultiService):
                               create_timeout=create_timeout, **policy)
         self.server = RequestServer("manager", actions.MANAGER, actions.MANAGER_LEGACY,
                                     self.api.handlers(), on_reply=self._on_agent_reply,
-                                    max_size=max_message_size)
+                                    max_size=max_message_size,
+                                    served_while_draining=("ping", "heartbeat"))
         self._started = None
         self._expiry = None
         self._expiring = None
@@ -40,6 +41,7 @@ class ManagerService(MultiService):
 
     def startService(self):
         super().startService()
+        self.server.draining = False
         self._started = defer.maybeDeferred(self.table.start)
         self._started.addCallbacks(lambda _: self._listen(), self._table_failed)
         return self._started
@@ -71,14 +73,18 @@ class ManagerService(MultiService):
 
     @defer.inlineCallbacks
     def stopService(self):
+        """Refuse new work (503 shutting-down), end what waits on agents, then wait for
+        the requests in flight to finish before closing anything."""
+        self.server.draining = True
         if self._started is not None:
             yield self._started
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
+        self.pending.fail_all(Failure("the manager is shutting down", error="shutting-down",
+                                      code=503))
         if self._expiring is not None:
             yield self._expiring  # fires once an expiry in progress has finished
         yield self.server.in_flight.wait()
-        self.pending.fail_all(Failure("the manager is shutting down"))
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -2,7 +2,6 @@
 
 import os
 
-from twisted.internet import reactor
 from twisted.python import usage
 
 from sorna.fatal import stop_reactor_with_error
@@ -62,7 +61,11 @@ class Options(usage.Options):
                 raise usage.UsageError("--redis-prefix must not be empty")
 
 
-def makeService(config, clock=None, transport=None):
+def makeService(config, clock=None, transport=None, reactor=None):
+    """`reactor` is stopped on a fatal error; `clock` (the reactor by default) times
+    everything."""
+    if reactor is None:
+        from twisted.internet import reactor
     clock = clock or reactor
     interval = config["heartbeat-interval"]
     if config["redis"] is not None:
