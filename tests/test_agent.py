@@ -119,7 +119,7 @@ class AgentTests(SynchronousTestCase):
     def test_a_timed_out_execution_that_ignores_the_interrupt_costs_the_kernel(self):
         kid = self.successResultOf(self.client.create("python3", limits={"exec_timeout": 5}))[
             "kernel_id"]
-        self.host.hold = True
+        self.host.hold = self.host.ignore_interrupts = True
         d = self.client.execute(kid, "while True: pass")
         self.clock.advance(5)  # the timeout: an interrupt, which this kernel ignores
         self.assertNoResult(d)

@@ -7,73 +7,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.proto.errors import SornaError
 from sorna.testing.cluster import FakeCluster
-
-
-class Daemon:
-    """Records requests; answers pings, inputs, interrupts and file requests; runs wait
-    for the test to emit their events."""
-
-    def __init__(self):
-        self.requests = []
-        self.run = None  # (daemon, id) of the execution in progress
-        self.interrupt_ends_run = True
-        self.files = {}
-
-    def __call__(self, daemon, request):
-        self.requests.append(request)
-        action, rid = request.get("action"), request.get("id")
-        if action == "ping":
-            daemon.send({"id": rid, "reply": 0})
-        elif action == "execute":
-            self.run = (daemon, rid)
-        elif action == "input":
-            daemon.send({"id": rid, "reply": 200})
-        elif action == "interrupt":
-            running = self.run is not None
-            if rid is not None:
-                daemon.send({"id": rid, "reply": 200, "interrupted": running})
-            if running and self.interrupt_ends_run:
-                self.finish(exceptions=[["KeyboardInterrupt", [], False, "KeyboardInterrupt\n"]])
-        elif action == "restart":
-            daemon.send({"id": rid, "reply": 200})
-            self.run = None
-        elif action == "upload":
-            self.files[request["path"]] = request["data"]
-            daemon.send({"id": rid, "reply": 200, "path": request["path"],
-                         "size": len(request["data"])})
-        elif action == "download":
-            if request["path"] in self.files:
-                daemon.send({"id": rid, "reply": 200, "path": request["path"],
-                             "data": self.files[request["path"]]})
-            else:
-                daemon.send({"id": rid, "reply": 404, "error": "no-such-file",
-                             "cause": f"no file {request['path']}"})
-        elif action == "list":
-            daemon.send({"id": rid, "reply": 200, "path": "", "entries": [
-                {"name": n, "type": "file", "size": len(d), "mtime": 0}
-                for n, d in sorted(self.files.items())]})
-
-    def output(self, kind, data):
-        daemon, rid = self.run
-        daemon.send({"id": rid, "event": "output", "records": [[kind, data]]})
-
-    def ask(self, prompt, password=False):
-        daemon, rid = self.run
-        daemon.send({"id": rid, "event": "waiting-input", "prompt": prompt,
-                     "password": password})
-
-    def finish(self, exceptions=(), files=()):
-        daemon, rid = self.run
-        self.run = None
-        daemon.send({"id": rid, "event": "finished", "reply": 200,
-                     "exceptions": list(exceptions), "files": list(files)})
+from tests.scripted_daemon import ASK, QUICK, ScriptedRepl
 
 
 class RunTests(SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.cluster = FakeCluster(self.clock)
-        self.daemon = Daemon()
+        self.daemon = ScriptedRepl()
         self.cluster.hosts[0].script = self.daemon
         self.cluster.start()
         self.client = self.cluster.client()
@@ -216,6 +157,79 @@ class RunTests(SynchronousTestCase):
         self.daemon.finish()
         self.successResultOf(d)
 
+    def test_restart_ends_the_running_and_every_queued_run_before_the_daemon_hears(self):
+        running = self.client.execute(self.kid, "sleep")
+        queued = [self.client.execute(self.kid, f"queued {i}") for i in range(2)]
+        seen = len(self.daemon.requests)
+        self.successResultOf(self.client.restart(self.kid))
+        for d in [running] + queued:
+            e = self.error(d)
+            self.assertEqual((e.code, e.error), (409, "restarted"))
+        self.assertEqual([r["action"] for r in self.daemon.requests[seen:]],
+                         ["restart", "ping"])  # no queued run reached the old process
+        self.wait(60)  # no run's timer is left to judge the fresh process
+        reply = self.successResultOf(self.client.execute(self.kid, QUICK))
+        self.assertEqual(reply["stdout"], "hello\n")
+
+    def test_executions_sent_during_a_restart_run_on_the_fresh_process(self):
+        self.daemon.answer_pings = False  # the fresh process is not up yet
+        restart = self.client.restart(self.kid)
+        d = self.client.execute(self.kid, QUICK)
+        self.assertNotIn("execute", [r["action"] for r in self.daemon.requests])
+        self.daemon.answer_pings = True
+        self.clock.advance(1)  # the next ping is answered
+        self.successResultOf(restart)
+        self.assertEqual(self.successResultOf(d)["stdout"], "hello\n")
+
+    def test_an_interrupt_names_its_run_and_spares_the_queued_one(self):
+        first = self.client.execute(self.kid, "first")
+        second = self.client.execute(self.kid, "second")
+        [first_id] = [r["id"] for r in self.daemon.requests if r.get("code") == "first"]
+        self.assertEqual(self.successResultOf(self.client.interrupt(self.kid)),
+                         {"interrupted": True})
+        [interrupt] = [r for r in self.daemon.requests if r["action"] == "interrupt"]
+        self.assertEqual(interrupt["run"], first_id)
+        self.assertEqual(self.successResultOf(first)["exceptions"][0][0],
+                         "KeyboardInterrupt")
+        self.assertNoResult(second)  # now at the daemon, and not interrupted
+        self.daemon.finish()
+        self.assertEqual(self.successResultOf(second)["exceptions"], [])
+
+    def test_the_timeouts_interrupt_names_the_timed_out_run(self):
+        d = self.client.execute(self.kid, "slow")
+        [run_id] = [r["id"] for r in self.daemon.requests if r.get("code") == "slow"]
+        self.wait(30)
+        [interrupt] = [r for r in self.daemon.requests if r["action"] == "interrupt"]
+        self.assertEqual(interrupt["run"], run_id)
+        self.assertEqual(self.error(d).error, "exec-timeout")
+
+    def test_the_daemons_error_replies_about_a_run_reach_the_client(self):
+        self.daemon.refuse_runs = {"reply": 500, "error": "internal-error",
+                                   "cause": "The reply could not be encoded: boom"}
+        e = self.error(self.client.execute(self.kid, "x"))
+        self.assertEqual((e.code, e.error), (500, "internal-error"))
+        self.assertIn("boom", e.cause)
+        self.daemon.refuse_runs = None
+        self.assertEqual(self.successResultOf(self.client.execute(self.kid, QUICK))["stdout"],
+                         "hello\n")
+
+    def test_input_text_may_come_in_code_as_backend_ai_sends_it(self):
+        d = self.client.run_code(self.kid, ASK)
+        self.assertEqual(self.successResultOf(d)["status"], "waiting-input")
+        d = self.client.run_code(self.kid, "Ada", mode="input")
+        self.assertEqual(self.daemon.requests[-1], {"action": "input", "text": "Ada",
+                                                    "id": self.daemon.requests[-1]["id"]})
+        self.assertEqual(self.successResultOf(d)["result"]["stdout"], "hello Ada\n")
+
+    def test_input_without_text_or_code_is_400_and_answers_nothing(self):
+        self.successResultOf(self.client.run_code(self.kid, ASK))
+        e = self.error(self.client.run_code(self.kid, mode="input"))
+        self.assertEqual(e.code, 400)
+        self.assertIn("`text` is missing", e.cause)
+        self.assertNotIn("input", [r["action"] for r in self.daemon.requests])
+        self.assertEqual(self.successResultOf(self.client.send_input(self.kid, ""))[
+            "result"]["stdout"], "hello \n")  # an empty line is still an answer
+
     def test_files(self):
         self.assertEqual(self.successResultOf(self.client.upload(self.kid, "a.txt", b"hi")),
                          {"path": "a.txt", "size": 2})
@@ -261,7 +275,7 @@ class S3ExportTests(SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.cluster = FakeCluster(self.clock, agent_argv=["--s3-bucket", "results"])
-        self.daemon = Daemon()
+        self.daemon = ScriptedRepl()
         self.cluster.hosts[0].script = self.daemon
         self.cluster.start()
         self.uploads = {}
@@ -303,7 +317,7 @@ class LimitTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.cluster = FakeCluster(self.clock, agent_argv=[
             "--max-output", "1024", "--max-executions", "2"])
-        self.daemon = Daemon()
+        self.daemon = ScriptedRepl()
         self.host = self.cluster.hosts[0]
         self.host.script = self.daemon
         self.cluster.start()

@@ -418,6 +418,52 @@ class Peer:
         self.context.term()
 
 
+def start_host_daemon(test):
+    """The daemon as a process on the host, in a fresh folder (`test.socket_path`, its
+    log at `test.log_path`); killed at cleanup. Returns (process, Peer)."""
+    folder = short_tempdir(test)
+    work = os.path.join(folder, "work")
+    os.mkdir(work)
+    test.socket_path = os.path.join(folder, "repl")
+    test.log_path = os.path.join(folder, "daemon.log")
+    log = open(test.log_path, "wb")
+    test.addCleanup(log.close)
+    env = dict(os.environ, SORNA_REPL_ENDPOINT=f"ipc://{test.socket_path}",
+               SORNA_MAX_FILE_SIZE="1000")
+    proc = subprocess.Popen([sys.executable, "-I", str(RUN_PY)], env=env, cwd=work,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def stop():
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(TIMEOUT)
+
+    test.addCleanup(stop)
+    peer = Peer(f"ipc://{test.socket_path}")
+    test.addCleanup(peer.close)
+    return proc, peer
+
+
+def start_container_daemon(test):
+    """The daemon in its kernel container, hardened exactly as the agent runs it
+    (`test.ipc_dir` is its ipc folder); removed at cleanup. Returns (container, Peer)."""
+    test.client = require_docker()
+    require_image(test.client, IMAGE)
+    test.ipc_dir = short_tempdir(test)
+    os.chown(test.ipc_dir, 1000, 1000)
+    kernel_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+    args = SandboxPolicy().container_args(
+        "test-repl-python3", kernel_id, "python3", IMAGE, test.ipc_dir,
+        {"memory_mb": 256, "exec_timeout": 60})
+    container = test.client.containers.run(**args)
+    test.addCleanup(container.remove, force=True)
+    peer = Peer(f"ipc://{test.ipc_dir}/repl")
+    test.addCleanup(peer.close)
+    test.assertEqual(peer.request({"action": "ping", "id": 0}, timeout=30),
+                     {"id": 0, "reply": 0})
+    return container, peer
+
+
 class DaemonTestsMixin:
     """Behaviour checked against the daemon wherever it runs (host or container)."""
 
@@ -486,26 +532,9 @@ class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
     """The daemon as a real process on the host, over a real ipc:// socket."""
 
     def setUp(self):
-        self.dir = short_tempdir(self)
+        self.proc, self.peer = start_host_daemon(self)
+        self.dir = os.path.dirname(self.socket_path)
         self.work = os.path.join(self.dir, "work")
-        os.mkdir(self.work)
-        self.socket_path = os.path.join(self.dir, "repl")
-        self.log_path = os.path.join(self.dir, "daemon.log")
-        self.log = open(self.log_path, "wb")
-        self.addCleanup(self.log.close)
-        env = dict(os.environ, SORNA_REPL_ENDPOINT=f"ipc://{self.socket_path}",
-                   SORNA_MAX_FILE_SIZE="1000")
-        self.proc = subprocess.Popen([sys.executable, "-I", str(RUN_PY)], env=env,
-                                     cwd=self.work, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        self.addCleanup(self.stop)
-        self.peer = Peer(f"ipc://{self.socket_path}")
-        self.addCleanup(self.peer.close)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(TIMEOUT)
 
     def assertInvalid(self, message):
         reply = self.peer.request(message)
@@ -709,20 +738,7 @@ class ContainerTests(DaemonTestsMixin, SynchronousTestCase):
     """The daemon in its kernel container, hardened exactly as the agent runs it."""
 
     def setUp(self):
-        self.client = require_docker()
-        require_image(self.client, IMAGE)
-        self.ipc_dir = short_tempdir(self)
-        os.chown(self.ipc_dir, 1000, 1000)
-        kernel_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
-        args = SandboxPolicy().container_args(
-            "test-repl-python3", kernel_id, "python3", IMAGE, self.ipc_dir,
-            {"memory_mb": 256, "exec_timeout": 60})
-        self.container = self.client.containers.run(**args)
-        self.addCleanup(self.container.remove, force=True)
-        self.peer = Peer(f"ipc://{self.ipc_dir}/repl")
-        self.addCleanup(self.peer.close)
-        self.assertEqual(self.peer.request({"action": "ping", "id": 0}, timeout=30),
-                         {"id": 0, "reply": 0})
+        self.container, self.peer = start_container_daemon(self)
 
     def test_runs_as_uid_1000_in_the_work_folder(self):
         events = self.run_ok("import os\nopen('note.txt', 'w').write('x')\n"

@@ -458,6 +458,7 @@ class Session:
         self._read_input_hook = read_input
         self._lock = threading.Lock()  # busy, interruptible, pending interrupt
         self.busy = False
+        self.run_id = None
         self.interruptible = False
         self._interrupt_pending = False  # asked for before user code started
         self._signal_main = None  # set while an interrupt has not been raised yet
@@ -474,23 +475,26 @@ class Session:
 
     # -- the I/O side
 
-    def reserve(self):
-        """Mark a run as accepted; False when one is going on already (409)."""
+    def reserve(self, run_id=None):
+        """Mark run `run_id` as accepted; False when one is going on already (409)."""
         with self._lock:
             if self.busy:
                 return False
             self.busy, self._interrupt_pending, self._signal_main = True, False, None
+            self.run_id = run_id
             return True
 
-    def interrupt(self, signal_main):
-        """Stop the current run with KeyboardInterrupt; False when nothing runs.
+    def interrupt(self, signal_main, run_id=None):
+        """Stop the current run with KeyboardInterrupt; False when nothing runs, or
+        when `run_id` names another run than the current one (an interrupt meant for a
+        run that has ended must not stop the next).
 
         While user code runs, `signal_main()` must deliver SIGINT to the thread running
         it (whose handler calls `on_sigint`); a run not started yet is stopped as soon
         as it starts.
         """
         with self._lock:
-            if not self.busy:
+            if not self.busy or (run_id is not None and run_id != self.run_id):
                 return False
             if self.interruptible:
                 self._signal_main, self._signalled_at = signal_main, time.monotonic()
@@ -927,10 +931,18 @@ def answer_file_request(files, request):
 
 
 def _pack(reply):
+    """msgpack bytes of `reply`; one that cannot be encoded becomes a 500 error reply
+    that keeps its id (when the id itself can be sent), so whoever waits on the
+    request hears of it."""
     try:
         return msgpack.packb(reply, use_bin_type=True)
-    except Exception as e:  # e.g. an id that does not survive the round trip
-        return msgpack.packb({"id": None, "reply": 500, "error": "internal-error",
+    except Exception as e:
+        request_id = reply.get("id")
+        if not (isinstance(request_id, str) or (isinstance(request_id, int)
+                                                and -2**63 <= request_id < 2**64)):
+            request_id = None
+        return msgpack.packb({"id": _text(request_id) if isinstance(request_id, str)
+                              else request_id, "reply": 500, "error": "internal-error",
                               "cause": _text(f"The reply could not be encoded: {e}")},
                              use_bin_type=True)
 
@@ -950,17 +962,23 @@ def _block_signals():
 class LocalDaemon:
     """The daemon's answers and events in-process: no socket, thread or signal.
 
-    `handle(request)` returns the messages the real daemon would send for it, in order
-    (for `execute`: the run's events, since the run happens inside the call). Reads of
-    standard input call `read_input(prompt, password)` (default: EOFError). Nothing can
-    run while `handle` is not running, so `input` gets 409 and `interrupt` answers
-    `interrupted: false`; `restart` starts a fresh Session.
+    `handle(request)` returns the messages the real daemon would send for it, in order.
+    A run happens inside the `execute` call and its events are the answer, unless
+    `hold` is set: then the run is accepted (further executes get 409, as while real
+    code runs) and goes on until `release()` returns its events, or until an interrupt
+    naming it ends it with KeyboardInterrupt (unless `ignore_interrupts`, code that
+    catches KeyboardInterrupt). `restart` drops a held run, as the real daemon's exec
+    does. Reads of standard input call `read_input(prompt, password)` (default:
+    EOFError): user code cannot be suspended without a thread.
     """
 
     def __init__(self, work_dir, read_input=None, max_file_size=MAX_FILE_SIZE):
         self.work_dir = work_dir
         self.read_input = read_input or self._no_input
         self.files = FileStore(work_dir, max_file_size)
+        self.hold = False
+        self.ignore_interrupts = False
+        self._held = None  # (run id, code) of a run in progress
         self._sent = []
         self.session = self._new_session()
 
@@ -982,24 +1000,44 @@ class LocalDaemon:
             return [_pack(error_reply(_request_id(payload), e))]
         return [_pack(m) for m in self.handle(request)]
 
+    @property
+    def running(self):
+        return self._held is not None
+
+    def release(self):
+        """The events of the held run, which ends now; [] when there is none."""
+        if self._held is None:
+            return []
+        (run_id, code), self._held = self._held, None
+        self._sent = []
+        self.session.execute(run_id, code)
+        sent, self._sent = self._sent, []
+        return sent
+
     def handle(self, request):
         request_id, action = request.get("id"), request.get("action")
         try:
             if action == "ping":
                 return [{"id": request_id, "reply": 0}]
             if action == "execute":
-                if not self.session.reserve():
-                    raise RequestError(409, "kernel-busy", "A run is going on already.")
-                self._sent = []
-                self.session.execute(request_id, request["code"])
-                sent, self._sent = self._sent, []
-                return sent
+                if not self.session.reserve(request_id):
+                    raise RequestError(409, "kernel-busy", "A run is going on already; "
+                                                           "wait for its finished event.")
+                self._held = (request_id, request["code"])
+                return [] if self.hold else self.release()
             if action == "input":
                 raise RequestError(409, "not-waiting-input", "No read is waiting for "
                                                              "input.")
             if action == "interrupt":
-                return [{"id": request_id, "reply": 200, "interrupted": False}]
+                run = request.get("run")
+                if self.ignore_interrupts:  # signalled, and the code goes on
+                    return [{"id": request_id, "reply": 200, "interrupted":
+                             self._held is not None and run in (None, self._held[0])}]
+                interrupted = self.session.interrupt(lambda: None, run)
+                reply = [{"id": request_id, "reply": 200, "interrupted": interrupted}]
+                return reply + self.release() if interrupted else reply
             if action == "restart":
+                self._held = None
                 self.session = self._new_session()
                 return [{"id": request_id, "reply": 200}]
             return [dict(answer_file_request(self.files, request), id=request_id)]
@@ -1212,7 +1250,7 @@ class Daemon:
         if action == "ping":
             return {"id": request_id, "reply": 0}
         if action == "execute":
-            if not self.session.reserve():
+            if not self.session.reserve(request_id):
                 raise RequestError(409, "kernel-busy", "A run is going on already; "
                                                        "wait for its finished event.")
             self._run_envelope = envelope
@@ -1228,7 +1266,7 @@ class Daemon:
                                                              "input.")
             return {"id": request_id, "reply": 200}
         if action == "interrupt":
-            interrupted = self.session.interrupt(self._signal_main)
+            interrupted = self.session.interrupt(self._signal_main, request.get("run"))
             return {"id": request_id, "reply": 200, "interrupted": interrupted}
         if action == "restart":
             return {"id": request_id, "reply": 200}

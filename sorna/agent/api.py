@@ -1,24 +1,18 @@
 """The agent's actions: front-end requests on its ROUTER port, manager commands on its
 heartbeat connection."""
 
-import re
-
-from twisted.internet import defer
-
-from sorna.agent import grading
+from sorna.agent.grading import InlineGrader
 from sorna.defer import deferred
 from sorna.proto import codes
-from sorna.proto.errors import BadRequest, Forbidden, Timeout
-
-MATCH_TIMEOUT = 10.0
+from sorna.proto.errors import BadRequest, Forbidden
 
 
 class AgentApi:
-    """`match_pool`: a WorkerPool for grading patterns, apart from Docker's."""
+    """`grader` (sorna.agent.grading) answers `match`, away from the reactor."""
 
-    def __init__(self, kernels, match_pool=None):
+    def __init__(self, kernels, grader=None):
         self.kernels = kernels
-        self.match_pool = match_pool
+        self.grader = grader or InlineGrader()
 
     def frontend_handlers(self):
         return {"ping": self.ping, "execute": self.execute, "interrupt": self.interrupt,
@@ -36,30 +30,23 @@ class AgentApi:
     @deferred
     async def execute(self, req):
         f = req.fields
+        text = f["text"]
         if f["mode"] in (None, "query") and f["code"] is None:
-            raise BadRequest("`code` is missing")
+            raise BadRequest("`code` is missing: a new run needs the code to run")
+        if f["mode"] == "input":
+            # Backend.AI's clients send the answer in `code`.
+            text = f["code"] if text is None else text
+            if text is None:
+                raise BadRequest("`text` is missing: mode input needs the text to answer "
+                                 "the program with (or `code`, as Backend.AI sends it)")
         if f["match"] is not None:
-            try:
-                grading.check_pattern(f["match"])
-            except re.error as e:
-                raise BadRequest(f"`match.value` is not a valid regular expression: {e}")
+            await self.grader.check(f["match"])
         reply = await self.kernels.execute(
-            f["kernel_id"], f["code"], f["mode"], f["text"], f["wait"],
+            f["kernel_id"], f["code"], f["mode"], text, f["wait"],
             partial=req.partial if f["stream"] else None, entry_id=f["entry_id"])
         if f["match"] is not None and reply["status"] == "finished":
-            reply["match_result"] = await self._match(f["match"], reply["result"])
+            reply["match_result"] = await self.grader.grade(f["match"], reply["result"])
         return dict(reply, kernel_id=f["kernel_id"])
-
-    async def _match(self, match, result):
-        if self.match_pool is None:
-            return grading.matches(match, result)
-        d = self.match_pool.run(grading.matches, match, result)
-        d.addTimeout(MATCH_TIMEOUT, self.kernels.clock)
-        try:
-            return await d
-        except defer.TimeoutError:
-            raise Timeout(f"the match pattern took longer than {MATCH_TIMEOUT:g} s",
-                          error="match-timeout")
 
     def interrupt(self, req):
         return self.kernels.interrupt(req.fields["kernel_id"])

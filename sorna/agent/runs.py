@@ -11,8 +11,9 @@ RUNNING = "running"
 
 
 class Run:
-    def __init__(self, run_id, budget, entry_id=None, max_output=1 << 20):
-        self.id = run_id
+    def __init__(self, run_id, budget, entry_id=None, max_output=1 << 20, code=None):
+        self.id = run_id  # given when the run reaches the daemon
+        self.code = code  # until then
         self.entry_id = entry_id
         self.max_output = max_output  # bytes of output kept per run; the rest is dropped
         self.output_size = 0

@@ -34,8 +34,8 @@ class AgentService(MultiService):
     def __init__(self, agent_id, manager_addr, endpoint, advertised_addr, kernels, transport,
                  clock, pool, heartbeat_interval=3.0, ipc_root=None,
                  max_message_size=17 << 20, on_fatal=None, close_transport=False,
-                 instance=None, match_pool=None, extra_pools=(), own_ipc_root=None):
-        """`match_pool` grades `match` patterns; `extra_pools` (S3 uploads) start and stop
+                 instance=None, grader=None, extra_pools=(), own_ipc_root=None):
+        """`grader` grades `match` patterns; `extra_pools` (S3 uploads) start and stop
         with the agent, like the Docker `pool`."""
         super().__init__()
         self.agent_id = agent_id
@@ -51,14 +51,13 @@ class AgentService(MultiService):
         self.ipc_root = ipc_root
         self.on_fatal = on_fatal
         self.close_transport = close_transport
-        self.match_pool = match_pool
-        self.pools = [pool] + ([match_pool] if match_pool else []) + list(extra_pools)
-        self.api = AgentApi(kernels, match_pool)
+        self.pools = [pool] + list(extra_pools)
+        self.api = AgentApi(kernels, grader)
         self.frontend = RequestServer("agent", actions.AGENT, actions.AGENT_LEGACY,
-                                      self._guard(self.api.frontend_handlers()),
+                                      self.api.frontend_handlers(),
                                       max_size=max_message_size)
         self.commands = RequestServer("agent.commands", actions.AGENT, actions.AGENT_LEGACY,
-                                      self._guard(self.api.manager_handlers()),
+                                      self.api.manager_handlers(),
                                       max_size=max_message_size)
         self.langs = []
         self.sandbox = {}
@@ -71,19 +70,20 @@ class AgentService(MultiService):
         self._owns_ipc_root = ipc_root is None if own_ipc_root is None else own_ipc_root
         self._starting = None
 
-    def _guard(self, handlers):
-        def refuse_when_stopping(handler):
-            def guarded(req):
-                if self.stopping and req.action != "ping":
-                    raise NoCapacity("the agent is shutting down", error="shutting-down")
-                return handler(req)
-            return guarded
-        return {name: refuse_when_stopping(h) for name, h in handlers.items()}
+    @property
+    def stopping(self):
+        return self.frontend.draining
+
+    @stopping.setter
+    def stopping(self, value):
+        self.frontend.draining = self.commands.draining = value
 
     def startService(self):
         super().startService()
+        self.stopping = False
         for pool in self.pools:
             pool.start()
+        self.api.grader.start()
         self._starting = self._start()
         self._starting.addErrback(self._fatal)
         return self._starting
@@ -111,12 +111,8 @@ class AgentService(MultiService):
             self.manager_addr, lambda frames: self.commands.on_message(b"manager", frames),
             identity=self.agent_id.encode(), send_hwm=10)
         self.commands.socket = _DealerAsRouter(self._dealer)
-        self._heartbeat = task.LoopingCall(self.send_heartbeat)
-        self._heartbeat.clock = self.clock
-        self._heartbeat.start(self.heartbeat_interval, now=True)
-        self._reaper = task.LoopingCall(self._reap)
-        self._reaper.clock = self.clock
-        self._reaper.start(self.heartbeat_interval, now=False)
+        self._heartbeat = self._every(self.heartbeat_interval, self._beat, now=True)
+        self._reaper = self._every(self.heartbeat_interval, self._reap, now=False)
         log.info("sorna-agent {agent} ready on {endpoint} (advertised as {addr}), "
                  "manager {manager}, languages: {langs}", agent=self.agent_id,
                  endpoint=self.endpoint, addr=self.advertised_addr,
@@ -149,11 +145,26 @@ class AgentService(MultiService):
             self.on_fatal(failure)
         return None
 
+    def _every(self, interval, work, now):
+        """A LoopingCall whose Deferred is held: `work` catches its own errors, so one
+        failure never stops the loop, and an unexpected end is logged."""
+        loop = task.LoopingCall(work)
+        loop.clock = self.clock
+        loop.start(interval, now=now).addErrback(
+            lambda f: log.failure("a periodic task of the agent stopped", f))
+        return loop
+
     def _reap(self):
         d = self.kernels.reap()
         d.addCallback(lambda _: self.kernels.cull_idle())
         d.addErrback(lambda f: log.failure("could not check the kernels' containers", f))
         return d
+
+    def _beat(self):
+        try:
+            self.send_heartbeat()
+        except Exception:
+            log.failure("could not send a heartbeat")
 
     def send_heartbeat(self):
         if self._dealer is None:
@@ -175,6 +186,7 @@ class AgentService(MultiService):
             if loop is not None and loop.running:
                 loop.stop()
         await self.kernels.destroy_all()
+        await self.api.grader.stop()
         await self.frontend.in_flight.wait()
         await self.commands.in_flight.wait()
         for sock in (self._router, self._dealer):

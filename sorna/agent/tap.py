@@ -6,11 +6,11 @@ import socket
 import tempfile
 from urllib.parse import urlsplit
 
-from twisted.internet import reactor
 from twisted.python import usage
 
 from sorna.agent import identity
 from sorna.agent.docker import Containers, real_client_factory
+from sorna.agent.grading import ProcessGrader
 from sorna.agent.kernels import Kernels
 from sorna.agent.s3 import S3Exporter
 from sorna.agent.sandbox import SandboxPolicy
@@ -70,6 +70,10 @@ class Options(usage.Options):
          int],
         ["max-executions", None, 0,
          "Most executions running at once on this agent (0: no limit); more get 409.", int],
+        ["match-timeout", None, 5.0,
+         "Seconds a grading pattern may run before it is stopped (504 match-timeout).",
+         float],
+        ["match-workers", None, 1, "Grading processes at once.", int],
         ["idle-timeout", None, 600.0,
          "Destroy a kernel unused for this many seconds (0: never).", float],
     ]
@@ -109,6 +113,10 @@ class Options(usage.Options):
             raise usage.UsageError("--max-output must be at least 1024 bytes")
         if self["max-executions"] < 0:
             raise usage.UsageError("--max-executions must be 0 (no limit) or more")
+        if not 0 < self["match-timeout"] <= 600:
+            raise usage.UsageError("--match-timeout must be in (0, 600] seconds")
+        if not 1 <= self["match-workers"] <= 64:
+            raise usage.UsageError("--match-workers must be 1-64")
         if self["docker-threads"] < 1:
             raise usage.UsageError("--docker-threads must be at least 1")
         try:
@@ -137,7 +145,11 @@ def advertised_host(listen, manager_host):
 
 
 def makeService(config, clock=None, transport=None, client_factory=None, pool=None,
-                identify=identity.identify):
+                identify=identity.identify, reactor=None, grader=None):
+    """`reactor` runs the grading processes and stops on a fatal error; `clock` (the
+    reactor by default) times everything."""
+    if reactor is None:
+        from twisted.internet import reactor
     clock = clock or reactor
     manager_host = urlsplit(config["manager-addr"]).hostname
     # Blocking, before the reactor runs: see sorna.agent.identity.
@@ -173,7 +185,8 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
                                                     f"sorna-ipc-{config['port']}"),
         own_ipc_root=config["ipc-root"] is None,
         max_message_size=config["max-message-size"],
-        match_pool=WorkerPool("sorna-match", size=1, inline=pool.inline),
+        grader=grader or ProcessGrader(reactor, workers=config["match-workers"],
+                                       timeout=config["match-timeout"]),
         extra_pools=extra_pools,
         on_fatal=lambda error: stop_reactor_with_error(reactor),
         close_transport=transport is None)

@@ -8,7 +8,6 @@ from sorna.defer import deferred
 from sorna.pending import PendingRequests
 from sorna.proto.codec import decode, encode
 from sorna.proto.errors import KernelNotFound, SornaError
-from sorna.transport import ZmqTransport
 
 
 class SornaClient(ClientCalls):
@@ -39,6 +38,7 @@ class SornaClient(ClientCalls):
         sock = self._sockets.get(addr)
         if sock is None:
             if self._transport is None:
+                from sorna.transport import ZmqTransport  # txzmq: only when used
                 self._transport = ZmqTransport()
             sock = self._sockets[addr] = self._transport.dealer(addr, self._on_message)
         return sock

@@ -43,7 +43,7 @@ AGENT = {
         "kernel_id": KernelId(),
         "code": Text(max_length=MAX_CODE_LENGTH, required=False),
         "mode": Choice(("query", "continue", "input"), required=False),
-        "text": Text(max_length=MAX_CODE_LENGTH, required=False, default=""),
+        "text": Text(max_length=MAX_CODE_LENGTH, required=False),
         "wait": Number(minimum=0, maximum=3600, required=False),
         "stream": Flag(required=False, default=False),
         "match": Map({

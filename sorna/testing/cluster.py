@@ -17,9 +17,11 @@ import tempfile
 from pathlib import Path
 
 import msgpack
+from twisted.internet.testing import MemoryReactor
 
 import sorna
 from sorna.agent import tap as agent_tap
+from sorna.agent.grading import InlineGrader
 from sorna.client.api import SornaClient
 from sorna.manager import tap as manager_tap
 from sorna.proto.codec import encode
@@ -42,8 +44,9 @@ def load_python_repl():
 class FakeKernelHost:
     """Plays a Docker engine whose containers run the REPL daemon, in memory.
 
-    Set `hold = True` to keep executions waiting until `release()`, and `mute = True`
-    to make new daemons never answer (a kernel that fails to start).
+    Set `hold = True` to keep the runs that start meanwhile going until `release()`
+    (an interrupt ends them, unless `ignore_interrupts`; see LocalDaemon), and
+    `mute = True` to make new daemons never answer (a kernel that fails to start).
     """
 
     def __init__(self, network, langs=("python3",)):
@@ -55,19 +58,41 @@ class FakeKernelHost:
                 "io.sorna.exec-timeout": "60"})
         self.docker.on_run = self._boot
         self.docker.on_remove = self._halt
-        self.hold = False
+        self._hold = False
+        self._ignore_interrupts = False
         self.mute = False
         self.script = None  # when set, `script(daemon, request)` plays the daemon
-        self.held = []
-        self.daemons = {}
+        self.daemons = {}  # container id -> (router, LocalDaemon, [peer, envelope])
         self._repl = load_python_repl()
+
+    @property
+    def hold(self):
+        return self._hold
+
+    @hold.setter
+    def hold(self, value):
+        self._hold = value
+        for _, executor, _ in self.daemons.values():
+            executor.hold = value
+
+    @property
+    def ignore_interrupts(self):
+        return self._ignore_interrupts
+
+    @ignore_interrupts.setter
+    def ignore_interrupts(self, value):
+        self._ignore_interrupts = value
+        for _, executor, _ in self.daemons.values():
+            executor.ignore_interrupts = value
 
     def _boot(self, container):
         ipc_dir = container.kwargs["mounts"][0]["Source"]
         work_dir = os.path.join(ipc_dir, "work")
         os.makedirs(work_dir, exist_ok=True)
         executor = self._repl.LocalDaemon(work_dir)
+        executor.hold, executor.ignore_interrupts = self._hold, self._ignore_interrupts
         mute = self.mute
+        sender = [None, None]  # whoever sent the last request: the agent
 
         def on_request(peer, frames):
             if mute:
@@ -76,28 +101,29 @@ class FakeKernelHost:
                 daemon = ScriptedDaemon(router, peer, frames[:-1], container.id)
                 self.script(daemon, msgpack.unpackb(frames[-1], raw=False))
                 return
-            if self.hold and b"execute" in frames[-1]:
-                self.held.append((router, peer, frames, executor))
-                return
-            self._answer(router, peer, frames, executor)
+            sender[:] = [peer, frames[:-1]]
+            self._send(router, sender, executor.handle_payload(frames[-1]))
 
         router = self.network.router(f"ipc://{ipc_dir}/repl", on_request)
-        self.daemons[container.id] = router
+        self.daemons[container.id] = (router, executor, sender)
 
-    def _answer(self, router, peer, frames, daemon):
-        for message in daemon.handle_payload(frames[-1]):
-            router.send(peer, frames[:-1] + [message])
+    @staticmethod
+    def _send(router, sender, payloads):
+        peer, envelope = sender
+        for payload in payloads:
+            if not router.closed:
+                router.send(peer, envelope + [payload])
 
     def release(self):
-        held, self.held = self.held, []
-        for router, peer, frames, executor in held:
-            if not router.closed:
-                self._answer(router, peer, frames, executor)
+        """End every held run now: its events go to the agent."""
+        for router, executor, sender in list(self.daemons.values()):
+            if executor.running:
+                self._send(router, sender, [encode(m) for m in executor.release()])
 
     def _halt(self, container):
-        router = self.daemons.pop(container.id, None)
-        if router is not None:
-            router.close()
+        entry = self.daemons.pop(container.id, None)
+        if entry is not None:
+            entry[0].close()
 
     def running(self):
         return [c for c in self.docker.containers.list(all=True)]
@@ -121,12 +147,14 @@ class FakeCluster:
     def __init__(self, clock, agents=1, max_kernels=4, heartbeat_interval=3.0,
                  manager_addr="tcp://127.0.0.1:5001", agent_argv=()):
         self.clock = clock
+        # What a fatal error would stop: recorded here, never the test's own reactor.
+        self.reactor = MemoryReactor()
         self.network = FakeNetwork()
         self.manager_addr = manager_addr
         self.manager = manager_tap.makeService(
             _options(manager_tap.Options(), ["--listen", "127.0.0.1",
                                              "--heartbeat-interval", str(heartbeat_interval)]),
-            clock=clock, transport=self.network)
+            clock=clock, transport=self.network, reactor=self.reactor)
         self.hosts = []
         self.agents = []
         self.ipc_roots = []
@@ -141,9 +169,9 @@ class FakeCluster:
                 "--ipc-root", self.ipc_roots[-1], "--ipc-tmpfs-mb", "0", *agent_argv])
             self.hosts.append(host)
             self.agents.append(agent_tap.makeService(
-                config, clock=clock, transport=self.network,
+                config, clock=clock, transport=self.network, reactor=self.reactor,
                 client_factory=lambda host=host: host.docker,
-                pool=WorkerPool("fake-docker", inline=True)))
+                pool=WorkerPool("fake-docker", inline=True), grader=InlineGrader()))
 
     def start(self):
         self.manager.startService()
