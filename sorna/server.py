@@ -13,6 +13,7 @@ from sorna.proto.actions import parse_request
 from sorna.proto.codec import DEFAULT_MAX_SIZE, JSON, MSGPACK, decode, encode
 from sorna.proto.errors import BadRequest, Failure, NoCapacity, SornaError
 from sorna.proto.schema import request_id
+from sorna.ratelog import RateLimitedLog
 
 NO_REPLY = object()
 
@@ -40,9 +41,12 @@ class RequestServer:
     """
 
     def __init__(self, name, actions, legacy, handlers, on_reply=None,
-                 max_size=DEFAULT_MAX_SIZE, served_while_draining=("ping",)):
+                 max_size=DEFAULT_MAX_SIZE, served_while_draining=("ping",), clock=None):
         self.name = name.split(".")[0]
         self.log = Logger(namespace=f"sorna.{name}")
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._refusals = RateLimitedLog(self.log, clock)
         # Once `draining` (shutdown), other actions get 503 shutting-down at once.
         self.draining = False
         self._served_while_draining = frozenset(served_while_draining)
@@ -113,7 +117,8 @@ class RequestServer:
         self.send(peer, envelope, request.encoding, request.id, reply)
 
     def _refuse(self, peer, envelope, encoding, req_id, error):
-        self.log.info("refused a message from {peer!r}: {cause}", peer=peer[:32], cause=error.cause)
+        self._refusals.info("refused a message from {peer!r}: {cause}", peer=peer[:32],
+                            cause=error.cause[:300])
         self.send(peer, envelope, encoding, req_id, error.reply_fields())
 
     def send(self, peer, envelope, encoding, req_id, reply):

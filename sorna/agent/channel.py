@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from sorna.pending import PendingRequests
 from sorna.proto.codec import decode, encode
 from sorna.proto.errors import SornaError, Timeout
+from sorna.ratelog import RateLimitedLog
 
 log = Logger(namespace="sorna.agent")
 
@@ -24,6 +25,7 @@ class ReplChannel:
         self.pending = PendingRequests(clock)
         self._runs = {}  # run id -> handler(message)
         self.unexpected = 0  # messages that matched no request: counted, logged sparingly
+        self._log = RateLimitedLog(log, clock, burst=3, period=60.0)
         self.socket = transport.dealer(endpoint, self._on_message)
 
     def open_run(self, handler):
@@ -80,6 +82,5 @@ class ReplChannel:
 
     def _unexpected(self, what):
         self.unexpected += 1
-        if self.unexpected & (self.unexpected - 1) == 0:  # the 1st, 2nd, 4th, 8th, ...
-            log.warn("kernel {kernel} sent {what} ({n} so far)", kernel=self.name,
-                     what=what, n=self.unexpected)
+        self._log.warn("kernel {kernel} sent {what} ({n} so far)", kernel=self.name,
+                       what=what, n=self.unexpected)

@@ -55,10 +55,10 @@ class AgentService(MultiService):
         self.api = AgentApi(kernels, grader)
         self.frontend = RequestServer("agent", actions.AGENT, actions.AGENT_LEGACY,
                                       self.api.frontend_handlers(),
-                                      max_size=max_message_size)
+                                      max_size=max_message_size, clock=clock)
         self.commands = RequestServer("agent.commands", actions.AGENT, actions.AGENT_LEGACY,
                                       self.api.manager_handlers(),
-                                      max_size=max_message_size)
+                                      max_size=max_message_size, clock=clock)
         self.langs = []
         self.sandbox = {}
         self.stopping = False

@@ -30,7 +30,7 @@ class ManagerService(MultiService):
                               create_timeout=create_timeout, **policy)
         self.server = RequestServer("manager", actions.MANAGER, actions.MANAGER_LEGACY,
                                     self.api.handlers(), on_reply=self._on_agent_reply,
-                                    max_size=max_message_size,
+                                    max_size=max_message_size, clock=clock,
                                     served_while_draining=("ping", "heartbeat"))
         self._started = None
         self._expiry = None

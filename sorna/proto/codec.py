@@ -10,6 +10,9 @@ MSGPACK = "msgpack"
 JSON = "json"
 
 DEFAULT_MAX_SIZE = 1 << 20
+# No message of the protocol nests deeper than a few levels; deeper ones are refused
+# before anything walks them (a recursive repr or re-encoding would overflow).
+MAX_DEPTH = 32
 
 
 def decode(data, max_size=DEFAULT_MAX_SIZE):
@@ -27,20 +30,43 @@ def decode(data, max_size=DEFAULT_MAX_SIZE):
         if encoding == JSON:
             try:
                 obj = json.loads(data.decode("utf-8"))
+            except RecursionError:
+                raise BadRequest(f"the message nests deeper than {MAX_DEPTH} levels",
+                                 error="malformed")
             except (UnicodeDecodeError, ValueError) as e:
                 raise BadRequest(f"the message is not valid JSON: {e}", error="malformed")
         else:
             try:
                 obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
+            except msgpack.StackError:
+                raise BadRequest(f"the message nests deeper than {MAX_DEPTH} levels",
+                                 error="malformed")
             except Exception as e:
                 raise BadRequest(f"the message is not valid msgpack: {e}", error="malformed")
         if not isinstance(obj, dict):
             raise BadRequest(
                 f"the message must be a map, not {type(obj).__name__}", error="malformed")
+        if not _shallow(obj, MAX_DEPTH):
+            raise BadRequest(f"the message nests deeper than {MAX_DEPTH} levels",
+                             error="malformed")
         return obj, encoding
     except (BadRequest, TooLarge) as e:
         e.encoding = encoding
         raise
+
+
+def _shallow(obj, limit):
+    """Whether no list or map in `obj` sits deeper than `limit` (without recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return True
 
 
 def encode(obj, encoding=MSGPACK):

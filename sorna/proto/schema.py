@@ -73,7 +73,7 @@ class Choice(Field):
     def clean(self, name, value):
         if value not in self.choices or isinstance(value, bool):
             raise BadRequest(f"`{name}` must be one of {', '.join(map(str, self.choices))}; "
-                             f"got {str(value)[:64]!r}")
+                             f"got {_preview(value)}")
         return value
 
 
@@ -210,6 +210,15 @@ def request_id(message):
     if isinstance(value, int) or (isinstance(value, str) and len(value) <= 128):
         return value
     return None
+
+
+def _preview(value):
+    """A short description of a client's value, never its whole repr."""
+    if isinstance(value, (str, bytes)):
+        return repr(value[:64])
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)[:64]
+    return _type(value)
 
 
 def _type(value):

@@ -1,0 +1,65 @@
+"""Fuzzing the manager, the agent and a kernel's REPL daemon with hostile frames
+(sorna.testing.fuzz): random bytes, truncated and mutated msgpack, wrong types in every
+field of every action, huge ints, deep nesting, non-UTF-8 strings. Each target gets
+FUZZ_SECONDS of it (bench/fuzz.py runs longer). Afterwards every process still answers,
+every tracked request got exactly one well-formed reply, and no container, thread or
+socket is left over.
+"""
+
+import glob
+import os
+
+from twisted.python import log
+
+from sorna.testing.fuzz import resources, run_fuzz
+from sorna.testing.processes import wait_until
+from tests.integration import ClusterTestCase
+
+FUZZ_SECONDS = float(os.environ.get("SORNA_FUZZ_SECONDS", 12))
+
+
+class FuzzTests(ClusterTestCase):
+    def setUp(self):
+        super().setUp()
+        self.manager, self.agent = self.start_cluster()
+        self.front = self.client(self.manager)
+        self.kernel_id = self.front.create("python3")["kernel_id"]
+        self.destroy_later(self.front, self.kernel_id)
+        self.pid_code = "import os\nos.getpid()"
+        self.daemon_pid = self.front.execute(self.kernel_id, self.pid_code)["stdout"]
+        self.before = {p.name: resources(p.pid) for p in (self.manager, self.agent)}
+
+    def check(self, target, stats):
+        log.msg(f"measured: fuzz {target}: {stats['frames']} frames "
+                f"({stats['bytes'] >> 10} KiB) in {stats['seconds']:.1f} s, "
+                f"{stats['frames_per_second']} frames/s, {stats['replies']} replies")
+        self.assertEqual(stats["missing"], [], f"{target}: tracked requests got no reply")
+        self.assertEqual(stats["duplicated"][:20], [], f"{target}: requests answered twice")
+        self.assertEqual(stats["malformed"], 0, f"{target}: malformed replies")
+        # Everyone still answers, and the kernel is the same process with its state.
+        self.assertEqual(self.front.ping("after"), "after")
+        self.assertEqual(self.front.ping("after", addr=self.agent.addr), "after")
+        self.assertEqual(self.front.execute(self.kernel_id, self.pid_code)["stdout"],
+                         self.daemon_pid)
+        self.assertEqual([c.labels["io.sorna.kernel"] for c in self.containers_of(self.agent)],
+                         [self.kernel_id])
+        self.assertEqual(self.front.status()["kernels"], 1)
+        for process in (self.manager, self.agent):
+            threads, fds = self.before[process.name]
+            wait_until(lambda: resources(process.pid)[0] <= threads
+                       and resources(process.pid)[1] <= fds, 10,
+                       f"{process.name} back to {threads} threads and {fds} descriptors "
+                       f"(now {resources(process.pid)})")
+
+    def test_manager(self):
+        self.check("manager", run_fuzz(self.zmq, self.manager.addr, "manager",
+                                       FUZZ_SECONDS))
+
+    def test_agent(self):
+        self.check("agent", run_fuzz(self.zmq, self.agent.addr, "agent", FUZZ_SECONDS))
+
+    def test_repl_daemon(self):
+        [path] = glob.glob(os.path.join(self.agent.tmpdir, "sorna-ipc-*", self.kernel_id,
+                                        "repl"))
+        self.check("daemon", run_fuzz(self.zmq, f"ipc://{path}", "daemon", FUZZ_SECONDS,
+                                      envelope=()))
