@@ -33,6 +33,8 @@ bench: images
 	$(PYTHON) bench/execute_roundtrip.py
 	$(PYTHON) bench/cluster_faults.py
 	$(PYTHON) bench/noisy_neighbour.py
+	$(PYTHON) bench/fuzz.py
+	$(PYTHON) bench/load.py
 
 clean:
 	rm -rf _trial_temp* build dist *.egg-info
