@@ -1,13 +1,13 @@
 """The round trip of a tiny execution through the agent vs. a raw pyzmq round trip.
 
 sorna:    a DEALER on TCP loopback to the agent's ROUTER sends `execute {code: "1+1"}` to a
-          kernel created beforehand; the agent relays it over ipc:// to the REPL daemon in
+          kernel created beforehand; the agent relays it over its Unix socket to the REPL daemon in
           the container and relays the result back. Timed until the reply.
 baseline: a REQ/REP round trip of a small msgpack map on TCP loopback between this thread
           and an echo thread (pyzmq only: the floor any ZMQ service pays).
 
 Both run N times, interleaved in blocks, after a warm-up. For reading the difference, a third
-series (outside the ratio) goes straight to the REPL daemon over its ipc:// socket, as the
+series (outside the ratio) goes straight to the REPL daemon over its Unix socket, as the
 agent does, without the agent: the daemon's own cost plus one ipc hop.
 
     python bench/execute_roundtrip.py [-n 500] [--block 50]
@@ -27,6 +27,7 @@ from _common import Cluster, report, summary
 
 from sorna.client.blocking import BlockingClient
 from sorna.testing.processes import LOOPBACK, free_port
+from sorna.testing.repl_socket import ReplSocket
 
 TIMEOUT = 30.0
 
@@ -61,18 +62,31 @@ class EchoServer:
             sock.close()
 
 
-def time_round_trips(sock, payload, n, check, last=lambda frames: True):
+def zmq_peer(sock, payload):
+    """(send, receive) of one ZMQ socket: receive() is the next message's frames."""
+    def receive():
+        if not sock.poll(TIMEOUT * 1000):
+            raise RuntimeError("no reply")
+        return sock.recv_multipart()
+    return lambda: sock.send_multipart(payload), receive
+
+
+def repl_peer(sock, payload):
+    """(send, receive) of a ReplSocket, with the same shape as zmq_peer's."""
+    return lambda: sock.send(payload), lambda: [sock.recv(TIMEOUT)]
+
+
+def time_round_trips(peer, n, check, last=lambda frames: True):
     """Time `n` round trips; a round trip ends at the message `last` accepts (the REPL
     daemon answers an execute with `output` events, then `finished`)."""
+    send, receive = peer
     times = []
     for _ in range(n):
         started = time.perf_counter_ns()
-        sock.send_multipart(payload)
+        send()
         received = []
         while not received or not last(received[-1]):
-            if not sock.poll(TIMEOUT * 1000):
-                raise RuntimeError("no reply")
-            received.append(sock.recv_multipart())
+            received.append(receive())
         times.append(time.perf_counter_ns() - started)
         check(received)
     return times
@@ -105,10 +119,8 @@ def main():
             ping = [msgpack.packb({"action": "ping", "id": 1, "body": "x" * 16})]
             [repl_endpoint] = glob.glob(os.path.join(
                 cluster.agent.tmpdir, "sorna-ipc-*", kernel["kernel_id"], "repl"))
-            direct = context.socket(zmq.DEALER)
-            direct.setsockopt(zmq.LINGER, 0)
-            direct.connect(f"ipc://{repl_endpoint}")
-            repl_execute = [msgpack.packb({"action": "execute", "id": 1, "code": "1+1"})]
+            direct = ReplSocket(repl_endpoint)
+            repl_execute = msgpack.packb({"action": "execute", "id": 1, "code": "1+1"})
 
             def finished(frames):
                 return msgpack.unpackb(frames[-1], raw=False).get("event") == "finished"
@@ -129,19 +141,21 @@ def main():
                 if received[-1] != ping:
                     raise RuntimeError(f"unexpected echo {received[-1]}")
 
-            time_round_trips(dealer, execute, 50, check_execute)  # warm-up
-            time_round_trips(req, ping, 50, check_echo)
-            time_round_trips(direct, repl_execute, 50, check_direct, finished)
+            through_agent = zmq_peer(dealer, execute)
+            raw_echo = zmq_peer(req, ping)
+            straight = repl_peer(direct, repl_execute)
+            time_round_trips(through_agent, 50, check_execute)  # warm-up
+            time_round_trips(raw_echo, 50, check_echo)
+            time_round_trips(straight, 50, check_direct, finished)
             done = 0
             while done < args.count:
                 block = min(args.block, args.count - done)
-                sorna_ns += time_round_trips(dealer, execute, block, check_execute)
-                baseline_ns += time_round_trips(req, ping, block, check_echo)
-                direct_ns += time_round_trips(direct, repl_execute, block, check_direct,
-                                              finished)
+                sorna_ns += time_round_trips(through_agent, block, check_execute)
+                baseline_ns += time_round_trips(raw_echo, block, check_echo)
+                direct_ns += time_round_trips(straight, block, check_direct, finished)
                 done += block
             dealer.close(0)
-            direct.close(0)
+            direct.close()
         finally:
             client.destroy(kernel["kernel_id"])
     req.send(b"stop")
@@ -151,10 +165,10 @@ def main():
     docker_client.close()
     report("execute_roundtrip", "µs", summary(sorna_ns, 1e-3), summary(baseline_ns, 1e-3), {
         "sorna": "execute `1+1` through the agent (DEALER over TCP loopback -> agent -> "
-                 "ipc:// -> REPL daemon in its container -> back)",
+                 "Unix socket -> REPL daemon in its container -> back)",
         "baseline": "raw pyzmq REQ/REP round trip of a small msgpack map over TCP loopback "
                     "to an echo thread",
-        "repl_direct": "execute `1+1` sent straight to the REPL daemon's ipc:// socket "
+        "repl_direct": "execute `1+1` sent straight to the REPL daemon's Unix socket "
                        "(no agent); not part of the ratio",
         "count": args.count, "block": args.block,
     }, extra={"repl_direct": summary(direct_ns, 1e-3)})

@@ -21,8 +21,9 @@ import zmq
 from _common import Cluster, report
 
 from sorna.client.blocking import BlockingClient
-from sorna.testing.fuzz import reply_id, run_fuzz
+from sorna.testing.fuzz import ZmqPeer, reply_id, run_fuzz
 from sorna.testing.processes import LOOPBACK, free_port
+from sorna.testing.repl_socket import ReplSocket
 
 
 def echo_router(context, addr, stop):
@@ -51,11 +52,10 @@ def main():
         kernel_id = client.create("python3")["kernel_id"]
         [path] = glob.glob(os.path.join(cluster.agent.tmpdir, "sorna-ipc-*", kernel_id,
                                         "repl"))
-        for target, addr, envelope in [
-                ("manager", cluster.manager.addr, (b"",)),
-                ("agent", cluster.agent.addr, (b"",)),
-                ("daemon", f"ipc://{path}", ())]:
-            results[target] = run_fuzz(context, addr, target, args.seconds, envelope)
+        for target, peer in [("manager", ZmqPeer(context, cluster.manager.addr)),
+                             ("agent", ZmqPeer(context, cluster.agent.addr)),
+                             ("daemon", ReplSocket(path))]:
+            results[target] = run_fuzz(peer, target, args.seconds)
             client.ping("still there")
             client.ping("still there", addr=cluster.agent.addr)
             assert client.execute(kernel_id, "1+1")["stdout"] == "2\n"
@@ -64,7 +64,7 @@ def main():
     addr = f"tcp://{LOOPBACK}:{free_port()}"
     echo = threading.Thread(target=echo_router, args=(context, addr, stop), daemon=True)
     echo.start()
-    baseline = run_fuzz(context, addr, "agent", min(args.seconds, 10))
+    baseline = run_fuzz(ZmqPeer(context, addr), "agent", min(args.seconds, 10))
     stop.set()
     echo.join()
     context.term()

@@ -22,14 +22,13 @@ import time
 import uuid
 
 import docker
-import msgpack
-import zmq
 
 from _common import Cluster, report, summary
 
 from sorna.agent.sandbox import KERNEL_UID, SandboxPolicy
 from sorna.client.blocking import BlockingClient
 from sorna.testing.processes import remove_agent_containers
+from sorna.testing.repl_socket import ReplSocket
 
 IMAGE = "sorna/kernel-python3:latest"
 TIMEOUT = 30.0
@@ -46,9 +45,8 @@ def create_through_sorna(client):
 class Baseline:
     """Starts the kernel image by hand, the way the agent does, without the agent."""
 
-    def __init__(self, docker_client, context):
+    def __init__(self, docker_client):
         self.docker = docker_client
-        self.context = context
         self.policy = SandboxPolicy()
         self.labels = docker_client.images.get(IMAGE).labels
         self.agent_id = f"bench-baseline-{uuid.uuid4().hex[:8]}"
@@ -59,25 +57,22 @@ class Baseline:
         ipc_dir = os.path.join(self.root, name)
         args = self.policy.container_args(self.agent_id, name, "python3", IMAGE, ipc_dir,
                                           self.policy.limits_for(self.labels, None))
-        sock = self.context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RECONNECT_IVL, 20)  # as the agent's sockets
+        sock = ReplSocket(os.path.join(ipc_dir, "repl"), connect_timeout=TIMEOUT)
         container = None
         started = time.perf_counter()
         try:
             os.makedirs(ipc_dir, mode=0o700)
             os.chown(ipc_dir, KERNEL_UID, KERNEL_UID)
             container = self.docker.containers.run(**args)
-            sock.connect(f"ipc://{ipc_dir}/repl")
-            sock.send(msgpack.packb({"action": "ping", "id": 1}))
-            if not sock.poll(TIMEOUT * 1000):
+            sock.send({"action": "ping", "id": 1})  # connects as soon as it can
+            if not sock.poll(TIMEOUT):
                 raise RuntimeError(f"the daemon in {container.name} did not answer")
-            reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+            reply = sock.recv_message()
             elapsed = time.perf_counter() - started
             assert reply.get("reply") == 0, reply
             return elapsed
         finally:
-            sock.close(0)
+            sock.close()
             if container is not None:
                 container.remove(force=True)
             shutil.rmtree(ipc_dir, ignore_errors=True)
@@ -93,11 +88,10 @@ def main():
     args = parser.parse_args()
 
     docker_client = docker.from_env(timeout=60)
-    context = zmq.Context()
     sorna_times, baseline_times = [], []
     with Cluster(docker_client) as cluster, \
             BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client:
-        baseline = Baseline(docker_client, context)
+        baseline = Baseline(docker_client)
         try:
             create_through_sorna(client)  # warm-up: the agent's first docker calls
             baseline.run_once()
@@ -110,13 +104,12 @@ def main():
                       f"docker run {baseline_times[-1]:.3f} s", file=sys.stderr)
         finally:
             baseline.close()
-    context.term()
     docker_client.close()
     report("kernel_create", "ms", summary(sorna_times, 1000), summary(baseline_times, 1000), {
         "sorna": "create through the manager until its reply (container started and the "
                  "REPL's first ping answered), BlockingClient over TCP loopback",
         "baseline": "docker-py containers.run(detach=True) with the same sandbox options, "
-                    "until the REPL daemon inside answers a ZMQ ping over ipc://",
+                    "until the REPL daemon inside answers a ping over its Unix socket",
         "rounds": args.rounds,
     })
 

@@ -2,8 +2,8 @@
 
 - in-process: `LocalDaemon`, `Session` and `Output` from repl/python3/run.py, driven
   without sockets, threads or real time;
-- on the host: the daemon as a real process behind a real ipc:// socket, driven by a
-  DEALER the way the agent drives it (streaming, input, interrupt, restart, files);
+- on the host: the daemon as a real process behind its real Unix socket, driven the way
+  the agent drives it (streaming, input, interrupt, restart, files);
 - in the kernel container, hardened with the agent's own SandboxPolicy.
 """
 
@@ -21,10 +21,10 @@ import uuid
 from pathlib import Path
 
 import msgpack
-import zmq
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.agent.sandbox import SandboxPolicy
+from sorna.testing.repl_socket import ReplSocket
 from tests.support import require_docker, require_image
 
 RUN_PY = Path(__file__).resolve().parent.parent / "repl" / "python3" / "run.py"
@@ -43,7 +43,7 @@ repl = load_run_py()
 
 
 def short_tempdir(testcase):
-    """A temp folder with a short path: ipc:// paths must fit in sun_path (108 bytes)."""
+    """A temp folder with a short path: socket paths must fit in sun_path (108 bytes)."""
     path = tempfile.mkdtemp(prefix="sorna-repl-")
     testcase.addCleanup(shutil.rmtree, path, ignore_errors=True)
     return path
@@ -359,21 +359,18 @@ class LocalDaemonTests(SynchronousTestCase):
 # ---------------------------------------------------------------------------- host
 
 class Peer:
-    """A DEALER talking to the daemon the way the agent does.
+    """A client of the daemon's socket, talking to it the way the agent does.
 
     Messages that arrive while waiting for another one are kept, so that replies and a
     run's events can be told apart however they interleave.
     """
 
-    def __init__(self, endpoint):
-        self.context = zmq.Context()
-        self.sock = self.context.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
+    def __init__(self, path):
+        self.sock = ReplSocket(path)
         self.inbox = []
 
     def send(self, message):
-        self.sock.send(message if isinstance(message, bytes) else msgpack.packb(message))
+        self.sock.send(message)
 
     def wait_for(self, match, timeout=TIMEOUT, what="a message"):
         for i, message in enumerate(self.inbox):
@@ -382,9 +379,11 @@ class Peer:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not self.sock.poll(left * 1000):
-                raise AssertionError(f"no {what} within {timeout}s; got {self.inbox}")
-            message = msgpack.unpackb(self.sock.recv(), raw=False)
+            if left <= 0 or not self.sock.poll(min(left, 0.1)):
+                if left <= 0:
+                    raise AssertionError(f"no {what} within {timeout}s; got {self.inbox}")
+                continue
+            message = self.sock.recv_message()
             if match(message):
                 return message
             self.inbox.append(message)
@@ -415,7 +414,6 @@ class Peer:
 
     def close(self):
         self.sock.close()
-        self.context.term()
 
 
 def start_host_daemon(test):
@@ -428,7 +426,7 @@ def start_host_daemon(test):
     test.log_path = os.path.join(folder, "daemon.log")
     log = open(test.log_path, "wb")
     test.addCleanup(log.close)
-    env = dict(os.environ, SORNA_REPL_ENDPOINT=f"ipc://{test.socket_path}",
+    env = dict(os.environ, SORNA_REPL_SOCKET=test.socket_path,
                SORNA_MAX_FILE_SIZE="1000")
     proc = subprocess.Popen([sys.executable, "-I", str(RUN_PY)], env=env, cwd=work,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -439,7 +437,7 @@ def start_host_daemon(test):
         proc.wait(TIMEOUT)
 
     test.addCleanup(stop)
-    peer = Peer(f"ipc://{test.socket_path}")
+    peer = Peer(test.socket_path)
     test.addCleanup(peer.close)
     return proc, peer
 
@@ -457,7 +455,7 @@ def start_container_daemon(test):
         {"memory_mb": 256, "exec_timeout": 60})
     container = test.client.containers.run(**args)
     test.addCleanup(container.remove, force=True)
-    peer = Peer(f"ipc://{test.ipc_dir}/repl")
+    peer = Peer(f"{test.ipc_dir}/repl")
     test.addCleanup(peer.close)
     test.assertEqual(peer.request({"action": "ping", "id": 0}, timeout=30),
                      {"id": 0, "reply": 0})
@@ -529,7 +527,7 @@ class DaemonTestsMixin:
 
 
 class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
-    """The daemon as a real process on the host, over a real ipc:// socket."""
+    """The daemon as a real process on the host, over its real Unix socket."""
 
     def setUp(self):
         self.proc, self.peer = start_host_daemon(self)

@@ -1,9 +1,10 @@
 """Sorna's Python 3 REPL daemon (protocol v2): runs user code inside a kernel container.
 
-The agent connects a ZMQ DEALER to the ROUTER bound here (an ipc:// endpoint in a folder
-shared with the host, since kernels have no network); see "Agent <-> REPL daemon" in
-docs/PROTOCOL.md. Only the standard library, pyzmq and msgpack are used: this file is
-copied into the kernel image alone, without the sorna package.
+The agent connects to the Unix stream socket bound here (in a folder shared with the
+host, since kernels have no network) and exchanges frames of a 4-byte big-endian length
+and one msgpack map; see "Agent <-> REPL daemon" in docs/PROTOCOL.md. Only the standard
+library and msgpack are used: this file is copied into the kernel image alone, without
+the sorna package.
 
 Three layers, so that each can be tested on its own:
 
@@ -31,7 +32,9 @@ import os
 import queue
 import select
 import signal
+import socket
 import stat
+import struct
 import sys
 import threading
 import time
@@ -39,9 +42,11 @@ import traceback
 import types
 
 import msgpack
-import zmq
 
-ENDPOINT = os.environ.get("SORNA_REPL_ENDPOINT", "ipc:///ipc/repl")
+SOCKET_PATH = os.environ.get("SORNA_REPL_SOCKET", "/ipc/repl")
+HEADER = struct.Struct(">I")
+MAX_CONNECTIONS = 4  # the agent, and a tool or test beside it
+MAX_UNSENT = 64 * 1024 * 1024  # what waits for a peer that does not read: then it goes
 INPUT_NAME = "<input>"
 MAX_FILE_SIZE = 16 * 1024 * 1024
 FLUSH_INTERVAL = 0.05  # at most one output event per 50 ms...
@@ -100,6 +105,49 @@ def _user_traceback(tb):
             break
         node = node.tb_next
     return tb
+
+
+# The end of a run (its exceptions and changed files) and a prompt count against the
+# run's output budget; they may use at least this much, even after a full run.
+END_ROOM = 64 * 1024
+MAX_NAME = 256  # an exception's name
+
+
+def _clip(text, room):
+    """`text` within `room` characters, and whether it had to be cut."""
+    return (text, False) if len(text) <= room else (text[:max(room, 0)], True)
+
+
+def fit_exceptions(exceptions, room):
+    """Exceptions within `room` characters in all (names, arguments, tracebacks are
+    cut, in that order of priority): (exceptions, characters used, cut?)."""
+    fitted, used, cut = [], 0, False
+    for name, args, before, tb in exceptions:
+        name, c1 = _clip(name, min(MAX_NAME, room - used))
+        used += len(name)
+        kept = []
+        for arg in args:
+            if isinstance(arg, str):
+                arg, c2 = _clip(arg, room - used)
+                cut = cut or c2
+                used += len(arg)
+            kept.append(arg)
+        tb, c3 = _clip(tb, room - used)
+        used += len(tb)
+        cut = cut or c1 or c3
+        fitted.append([name, kept, before, tb])
+    return fitted, used, cut
+
+
+def fit_paths(paths, room):
+    """The paths that fit in `room` characters (whole paths only): (paths, cut?)."""
+    kept, used = [], 0
+    for path in paths:
+        used += len(path)
+        if used > room:
+            return kept, True
+        kept.append(path)
+    return kept, False
 
 
 def _report(exc, raised_before_exec):
@@ -175,6 +223,11 @@ class Output:
         else:
             record[1].pop()
         self._size -= len(data[1]) if kind == "media" else len(data)
+
+    @property
+    def room(self):
+        """Characters of output the current run may still send."""
+        return max(0, self.max_run - self.run_size)
 
     def due_in(self):
         """Seconds until pending records should go out; None when there are none."""
@@ -555,9 +608,12 @@ class Session:
             self._uninstall(saved)
         if self.capture:
             self.capture.drain()
+        room = max(self.output.room, END_ROOM)
+        exceptions, used, cut = fit_exceptions(exceptions, room)
+        files, cut_files = fit_paths(self._changed(before), room - used)
         finished = {"id": run_id, "event": "finished", "reply": 200,
-                    "exceptions": exceptions, "files": self._changed(before),
-                    "truncated": self.output.truncated}
+                    "exceptions": exceptions, "files": files,
+                    "truncated": self.output.truncated or cut or cut_files}
         with self._lock:
             self.output.emit_after(finished, end=True)
             self.busy = self.interruptible = False
@@ -641,8 +697,10 @@ class Session:
     def _read_input(self, prompt, password):
         if not self.output.active:
             raise EOFError("standard input is readable during a run only")
+        prompt, cut = _clip(_text(prompt), max(self.output.room, END_ROOM))
+        self.output.truncated = self.output.truncated or cut
         event = {"id": self.output.run_id, "event": "waiting-input",
-                 "prompt": _text(prompt), "password": password}
+                 "prompt": prompt, "password": password}
         if self._read_input_hook is not None:
             self.output.emit_after(event)
             return self._read_input_hook(prompt, password)
@@ -701,7 +759,10 @@ class Session:
         if not self.work_dir:
             return []
         after = _walk_files(self.work_dir)
-        return sorted(path for path, state in after.items() if before.get(path) != state)
+        # A name that is not UTF-8 (surrogate-escaped by os) is reported backslash-escaped:
+        # as it is, it could not be sent.
+        return sorted(_text(path) for path, state in after.items()
+                      if before.get(path) != state)
 
 
 def _walk_files(root, limit=MAX_WALK):
@@ -1048,18 +1109,20 @@ class LocalDaemon:
 class Daemon:
     """The real daemon: code in the main thread, the socket in one I/O thread."""
 
-    def __init__(self, endpoint=ENDPOINT, work_dir=None, max_file_size=None,
+    def __init__(self, path=SOCKET_PATH, work_dir=None, max_file_size=None,
                  capture_fds=True):
-        self.endpoint = endpoint
+        self.path = path
         self.work_dir = os.path.realpath(work_dir or os.getcwd())
         self.environ = dict(os.environ)
         self.capture = FdCapture(self._capture_sink) if capture_fds else None
         self.session = Session(self._emit, work_dir=self.work_dir, capture=self.capture,
                                wake=self._wake)
         self.files = FileStore(self.work_dir, max_file_size or _max_file_size())
+        # The largest frame a peer may send: an upload's file and its envelope.
+        self.max_frame = self.files.max_size + 65536
         self.jobs = queue.Queue()
-        self._outgoing = collections.deque()  # (envelope, message)
-        self._run_envelope = []
+        self._outgoing = collections.deque()  # (connection, message)
+        self._run_connection = None
         self._stopping = False
         self._wake_r = self._wake_w = None
         self._doorbell_r = self._doorbell_w = None  # new jobs and signals wake main
@@ -1073,7 +1136,7 @@ class Daemon:
     # -- thread-safe hand-offs to the I/O thread
 
     def _emit(self, event):
-        self._outgoing.append((self._run_envelope, event))
+        self._outgoing.append((self._run_connection, event))
         self._wake()
 
     def _wake(self):
@@ -1106,18 +1169,11 @@ class Daemon:
                                     encoding="utf-8", errors="backslashreplace")
         # Between runs too (user threads), Python-level output goes to the next run.
         sys.stdout, sys.stderr = self.session.stdout, self.session.stderr
-        context = zmq.Context()
-        sock = context.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        # A ROUTER at its high-water mark drops messages silently; a run's events are
-        # few (one output event per 50 ms at most) and must not be lost.
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.bind(self.endpoint)
-        self._context = context
-        self._io_thread = threading.Thread(target=self._io_loop, args=(sock,),
+        listener = _listen(self.path)
+        self._io_thread = threading.Thread(target=self._io_loop, args=(listener,),
                                            name="sorna-io", daemon=True)
         self._io_thread.start()
-        self.log(f"python3 daemon {os.getpid()} serving {self.endpoint} "
+        self.log(f"python3 daemon {os.getpid()} serving {self.path} "
                  f"(work folder {self.work_dir})")
         try:
             while True:
@@ -1125,7 +1181,7 @@ class Daemon:
         except Terminate:
             pass
         finally:
-            self._shutdown(context)
+            self._shutdown()
 
     def _execute(self, run_id, code):
         try:
@@ -1158,28 +1214,27 @@ class Daemon:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut cleanup
         raise Terminate()
 
-    def _shutdown(self, context):
+    def _shutdown(self):
         self._stopping = True
         self._wake()
         if self._io_thread is not None:
             self._io_thread.join(5)
-        context.term()
-        if self.endpoint.startswith("ipc://"):  # libzmq leaves the socket file behind
-            try:
-                os.unlink(self.endpoint[len("ipc://"):])
-            except OSError:
-                pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
         if self.capture:
             self.capture.restore()
         self.log("stopped")
 
     # -- I/O thread
 
-    def _io_loop(self, sock):
+    def _io_loop(self, listener):
         _block_signals()
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        self._connections = {}  # fd -> _Connection
+        poller = select.poll()
+        poller.register(listener, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
         try:
             while not self._stopping:
                 due = self.session.output.due_in()
@@ -1197,43 +1252,66 @@ class Daemon:
                     except BlockingIOError:
                         pass
                 self.session.output.tick()
-                self._send_outgoing(sock)
-                if sock in ready:
-                    while True:
-                        try:
-                            frames = sock.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        self._on_frames(sock, frames)
-                        self._send_outgoing(sock)
+                self._send_outgoing()
+                if listener.fileno() in ready:
+                    self._accept(listener, poller)
+                for fd, events in ready.items():
+                    connection = self._connections.get(fd)
+                    if connection is None:
+                        continue
+                    if events & select.POLLOUT:
+                        connection.flush()
+                    if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                        for payload in connection.receive(self.max_frame):
+                            self._on_payload(connection, payload)
+                            self._send_outgoing()
+                for fd, connection in list(self._connections.items()):
+                    if connection.closed:
+                        poller.unregister(fd)
+                        del self._connections[fd]
+                    else:
+                        poller.modify(fd, select.POLLIN | (select.POLLOUT
+                                                           if connection.unsent else 0))
         except Exception as e:
             self.log(f"the I/O thread failed: {type(e).__name__}: {e}")
             os.kill(os.getpid(), signal.SIGTERM)
         finally:
             try:
-                self._send_outgoing(sock)
+                self._send_outgoing()
+                for connection in self._connections.values():
+                    connection.flush(blocking=True)
             except Exception as e:
                 self.log(f"events lost at shutdown: {type(e).__name__}: {e}")
-            sock.close()
+            for connection in self._connections.values():
+                connection.close()
+            listener.close()
 
-    def _send_outgoing(self, sock):
-        while self._outgoing:
-            envelope, message = self._outgoing.popleft()
-            if envelope:
-                sock.send_multipart(envelope + [_pack(message)])
-
-    def _on_frames(self, sock, frames):
-        if len(frames) < 2:
+    def _accept(self, listener, poller):
+        try:
+            sock, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
             return
-        # [identity, payload] from a DEALER; REQ peers add an empty delimiter.
-        envelope, payload = frames[:-1], frames[-1]
+        if len(self._connections) >= MAX_CONNECTIONS:
+            sock.close()
+            return
+        connection = _Connection(sock, self.log)
+        self._connections[sock.fileno()] = connection
+        poller.register(sock.fileno(), select.POLLIN)
+
+    def _send_outgoing(self):
+        while self._outgoing:
+            connection, message = self._outgoing.popleft()
+            if connection is not None:
+                connection.send(_pack(message))
+
+    def _on_payload(self, connection, payload):
         try:
             request = parse_request(payload)
         except RequestError as e:
-            sock.send_multipart(envelope + [_pack(error_reply(_request_id(payload), e))])
+            connection.send(_pack(error_reply(_request_id(payload), e)))
             return
         try:
-            reply = self._answer(request, envelope)
+            reply = self._answer(request, connection)
         except RequestError as e:
             reply = error_reply(request.get("id"), e)
         except Exception as e:
@@ -1241,11 +1319,12 @@ class Daemon:
             reply = {"id": request.get("id"), "reply": 500, "error": "internal-error",
                      "cause": _text(f"{type(e).__name__}: {e}")}
         if reply is not None:
-            sock.send_multipart(envelope + [_pack(reply)])
+            connection.send(_pack(reply))
             if request["action"] == "restart":
-                self._restart(sock)
+                connection.flush(blocking=True)
+                self._restart()
 
-    def _answer(self, request, envelope):
+    def _answer(self, request, connection):
         request_id, action = request.get("id"), request["action"]
         if action == "ping":
             return {"id": request_id, "reply": 0}
@@ -1253,7 +1332,7 @@ class Daemon:
             if not self.session.reserve(request_id):
                 raise RequestError(409, "kernel-busy", "A run is going on already; "
                                                        "wait for its finished event.")
-            self._run_envelope = envelope
+            self._run_connection = connection
             self.jobs.put((request_id, request["code"]))
             try:
                 os.write(self._doorbell_w, b"j")
@@ -1279,12 +1358,10 @@ class Daemon:
         _thread.interrupt_main(signal.SIGINT)
         signal.pthread_kill(self._main_ident, signal.SIGINT)
 
-    def _restart(self, sock):
-        """Replace this process with a fresh interpreter on the same endpoint."""
+    def _restart(self):
+        """Replace this process with a fresh interpreter on the same socket path (every
+        descriptor of ours is close-on-exec: the peers see their connection end)."""
         self.log("restarting")
-        sock.setsockopt(zmq.LINGER, 1000)  # let the reply go out...
-        sock.close()
-        self._context.term()  # ...before exec ends libzmq's threads
         if self.capture:
             self.capture.restore()
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -1295,6 +1372,96 @@ class Daemon:
         except OSError as e:
             self.log(f"restart failed: {e}")
             os._exit(1)
+
+
+def _listen(path):
+    """A listening Unix stream socket at `path` (what a previous process left there,
+    socket or not, is replaced)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(MAX_CONNECTIONS)
+    listener.setblocking(False)
+    return listener
+
+
+class _Connection:
+    """One peer's connection: frames in and out, each a 4-byte big-endian length and
+    its payload. Used by the I/O thread only."""
+
+    def __init__(self, sock, log):
+        sock.setblocking(False)
+        self.sock = sock
+        self.log = log
+        self._in = bytearray()
+        self._out = bytearray()
+        self.closed = False
+
+    @property
+    def unsent(self):
+        return len(self._out)
+
+    def receive(self, max_frame):
+        """The payloads of the complete frames that have arrived."""
+        try:
+            while True:
+                data = self.sock.recv(262144)
+                if not data:
+                    self.close()
+                    break
+                self._in += data
+                if len(data) < 262144:
+                    break
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self.close()
+        payloads, start = [], 0
+        while len(self._in) - start >= HEADER.size:
+            (size,) = HEADER.unpack_from(self._in, start)
+            if size > max_frame:
+                self.log(f"a peer sent a frame of {size} bytes; closing its connection")
+                self.close()
+                break
+            if len(self._in) - start < HEADER.size + size:
+                break
+            payloads.append(bytes(self._in[start + HEADER.size:start + HEADER.size + size]))
+            start += HEADER.size + size
+        del self._in[:start]
+        return payloads
+
+    def send(self, payload):
+        if self.closed:
+            return
+        if len(self._out) > MAX_UNSENT:
+            self.log("a peer does not read what it is sent; closing its connection")
+            self.close()
+            return
+        self._out += HEADER.pack(len(payload)) + payload
+        self.flush()
+
+    def flush(self, blocking=False):
+        if blocking and not self.closed:
+            self.sock.settimeout(5)
+        try:
+            while self._out and not self.closed:
+                sent = self.sock.send(self._out)
+                del self._out[:sent]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self.close()
+        finally:
+            if blocking and not self.closed:
+                self.sock.setblocking(False)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
 
 
 # Tracing syscalls per architecture: (AUDIT_ARCH, ptrace, process_vm_readv, _writev).

@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from sorna.agent.channel import ReplChannel
 from sorna.agent.scheduler import RunQueue
 from sorna.defer import deferred
+from sorna.proto.actions import MAX_FILE_SIZE
 from sorna.proto.errors import (
     BadRequest, Busy, Failure, KernelNotFound, NoCapacity, SornaError, Timeout,
 )
@@ -42,19 +43,21 @@ class Kernel:
 class Kernels:
     """Creates, runs and destroys kernels. Every Docker call goes through `containers`."""
 
-    def __init__(self, containers, transport, clock, policy, ipc_root, max_kernels,
-                 start_timeout=30.0, max_queued=8, max_reply_size=64 << 20,
-                 idle_timeout=600.0, interrupt_grace=5.0, default_wait=2.0, exporter=None,
-                 max_executions=0):
+    def __init__(self, containers, links, clock, policy, ipc_root, max_kernels,
+                 start_timeout=30.0, max_queued=8, idle_timeout=600.0, interrupt_grace=5.0,
+                 default_wait=2.0, exporter=None, max_executions=0):
+        """`links` opens REPL links (sorna.agent.repl_link.UnixReplLinks)."""
         self.containers = containers
-        self.transport = transport
+        self.links = links
         self.clock = clock
         self.policy = policy
         self.ipc_root = ipc_root
         self.max_kernels = max_kernels
         self.start_timeout = start_timeout
         self.max_queued = max_queued
-        self.max_reply_size = max_reply_size
+        # The largest frame a daemon may send: a downloaded file (or a run's output, if
+        # larger) and the envelope around it.
+        self.max_frame = max(MAX_FILE_SIZE, policy.max_output) + (1 << 20)
         self.idle_timeout = idle_timeout
         self.interrupt_grace = interrupt_grace
         self.default_wait = default_wait
@@ -213,6 +216,14 @@ class Kernels:
         d.addErrback(lambda f: log.failure("could not destroy kernel {kernel}", f,
                                            kernel=kernel.kernel_id))
 
+    def _flooded(self, kernel, cause):
+        log.warn("kernel {kernel} is destroyed: {cause}", kernel=kernel.kernel_id,
+                 cause=cause)
+        d = self._remove(kernel, KernelDied(f"kernel {kernel.kernel_id} died: {cause}; "
+                                            f"create a new one"))
+        d.addErrback(lambda f: log.failure("could not destroy kernel {kernel}", f,
+                                           kernel=kernel.kernel_id))
+
     def _ended(self, kernel, run):
         run.files = list(run.finished.get("files") or [])
         if self.exporter is not None:
@@ -248,8 +259,9 @@ class Kernels:
         return {k: v for k, v in reply.items() if k not in ("id", "reply")}
 
     def _connect(self, kernel):
-        kernel.channel = ReplChannel(self.transport, f"ipc://{kernel.ipc_dir}/repl",
-                                     self.clock, self.max_reply_size, kernel.kernel_id)
+        kernel.channel = ReplChannel(self.links, os.path.join(kernel.ipc_dir, "repl"),
+                                     self.clock, self.max_frame, kernel.kernel_id,
+                                     on_flood=lambda cause: self._flooded(kernel, cause))
         kernel.runs = RunQueue(
             kernel.kernel_id, kernel.channel, self.clock, kernel.limits,
             max_queued=self.max_queued, max_output=self.policy.max_output,

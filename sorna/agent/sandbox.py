@@ -10,7 +10,7 @@ from docker.types import LogConfig, Mount, Ulimit
 LABEL_PREFIX = "io.sorna."
 KERNEL_UID = 1000
 IPC_MOUNT = "/ipc"
-REPL_ENDPOINT = "ipc:///ipc/repl"
+REPL_SOCKET = "/ipc/repl"
 
 
 def parse_memory_mb(text, default):
@@ -74,7 +74,7 @@ class SandboxPolicy:
             detach=True,
             labels={LABEL_PREFIX + "agent": agent_id, LABEL_PREFIX + "kernel": kernel_id,
                     LABEL_PREFIX + "lang": lang},
-            environment={"SORNA_REPL_ENDPOINT": REPL_ENDPOINT,
+            environment={"SORNA_REPL_SOCKET": REPL_SOCKET,
                          "SORNA_MAX_OUTPUT": str(self.max_output)},
             user=f"{KERNEL_UID}:{KERNEL_UID}",
             network_mode="none",

@@ -12,6 +12,7 @@ from sorna.agent import identity
 from sorna.agent.docker import Containers, real_client_factory
 from sorna.agent.grading import ProcessGrader
 from sorna.agent.kernels import Kernels
+from sorna.agent.repl_link import UnixReplLinks
 from sorna.agent.s3 import S3Exporter
 from sorna.agent.sandbox import SandboxPolicy
 from sorna.agent.service import AgentService
@@ -145,9 +146,10 @@ def advertised_host(listen, manager_host):
 
 
 def makeService(config, clock=None, transport=None, client_factory=None, pool=None,
-                identify=identity.identify, reactor=None, grader=None):
-    """`reactor` runs the grading processes and stops on a fatal error; `clock` (the
-    reactor by default) times everything."""
+                identify=identity.identify, reactor=None, grader=None, links=None):
+    """`reactor` runs the grading processes, the kernels' REPL links (unless `links`
+    says otherwise), and stops on a fatal error; `clock` (the reactor by default)
+    times everything."""
     if reactor is None:
         from twisted.internet import reactor
     clock = clock or reactor
@@ -171,7 +173,7 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
         s3_pool = WorkerPool("sorna-s3", size=2, inline=pool.inline)
         extra_pools.append(s3_pool)
         exporter = S3Exporter(config["s3-bucket"], s3_pool, endpoint_url=config["s3-endpoint"])
-    kernels = Kernels(containers, transport or ZmqTransport(), clock, policy,
+    kernels = Kernels(containers, links or UnixReplLinks(reactor, clock), clock, policy,
                       ipc_root=config["ipc-root"], max_kernels=config["max-kernels"],
                       idle_timeout=config["idle-timeout"], exporter=exporter,
                       max_executions=config["max-executions"])
@@ -179,7 +181,7 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
         agent_id=me.agent_id, instance=me.instance, manager_addr=config["manager-addr"],
         endpoint=f"tcp://{config['listen']}:{config['port']}",
         advertised_addr=f"tcp://{host}:{config['port']}", kernels=kernels,
-        transport=kernels.transport, clock=clock, pool=pool,
+        transport=transport or ZmqTransport(), clock=clock, pool=pool,
         heartbeat_interval=config["heartbeat-interval"],
         ipc_root=config["ipc-root"] or os.path.join(tempfile.gettempdir(),
                                                     f"sorna-ipc-{config['port']}"),

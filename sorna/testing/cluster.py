@@ -92,33 +92,32 @@ class FakeKernelHost:
         executor = self._repl.LocalDaemon(work_dir)
         executor.hold, executor.ignore_interrupts = self._hold, self._ignore_interrupts
         mute = self.mute
-        sender = [None, None]  # whoever sent the last request: the agent
+        sender = [None]  # the connection of the last request: the agent's
 
-        def on_request(peer, frames):
+        def on_request(connection, payload):
             if mute:
                 return
             if self.script is not None:
-                daemon = ScriptedDaemon(router, peer, frames[:-1], container.id)
-                self.script(daemon, msgpack.unpackb(frames[-1], raw=False))
+                daemon = ScriptedDaemon(listener, connection, container.id)
+                self.script(daemon, msgpack.unpackb(payload, raw=False))
                 return
-            sender[:] = [peer, frames[:-1]]
-            self._send(router, sender, executor.handle_payload(frames[-1]))
+            sender[:] = [connection]
+            self._send(listener, sender, executor.handle_payload(payload))
 
-        router = self.network.router(f"ipc://{ipc_dir}/repl", on_request)
-        self.daemons[container.id] = (router, executor, sender)
+        listener = self.network.listen_repl(os.path.join(ipc_dir, "repl"), on_request)
+        self.daemons[container.id] = (listener, executor, sender)
 
     @staticmethod
-    def _send(router, sender, payloads):
-        peer, envelope = sender
+    def _send(listener, sender, payloads):
         for payload in payloads:
-            if not router.closed:
-                router.send(peer, envelope + [payload])
+            if not listener.closed:
+                sender[0].send(payload)
 
     def release(self):
         """End every held run now: its events go to the agent."""
-        for router, executor, sender in list(self.daemons.values()):
+        for listener, executor, sender in list(self.daemons.values()):
             if executor.running:
-                self._send(router, sender, [encode(m) for m in executor.release()])
+                self._send(listener, sender, [encode(m) for m in executor.release()])
 
     def _halt(self, container):
         entry = self.daemons.pop(container.id, None)
@@ -132,15 +131,14 @@ class FakeKernelHost:
 class ScriptedDaemon:
     """What a test's script uses to answer as the daemon would."""
 
-    def __init__(self, router, peer, envelope, container_id):
-        self.router = router
-        self.peer = peer
-        self.envelope = envelope
+    def __init__(self, listener, connection, container_id):
+        self.listener = listener
+        self.connection = connection
         self.container_id = container_id
 
     def send(self, message):
-        if not self.router.closed:
-            self.router.send(self.peer, self.envelope + [encode(message)])
+        if not self.listener.closed:
+            self.connection.send(encode(message))
 
 
 class FakeCluster:
@@ -170,6 +168,7 @@ class FakeCluster:
             self.hosts.append(host)
             self.agents.append(agent_tap.makeService(
                 config, clock=clock, transport=self.network, reactor=self.reactor,
+                links=self.network.repl_links,
                 client_factory=lambda host=host: host.docker,
                 pool=WorkerPool("fake-docker", inline=True), grader=InlineGrader()))
 

@@ -184,16 +184,34 @@ def resources(pid):
     return (len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd")))
 
 
-def run_fuzz(context, addr, target, seconds, envelope=(b"",)):
-    """Fuzz `target` at `addr` (a DEALER of `context`; `envelope` frames go before
-    each payload) for about `seconds`, in batches, waiting after each batch for its
-    tracked replies. Returns counts (`frames`, `bytes`, `replies`, `malformed`,
-    `frames_per_second`) and the ids `missing` or `duplicated`."""
-    sock = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.connect(addr)
+class ZmqPeer:
+    """A DEALER to a manager's or an agent's port, as run_fuzz drives it."""
+
+    def __init__(self, context, addr):
+        self.sock = context.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.connect(addr)
+
+    def send(self, payload):
+        self.sock.send_multipart([b"", payload])
+
+    def poll(self, seconds):
+        return self.sock.poll(seconds * 1000)
+
+    def recv(self):
+        return self.sock.recv_multipart()[-1]
+
+    def close(self):
+        self.sock.close()
+
+
+def run_fuzz(sock, target, seconds):
+    """Fuzz `target` through `sock` (a ZmqPeer, or a ReplSocket for a daemon) for about
+    `seconds`, in batches, waiting after each batch for its tracked replies. Returns
+    counts (`frames`, `bytes`, `replies`, `malformed`, `frames_per_second`) and the ids
+    `missing` or `duplicated`."""
     stats = {"frames": 0, "bytes": 0, "missing": [], "duplicated": [], "malformed": 0,
              "replies": 0}
     started = time.monotonic()
@@ -203,15 +221,15 @@ def run_fuzz(context, addr, target, seconds, envelope=(b"",)):
             batch, tracked = frames(target, seed=seed, start_id=1 + seed * 10**6)
             seed += 1
             for payload, _ in batch:
-                sock.send_multipart([*envelope, payload])
+                sock.send(payload)
                 stats["frames"] += 1
                 stats["bytes"] += len(payload)
             answered = set()
             deadline = time.monotonic() + REPLY_WAIT
             while answered != tracked and time.monotonic() < deadline:
-                if not sock.poll(100):
+                if not sock.poll(0.1):
                     continue
-                reply = sock.recv_multipart()[-1]
+                reply = sock.recv()
                 stats["replies"] += 1
                 if not well_formed(reply):
                     stats["malformed"] += 1
@@ -223,9 +241,9 @@ def run_fuzz(context, addr, target, seconds, envelope=(b"",)):
             stats["missing"] += sorted(tracked - answered)
         stats["seconds"] = time.monotonic() - started
         # Replies to the last garbage may still be on their way.
-        while sock.poll(500):
+        while sock.poll(0.5):
             stats["replies"] += 1
-            if not well_formed(sock.recv_multipart()[-1]):
+            if not well_formed(sock.recv()):
                 stats["malformed"] += 1
     finally:
         sock.close()
@@ -233,4 +251,5 @@ def run_fuzz(context, addr, target, seconds, envelope=(b"",)):
     return stats
 
 
-__all__ = ["frames", "reply_id", "well_formed", "run_fuzz", "resources", "ODD_VALUES"]
+__all__ = ["frames", "reply_id", "well_formed", "run_fuzz", "resources", "ZmqPeer",
+           "ODD_VALUES"]

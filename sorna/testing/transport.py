@@ -1,4 +1,5 @@
-"""An in-memory network with the interface of `sorna.transport.ZmqTransport`.
+"""An in-memory network with the interface of `sorna.transport.ZmqTransport`, and of
+the agent's REPL links (`repl_links`, the twin of sorna.agent.repl_link.UnixReplLinks).
 
 Delivery is synchronous but never re-entrant: a message sent while another is being
 delivered waits in a queue, so handlers see the same ordering as with real sockets.
@@ -11,9 +12,24 @@ from collections import deque
 class FakeNetwork:
     def __init__(self):
         self._routers = {}
+        self._listeners = {}  # REPL socket path -> FakeReplListener
         self._queue = deque()
         self._delivering = False
         self._anonymous = itertools.count(1)
+        self.repl_links = FakeReplLinks(self)
+
+    def listen_repl(self, path, on_frame):
+        """A daemon's socket: `on_frame(connection, payload)`; `connection.send(payload)`
+        answers the link that sent it."""
+        listener = FakeReplListener(self, path, on_frame)
+        self._listeners[path] = listener
+        for link in list(self._waiting_links(path)):
+            link._connect()
+        return listener
+
+    def _waiting_links(self, path):
+        return [link for link in self.repl_links.opened
+                if link.path == path and not link.closed and link._listener is None]
 
     # -- the transport interface
     def router(self, endpoint, on_message):
@@ -112,3 +128,91 @@ class FakeDealer:
     def _deliver(self, frames):
         if not self.closed:
             self._on_message(list(frames))
+
+
+class FakeReplLinks:
+    """Opens FakeReplLinks (the interface of UnixReplLinks)."""
+
+    def __init__(self, network):
+        self.network = network
+        self.opened = []
+
+    def open(self, path, on_message, on_violation, max_frame, frames_per_turn=64):
+        link = FakeReplLink(self.network, path, on_message, on_violation, max_frame)
+        self.opened = [l for l in self.opened if not l.closed] + [link]
+        return link
+
+
+class FakeReplListener:
+    def __init__(self, network, path, on_frame):
+        self.network = network
+        self.path = path
+        self.on_frame = on_frame
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+        if self.network._listeners.get(self.path) is self:
+            del self.network._listeners[self.path]
+
+
+class FakeReplLink:
+    """Connected while a listener is bound at its path; frames sent before that wait,
+    like the real link's (at most 16)."""
+
+    def __init__(self, network, path, on_message, on_violation, max_frame):
+        self.network = network
+        self.path = path
+        self.on_message = on_message
+        self.on_violation = on_violation
+        self.max_frame = max_frame
+        self.closed = False
+        self._listener = None
+        self._queued = []
+        self._connect()
+
+    def _connect(self):
+        listener = self.network._listeners.get(self.path)
+        if listener is not None and not listener.closed:
+            self._listener = listener
+            queued, self._queued = self._queued, []
+            for payload in queued:
+                self._deliver_to_daemon(payload)
+
+    def send(self, payload):
+        if self.closed:
+            return
+        if self._listener is not None and self._listener.closed:
+            self._listener = None
+        if self._listener is None:
+            self._connect()
+        if self._listener is None:
+            self._queued = (self._queued + [payload])[-16:]
+            return
+        self._deliver_to_daemon(payload)
+
+    def _deliver_to_daemon(self, payload):
+        listener = self._listener
+        self.network._post(lambda: None if listener.closed else
+                           listener.on_frame(_FakeConnection(self), payload))
+
+    def _from_daemon(self, payload):
+        if self.closed:
+            return
+        if len(payload) > self.max_frame:
+            self.close()
+            self.on_violation(f"it sent a frame of {len(payload)} bytes, more than the "
+                              f"{self.max_frame} the REPL protocol allows")
+            return
+        self.on_message(payload)
+
+    def close(self):
+        self.closed = True
+
+
+class _FakeConnection:
+    def __init__(self, link):
+        self._link = link
+
+    def send(self, payload):
+        self._link.network._post(self._link._from_daemon, payload)

@@ -161,7 +161,8 @@ class BadInputTests(ClusterTestCase):
 
     def test_garbage_flood(self):
         """30 sockets × 20 garbage frames at each process: every frame is answered with
-        a 4xx, logged as refused, and both processes keep working."""
+        a 4xx, refusals are logged at a bounded rate (not a line each: a flood must not
+        fill the disk), and both processes keep working."""
         rng = random.Random(1)
         sockets, sent = [], 0
         for addr in self.both():
@@ -178,8 +179,8 @@ class BadInputTests(ClusterTestCase):
 
         for process in (self.manager, self.agent):
             self.assertTrue(process.alive(), f"{process.name} died:\n{process.log_tail()}")
-            wait_until(lambda: process.log().count(REFUSED) >= 30 * 20, timeout=10,
-                       what=f"{process.name} logging every refusal")
+            logged = process.log().count(REFUSED)
+            self.assertTrue(1 <= logged <= 20, f"{process.name} logged {logged} refusals")
             self.assertNotIn("Traceback", process.log())
         for addr in self.both():
             self.assertEqual(self.request(addr, {"action": "ping", "body": "still here"})

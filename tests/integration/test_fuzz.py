@@ -11,8 +11,9 @@ import os
 
 from twisted.python import log
 
-from sorna.testing.fuzz import resources, run_fuzz
+from sorna.testing.fuzz import ZmqPeer, resources, run_fuzz
 from sorna.testing.processes import wait_until
+from sorna.testing.repl_socket import ReplSocket
 from tests.integration import ClusterTestCase
 
 FUZZ_SECONDS = float(os.environ.get("SORNA_FUZZ_SECONDS", 12))
@@ -52,14 +53,14 @@ class FuzzTests(ClusterTestCase):
                        f"(now {resources(process.pid)})")
 
     def test_manager(self):
-        self.check("manager", run_fuzz(self.zmq, self.manager.addr, "manager",
+        self.check("manager", run_fuzz(ZmqPeer(self.zmq, self.manager.addr), "manager",
                                        FUZZ_SECONDS))
 
     def test_agent(self):
-        self.check("agent", run_fuzz(self.zmq, self.agent.addr, "agent", FUZZ_SECONDS))
+        self.check("agent", run_fuzz(ZmqPeer(self.zmq, self.agent.addr), "agent",
+                                     FUZZ_SECONDS))
 
     def test_repl_daemon(self):
         [path] = glob.glob(os.path.join(self.agent.tmpdir, "sorna-ipc-*", self.kernel_id,
                                         "repl"))
-        self.check("daemon", run_fuzz(self.zmq, f"ipc://{path}", "daemon", FUZZ_SECONDS,
-                                      envelope=()))
+        self.check("daemon", run_fuzz(ReplSocket(path), "daemon", FUZZ_SECONDS))
