@@ -17,6 +17,37 @@ from sorna.ratelog import RateLimitedLog
 
 NO_REPLY = object()
 
+# What one peer, and all peers together, may be sent per window. ZMQ holds what a peer
+# has not read yet, so a peer that asks and never reads would make this process hold
+# its replies without end; past the budget a reply is replaced by a short 503.
+REPLY_WINDOW = 10.0
+PEER_REPLY_BUDGET = 128 << 20
+TOTAL_REPLY_BUDGET = 512 << 20
+
+
+class ReplyBudget:
+    def __init__(self, clock, per_peer=PEER_REPLY_BUDGET, total=TOTAL_REPLY_BUDGET,
+                 window=REPLY_WINDOW):
+        self.clock = clock
+        self.per_peer = per_peer
+        self.total = total
+        self.window = window
+        self._started = None
+        self._spent = {}
+        self._total = 0
+
+    def spend(self, peer, size):
+        """Whether `size` more bytes may go to `peer` now (and count them if so)."""
+        now = self.clock.seconds()
+        if self._started is None or now - self._started >= self.window:
+            self._started, self._spent, self._total = now, {}, 0
+        spent = self._spent.get(peer, 0)
+        if spent + size > self.per_peer or self._total + size > self.total:
+            return False
+        self._spent[peer] = spent + size
+        self._total += size
+        return True
+
 
 class Request:
     __slots__ = ("peer", "action", "id", "fields", "encoding", "partial")
@@ -47,6 +78,7 @@ class RequestServer:
         if clock is None:
             from twisted.internet import reactor as clock
         self._refusals = RateLimitedLog(self.log, clock)
+        self.budget = ReplyBudget(clock)
         # Once `draining` (shutdown), other actions get 503 shutting-down at once.
         self.draining = False
         self._served_while_draining = frozenset(served_while_draining)
@@ -127,8 +159,22 @@ class RequestServer:
             reply["id"] = req_id
         if encoding == JSON:
             reply["reply"] = codes.legacy(reply.get("reply", codes.SUCCESS))
+        payload = encode(reply, encoding)
+        if not self.budget.spend(peer, len(payload)):
+            self._refusals.warn("not sending {size} bytes to {peer!r}: past its reply "
+                                "budget", size=len(payload), peer=peer[:32])
+            error = NoCapacity(
+                f"this connection (or all of them together) was sent over "
+                f"{self.budget.per_peer >> 20} MiB ({self.budget.total >> 20} MiB) in the "
+                f"last {self.budget.window:g} s; read the replies you have, then ask again",
+                error="reply-budget").reply_fields()
+            if req_id is not None:
+                error["id"] = req_id
+            if encoding == JSON:
+                error["reply"] = codes.legacy(error["reply"])
+            payload = encode(error, encoding)
         if self.socket is not None:
-            self.socket.send(peer, envelope + [encode(reply, encoding)])
+            self.socket.send(peer, envelope + [payload])
 
 
 def _split_envelope(frames):

@@ -14,9 +14,43 @@ log = Logger()
 # ZMQ drops (and disconnects) senders of larger frames before they reach us; below it,
 # the protocol's own limit answers 413.
 HARD_FRAME_LIMIT = 64 << 20
+# Messages one socket hands over per reactor turn; then the others get theirs.
+MESSAGES_PER_TURN = 64
+# What ZMQ keeps for one peer, in either direction (txzmq's default, 0, is unbounded).
+HIGH_WATER_MARK = 1000
 
 
-class _Router(ZmqRouterConnection):
+class _Fair:
+    """txzmq drains a socket until it is empty, so one busy peer would keep the reactor
+    to itself: read at most MESSAGES_PER_TURN, then come back on the next turn."""
+
+    def doRead(self):
+        if self.read_scheduled is not None:
+            if not self.read_scheduled.called:
+                self.read_scheduled.cancel()
+            self.read_scheduled = None
+        for _ in range(MESSAGES_PER_TURN):
+            if self.factory is None:  # closed meanwhile
+                return
+            if not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+                return
+            try:
+                message = self._readMultipart()
+            except zmq.ZMQError as e:
+                if e.errno == zmq.EAGAIN:
+                    continue
+                raise
+            try:
+                self.messageReceived(message)
+            except Exception:  # one bad message must not cost the socket
+                log.failure("a message could not be handled")
+        if self.factory is not None:
+            self.read_scheduled = self.factory.reactor.callLater(0, self.doRead)
+
+
+class _Router(_Fair, ZmqRouterConnection):
+    highWaterMark = HIGH_WATER_MARK
+
     def __init__(self, factory, on_message):
         self._on_message = on_message
         super().__init__(factory)
@@ -25,7 +59,9 @@ class _Router(ZmqRouterConnection):
         self._on_message(sender, list(frames))
 
 
-class _Dealer(ZmqDealerConnection):
+class _Dealer(_Fair, ZmqDealerConnection):
+    highWaterMark = HIGH_WATER_MARK
+
     def __init__(self, factory, on_message, identity):
         self._on_message = on_message
         super().__init__(factory, identity=identity)
@@ -83,7 +119,8 @@ class ZmqTransport:
 
     def router(self, endpoint, on_message):
         conn = _Router(self._get_factory(), on_message)
-        conn.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # No ROUTER_HANDOVER: a second connection with a peer's identity never takes
+        # that peer's place (its messages are dropped by ZMQ).
         conn.socket.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
         _open(conn, ZmqEndpoint(ZmqEndpointType.bind, endpoint))
         return RouterSocket(conn)

@@ -112,12 +112,25 @@ class RunTests(SynchronousTestCase):
         self.wait(20)
         self.daemon.ask("? ")
         self.successResultOf(d)
-        self.wait(600)  # a slow human
+        self.wait(290)  # a slow human, within --max-input-wait (300 s)
         d = self.client.send_input(self.kid, "ok", wait=60)
         self.wait(9)
         self.assertNoResult(d)
         self.daemon.finish()
         self.assertEqual(self.successResultOf(d)["status"], "finished")
+
+    def test_a_read_nobody_answers_ends_after_max_input_wait_and_frees_the_slot(self):
+        d = self.client.run_code(self.kid, ASK)
+        self.assertEqual(self.successResultOf(d)["status"], "waiting-input")
+        self.assertEqual(self.cluster.agents[0].kernels.executions(), 1)
+        self.wait(301)
+        interrupts = [r for r in self.daemon.requests if r["action"] == "interrupt"]
+        self.assertEqual(len(interrupts), 1)
+        e = self.error(self.client.continue_run(self.kid))
+        self.assertEqual((e.code, e.error), (504, "input-timeout"))
+        self.assertEqual(self.cluster.agents[0].kernels.executions(), 0)
+        self.assertEqual(self.successResultOf(self.client.execute(self.kid, QUICK))["stdout"],
+                         "hello\n")
 
     def test_timeout_interrupts_and_keeps_the_kernel(self):
         d = self.client.execute(self.kid, "while True: pass")
@@ -301,6 +314,17 @@ class S3ExportTests(SynchronousTestCase):
         self.assertEqual(result["files"], ["s3://results/e1/out.txt",
                                            "s3://results/e1/plots/a.png"])
         self.assertEqual(self.uploads, {"e1/out.txt": b"data", "e1/plots/a.png": b"png"})
+
+    def test_s3_keys_stay_under_the_entrys_prefix_whatever_the_daemon_says(self):
+        hostile = ["../other/x.txt", "/etc/passwd", "a/../../b", "./a", "a//b", "",
+                   "ok/../x", "a\x00b", 5]
+        self.daemon.files.update({p: b"x" for p in hostile if isinstance(p, str)})
+        self.daemon.files["fine/y.txt"] = b"y"
+        d = self.client.run_code(self.kid, "x", entry_id="e1")
+        self.daemon.finish(files=hostile + ["fine/y.txt"])
+        self.assertEqual(self.successResultOf(d)["result"]["files"],
+                         ["s3://results/e1/fine/y.txt"])
+        self.assertEqual(list(self.uploads), ["e1/fine/y.txt"])
 
     def test_a_failed_upload_is_logged_and_the_result_returned(self):
         self.daemon.files.update({"ok.txt": b"y", "broken.txt": b"x", "later.txt": b"z"})

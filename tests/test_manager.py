@@ -1,8 +1,10 @@
 """The manager, on the in-memory network with a Clock; the tests play the agents."""
 
 import json
+import secrets
 
 from twisted.internet import defer, task
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.client.api import SornaClient
@@ -25,11 +27,13 @@ class FakeAgent:
         self.kernels = {}
         self.commands = []
         self.failure = None
-        self.socket = network.dealer(MANAGER, self._on_message, identity=agent_id.encode())
+        self.session = secrets.token_hex(16)
+        self.socket = network.dealer(MANAGER, self._on_message)
 
-    def heartbeat(self, kernels=None):
+    def heartbeat(self, kernels=None, **fields):
         self.socket.send([b"", encode({
-            "action": "heartbeat", "agent_id": self.agent_id,
+            "action": "heartbeat", "agent_id": self.agent_id, "session": self.session,
+            **fields,
             "addr": f"tcp://{self.agent_id}:6001", "max_kernels": self.max_kernels,
             "kernels": self.kernels if kernels is None else kernels, "langs": self.langs})])
 
@@ -64,10 +68,14 @@ class ManagerTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.network = FakeNetwork()
         options = tap.Options(environ={})
-        options.parseOptions(["--listen", "127.0.0.1", "--create-timeout", "10", *self.argv])
+        options.parseOptions(["--listen", "127.0.0.1", "--create-timeout", "10",
+                              "--create-attempt-timeout", "5", *self.argv])
         self.manager = tap.makeService(options, clock=self.clock, transport=self.network)
         self.manager.startService()
         self.client = SornaClient(MANAGER, transport=self.network, clock=self.clock)
+        self.logged = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
 
     def tearDown(self):
         self.client.close()
@@ -141,6 +149,26 @@ class ManagerTests(SynchronousTestCase):
         agent.heartbeat()
         self.successResultOf(self.client.create("python3"))
 
+    def test_a_silent_or_failing_agent_is_passed_over_within_the_deadline(self):
+        silent = self.agent("a1", auto=False)  # asked first (ties go to the lowest id)
+        good = self.agent("a2", max_kernels=9)
+        d = self.client.create("python3")
+        self.assertEqual(len(silent.creates()), 1)
+        self.clock.advance(5)  # the attempt timeout here (--create-timeout 10: halves)
+        kernel = self.successResultOf(d)
+        self.assertEqual(self.successResultOf(self.client.kernel_info(kernel["kernel_id"]))[
+            "agent_id"], "a2")
+        # While it cools down, the silent one is not asked first.
+        self.successResultOf(self.client.create("python3"))
+        self.assertEqual((len(silent.creates()), len(good.creates())), (1, 2))
+        failing = self.agent("a0", max_kernels=9)
+        failing.failure = (500, "the engine is down")
+        for _ in range(2):
+            kernel = self.successResultOf(self.client.create("python3"))
+            self.assertEqual(self.successResultOf(self.client.kernel_info(
+                kernel["kernel_id"]))["agent_id"], "a2")
+        self.assertLessEqual(len(failing.creates()), 1)  # asked once at most, then cooled
+
     def test_get_or_create_keeps_one_kernel_per_session(self):
         agent = self.agent(auto=False)
         first = self.client.get_or_create("u1", "e1", "python3")
@@ -198,12 +226,69 @@ class ManagerTests(SynchronousTestCase):
         agent.heartbeat(kernels={})
         self.successResultOf(self.client.kernel_info(kernel["kernel_id"]))
 
-    def test_heartbeats_must_come_from_their_agent(self):
-        liar = FakeAgent(self.network, "front-end")
-        liar.agent_id = "a1"
-        liar.heartbeat()
-        status = self.successResultOf(self.client.status())
-        self.assertEqual(status["agents"], [])
+    def test_an_id_held_by_a_live_agent_cannot_be_taken(self):
+        agent = self.agent()  # a1, with a kernel
+        kernel = self.successResultOf(self.client.create("python3"))
+        impostor = FakeAgent(self.network, "a1", max_kernels=100)
+        impostor.heartbeat(kernels={})
+        self.clock.advance(2)  # the impostor's empty list would make the kernel vanish
+        impostor.heartbeat(kernels={})
+        [a1] = self.successResultOf(self.client.status())["agents"]
+        self.assertEqual((a1["max_kernels"], a1["kernels"]), (3, 1))
+        self.successResultOf(self.client.kernel_info(kernel["kernel_id"]))
+        self.successResultOf(self.client.create("python3"))
+        self.assertEqual(len(agent.creates()), 2)  # commands still go to the real one
+        self.assertEqual(impostor.commands, [])
+        self.assertFlushedRefusal()
+
+    def assertFlushedRefusal(self):
+        warnings = [e for e in self.logged if "refused a heartbeat" in e.get("log_format", "")]
+        self.assertTrue(warnings, "the refusal was not logged")
+
+    def test_a_restarted_agent_takes_its_id_back_after_saying_goodbye_or_timing_out(self):
+        old = self.agent()
+        old.heartbeat(leaving=True)  # a clean stop
+        fresh = FakeAgent(self.network, "a1", max_kernels=5)
+        fresh.heartbeat()
+        [a1] = self.successResultOf(self.client.status())["agents"]
+        self.assertEqual(a1["max_kernels"], 5)
+        # Killed without a goodbye: its successor waits for the agent timeout.
+        again = FakeAgent(self.network, "a1", max_kernels=7)
+        again.heartbeat()
+        self.assertEqual(self.successResultOf(self.client.status())["agents"][0]["max_kernels"], 5)
+        self.clock.advance(9)
+        again.heartbeat()
+        self.assertEqual(self.successResultOf(self.client.status())["agents"][0]["max_kernels"], 7)
+
+    def test_one_connection_speaks_for_one_agent(self):
+        agent = self.agent()
+        agent.agent_id = "a2"
+        agent.heartbeat()
+        self.assertEqual([a["agent_id"] for a in self.successResultOf(self.client.status())[
+            "agents"]], ["a1"])
+
+    def test_heartbeats_past_the_rate_or_listing_too_many_kernels_do_nothing(self):
+        agent = self.agent()  # its first heartbeat of this interval
+        for _ in range(3):
+            agent.heartbeat()
+        agent.max_kernels = 9
+        agent.heartbeat()  # the fifth within one interval: ignored
+        self.assertEqual(self.successResultOf(self.client.status())["agents"][0][
+            "max_kernels"], 3)
+        self.clock.advance(3)
+        agent.heartbeat()
+        self.assertEqual(self.successResultOf(self.client.status())["agents"][0][
+            "max_kernels"], 9)
+        self.clock.advance(3)
+        agent.auto = False
+        agent.heartbeat(kernels={f"{n:022d}": "python3" for n in range(9 + 17)})
+        self.assertEqual([c for c in agent.commands if c["action"] == "destroy_kernel"], [])
+
+    def test_reconciliation_sends_a_bounded_number_of_destroys(self):
+        agent = self.agent(max_kernels=100, auto=False)
+        agent.heartbeat(kernels={f"{n:022d}": "python3" for n in range(100)})
+        destroys = [c for c in agent.commands if c["action"] == "destroy_kernel"]
+        self.assertEqual(len(destroys), 8)
 
     def test_front_ends_cannot_forge_agent_replies(self):
         agent = self.agent(auto=False)

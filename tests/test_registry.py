@@ -141,6 +141,14 @@ class CapacityTableTests:
         self.assertIsNone(await self.table.reserve("python3", now=3))
 
     @table_test
+    async def test_reserve_passes_over_excluded_agents(self):
+        for name in "abc":
+            await self.table.heartbeat(agent(name, max_kernels=2), now=0)
+        got = await self.table.reserve("python3", now=0, exclude={"a", "b"})
+        self.assertEqual(got.agent_id, "c")
+        self.assertIsNone(await self.table.reserve("python3", now=0, exclude={"a", "b", "c"}))
+
+    @table_test
     async def test_a_reservation_nobody_ends_expires_with_its_lease(self):
         await self.table.heartbeat(agent("a", max_kernels=1), now=0)
         got = await self.table.reserve("python3", now=0, lease=5)

@@ -319,7 +319,8 @@ class ManagerProcessTests(TestCase):
             sock.setsockopt(zmq.IDENTITY, b"a1")
             sock.connect(manager.addr)
         sock.send_multipart([b"", msgpack.packb({
-            "action": "heartbeat", "agent_id": "a1", "addr": "tcp://127.0.0.1:1",
+            "action": "heartbeat", "agent_id": "a1", "session": "a1" * 16,
+            "addr": "tcp://127.0.0.1:1",
             "max_kernels": max_kernels, "kernels": {}, "langs": ["python3"]})])
         return sock
 

@@ -94,7 +94,8 @@ class ServerTests(SynchronousTestCase):
 
     def test_no_reply_handlers_send_nothing(self):
         self.server.on_message(b"a1", [b"", msgpack.packb({
-            "action": "heartbeat", "agent_id": "a1", "addr": "tcp://x:1", "max_kernels": 1})])
+            "action": "heartbeat", "agent_id": "a1", "session": "0" * 32, "addr": "tcp://x:1",
+            "max_kernels": 1})])
         self.assertEqual(self.socket.sent, [])
 
     def test_replies_to_our_requests_go_to_on_reply(self):

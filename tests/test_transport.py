@@ -107,7 +107,7 @@ class TransportTests:
         router.close()
 
     @defer.inlineCallbacks
-    def test_a_reconnecting_identity_takes_over(self):
+    def test_an_identity_is_served_again_once_its_connection_closed(self):
         inbox, old_replies, new_replies = Inbox(), Inbox(), Inbox()
         router = self.transport.router(self.endpoint, inbox)
         old = self.transport.dealer(self.endpoint, old_replies, identity=b"agent")
@@ -115,14 +115,41 @@ class TransportTests:
         yield inbox.next()
         old.close()
         new = self.transport.dealer(self.endpoint, new_replies, identity=b"agent")
-        new.send([b"2"])
-        peer, frames = yield inbox.next()
+        # Until the router has seen the old connection go, the new one is refused
+        # (no handover); it reconnects by itself.
+        for attempt in range(50):
+            new.send([b"2"])
+            try:
+                peer, frames = yield inbox.next(timeout=0.1)
+                break
+            except defer.TimeoutError:
+                continue
         self.assertEqual((peer, frames), (b"agent", [b"2"]))
         router.send(b"agent", [b"back"])
         (frames,) = yield new_replies.next()
         self.assertEqual(frames, [b"back"])
         self.assertEqual(old_replies.messages, [])
         new.close()
+        router.close()
+
+    @defer.inlineCallbacks
+    def test_a_second_connection_cannot_take_a_connected_identity(self):
+        inbox, first_replies, thief_replies = Inbox(), Inbox(), Inbox()
+        router = self.transport.router(self.endpoint, inbox)
+        first = self.transport.dealer(self.endpoint, first_replies, identity=b"agent")
+        first.send([b"1"])
+        yield inbox.next()
+        thief = self.transport.dealer(self.endpoint, thief_replies, identity=b"agent")
+        thief.send([b"stolen"])
+        first.send([b"2"])
+        peer, frames = yield inbox.next()
+        self.assertEqual((peer, frames), (b"agent", [b"2"]))
+        router.send(b"agent", [b"back"])
+        (frames,) = yield first_replies.next()
+        self.assertEqual(frames, [b"back"])
+        self.assertEqual((inbox.messages, thief_replies.messages), ([], []))
+        thief.close()
+        first.close()
         router.close()
 
     def test_binding_a_taken_port_fails(self):

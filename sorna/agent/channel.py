@@ -93,7 +93,10 @@ class ReplChannel:
         except SornaError as e:
             self._unexpected(f"a bad message ({e.cause})", len(payload))
             return
-        handler = self._runs.get(message.get("id"))
+        try:
+            handler = self._runs.get(message.get("id"))
+        except TypeError:  # an id that cannot be a key (a list, a map)
+            handler = None
         if handler is not None:
             if self._spend(len(payload)):
                 handler(message)

@@ -19,6 +19,8 @@ log = Logger(namespace="sorna.agent")
 
 # How long heartbeats keep telling the manager why a kernel ended (seconds).
 GONE_MEMORY = 30.0
+FILE_REQUESTS_AT_ONCE = 2
+FILE_REQUESTS_WAITING = 16
 
 
 class KernelDied(KernelNotFound):
@@ -33,6 +35,8 @@ class Kernel:
         self.container_id = None
         self.channel = None  # ReplChannel, once the container runs
         self.runs = None  # RunQueue, likewise
+        # File requests at the daemon at once: each may carry 16 MiB both ways.
+        self.files = defer.DeferredSemaphore(FILE_REQUESTS_AT_ONCE)
         self.ready = False
 
     @property
@@ -45,7 +49,7 @@ class Kernels:
 
     def __init__(self, containers, links, clock, policy, ipc_root, max_kernels,
                  start_timeout=30.0, max_queued=8, idle_timeout=600.0, interrupt_grace=5.0,
-                 default_wait=2.0, exporter=None, max_executions=0):
+                 default_wait=2.0, exporter=None, max_executions=0, max_input_wait=300.0):
         """`links` opens REPL links (sorna.agent.repl_link.UnixReplLinks)."""
         self.containers = containers
         self.links = links
@@ -63,6 +67,7 @@ class Kernels:
         self.default_wait = default_wait
         self.exporter = exporter
         self.max_executions = max_executions  # runs at once on this agent (0: no limit)
+        self.max_input_wait = max_input_wait
         self.images = {}  # lang -> (tag, labels)
         self._kernels = {}
         self._gone = {}
@@ -253,9 +258,18 @@ class Kernels:
     async def file_request(self, kernel_id, message):
         """upload, download and list go to the daemon, which owns the work directory."""
         kernel = self._ready(kernel_id)
-        await kernel.runs.ready()
-        kernel.runs.last_used = self.clock.seconds()
-        reply = await kernel.channel.request(message, 30.0, what=message["action"])
+        if len(kernel.files.waiting) >= FILE_REQUESTS_WAITING:
+            raise Busy(f"kernel {kernel_id} has {FILE_REQUESTS_WAITING} file requests "
+                       f"waiting already; wait for their replies", error="files-busy")
+        await kernel.files.acquire()
+        try:
+            if self._kernels.get(kernel_id) is not kernel:
+                raise KernelNotFound(f"kernel {kernel_id} was destroyed")
+            await kernel.runs.ready()
+            kernel.runs.last_used = self.clock.seconds()
+            reply = await kernel.channel.request(message, 30.0, what=message["action"])
+        finally:
+            kernel.files.release()
         return {k: v for k, v in reply.items() if k not in ("id", "reply")}
 
     def _connect(self, kernel):
@@ -267,7 +281,7 @@ class Kernels:
             max_queued=self.max_queued, max_output=self.policy.max_output,
             interrupt_grace=self.interrupt_grace, start_timeout=self.start_timeout,
             on_stuck=lambda run: self._stuck(kernel, run),
-            on_end=lambda run: self._ended(kernel, run))
+            on_end=lambda run: self._ended(kernel, run), max_input_wait=self.max_input_wait)
 
     def gone(self):
         """{kernel_id: why} of kernels that ended lately, for the manager (heartbeats)."""

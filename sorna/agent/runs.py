@@ -4,6 +4,13 @@ has seen yet, a pending request for input, the end. Front-ends take what has com
 
 from twisted.internet import defer
 
+# What a run's end (exceptions, files) and a prompt may take besides its output: what
+# is left of the output budget, and at least this much. The daemon keeps to it; the
+# agent holds any daemon to it.
+END_ROOM = 64 << 10
+MAX_NAME = 256
+MAX_FILES = 10000
+
 FINISHED = "finished"
 WAITING_INPUT = "waiting-input"
 CONTINUED = "continued"
@@ -22,7 +29,7 @@ class Run:
         self.started_at = None
         self.timer = None
         self.grace = None
-        self.timed_out = False
+        self.timed_out = None  # the Timeout that ended it (execution or input wait)
         self.files = []
         self.records = []
         self.waiting = None  # {"prompt", "password"} while the code waits for input
@@ -37,18 +44,33 @@ class Run:
         return self.finished is not None or self.error is not None
 
     def on_event(self, event):
+        """An `output` or `waiting-input` event (`finish` takes the end)."""
         kind = event.get("event")
-        if kind == "output":
-            for record in event.get("records") or []:
+        records = event.get("records")
+        if kind == "output" and isinstance(records, list):
+            for record in records:
                 if _valid(record):
                     self._keep(record)
         elif kind == WAITING_INPUT:
-            self.waiting = {"prompt": str(event.get("prompt") or ""),
-                            "password": bool(event.get("password"))}
-        elif kind == FINISHED:
-            self.finished = event
-            self.truncated = self.truncated or bool(event.get("truncated"))
-        self._notify()
+            prompt = event.get("prompt")
+            prompt = prompt if isinstance(prompt, str) else ""
+            if len(prompt) > self.end_room:
+                prompt, self.truncated = prompt[:self.end_room], True
+            self.waiting = {"prompt": prompt, "password": event.get("password") is True}
+        self.notify()
+
+    @property
+    def end_room(self):
+        return max(self.max_output - self.output_size, END_ROOM)
+
+    def finish(self, event):
+        """Keep the end of the run: its exceptions and files, well formed and within
+        the output budget, whatever the daemon sent."""
+        room = self.end_room
+        exceptions, used, cut = _exceptions(event.get("exceptions"), room)
+        files, cut_files = _paths(event.get("files"), room - used)
+        self.truncated = self.truncated or cut or cut_files or event.get("truncated") is True
+        self.finished = {"exceptions": exceptions, "files": files}
 
     def _keep(self, record):
         """Keep output up to `max_output`, whatever a kernel prints: memory stays bounded."""
@@ -67,7 +89,7 @@ class Run:
     def fail(self, error):
         if not self.done:
             self.error = error
-            self._notify()
+            self.notify()
 
     def changed(self):
         """A Deferred that fires at the next event."""
@@ -75,7 +97,7 @@ class Run:
         self._listeners.append(d)
         return d
 
-    def _notify(self):
+    def notify(self):
         listeners, self._listeners = self._listeners, []
         for d in listeners:
             if not d.called:
@@ -99,6 +121,52 @@ class Run:
     def take_interim(self):
         """`take()` as the result of a run that is not over: no exceptions or files yet."""
         return dict(self.take(), exceptions=[], files=[])
+
+
+def _clip(text, room):
+    return (text, False) if len(text) <= room else (text[:max(room, 0)], True)
+
+
+def _exceptions(value, room):
+    """Well-formed `[name, args, raised_before_exec, traceback]` items within `room`
+    characters: (items, used, cut?)."""
+    items, used, cut = [], 0, False
+    for item in value if isinstance(value, list) else []:
+        if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str)
+                and isinstance(item[1], list) and isinstance(item[3], str)):
+            cut = True
+            continue
+        name, c1 = _clip(item[0], min(MAX_NAME, room - used))
+        used += len(name)
+        args = []
+        for arg in item[1]:
+            if isinstance(arg, str):
+                arg, c2 = _clip(arg, room - used)
+                used += len(arg)
+                cut = cut or c2
+            elif not (arg is None or isinstance(arg, (bool, int, float))):
+                arg, cut = None, True
+            args.append(arg)
+        tb, c3 = _clip(item[3], room - used)
+        used += len(tb)
+        cut = cut or c1 or c3
+        items.append([name, args, item[2] is True, tb])
+    return items, used, cut
+
+
+def _paths(value, room):
+    """The paths (strings) that fit in `room` characters, at most MAX_FILES: (paths,
+    cut?)."""
+    kept, used, cut = [], 0, False
+    for path in value if isinstance(value, list) else []:
+        if not isinstance(path, str):
+            cut = True
+            continue
+        used += len(path)
+        if used > room or len(kept) >= MAX_FILES:
+            return kept, True
+        kept.append(path)
+    return kept, cut
 
 
 def _valid(record):

@@ -32,6 +32,11 @@ class S3Exporter:
         prefix = run.entry_id or kernel.kernel_id
         exported = []
         for path in run.files[:self.max_files]:
+            key = object_key(prefix, path)
+            if key is None:
+                log.warn("not exporting {path!r} of kernel {kernel}: not a plain relative "
+                         "path", path=path[:200], kernel=kernel.kernel_id)
+                continue
             try:
                 reply = await kernels.file_request(kernel.kernel_id,
                                                    {"action": "download", "path": path})
@@ -41,7 +46,6 @@ class S3Exporter:
                 continue
             if len(reply["data"]) > self.max_size:
                 continue
-            key = f"{prefix}/{path}"
             try:
                 await self.pool.run(self._thd_put, key, reply["data"])
             except Exception as e:
@@ -64,3 +68,13 @@ class S3Exporter:
                 config=Config(connect_timeout=3, read_timeout=30,
                               retries={"max_attempts": 2, "mode": "standard"}))
         client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+
+def object_key(prefix, path):
+    """`prefix/path` when `path` (the daemon's word, so anything) is a normalised
+    relative path that stays under the prefix, else None."""
+    if not isinstance(path, str) or not path or "\x00" in path or path.startswith("/"):
+        return None
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return None
+    return f"{prefix}/{path}"

@@ -30,7 +30,7 @@ class RunQueue:
     `on_end(run)`: a run has finished (its files may be exported)."""
 
     def __init__(self, name, channel, clock, limits, max_queued, max_output,
-                 interrupt_grace, start_timeout, on_stuck, on_end):
+                 interrupt_grace, start_timeout, on_stuck, on_end, max_input_wait=300.0):
         self.name = name
         self.channel = channel
         self.clock = clock
@@ -39,6 +39,7 @@ class RunQueue:
         self.max_output = max_output
         self.interrupt_grace = interrupt_grace
         self.start_timeout = start_timeout
+        self.max_input_wait = max_input_wait
         self.on_stuck = on_stuck
         self.on_end = on_end
         self.current = None  # the run at the daemon
@@ -86,10 +87,15 @@ class RunQueue:
             return
         if event == WAITING_INPUT:
             self._pause(run)
+            if not run.timed_out:
+                run.timer = self.clock.callLater(self.max_input_wait, self._timed_out, run,
+                                                 True)
         elif event == FINISHED:
-            run.finished = message  # before _end, which exports the files it names
+            run.finish(message)  # before _end, which exports the files it names
             self._end(run)
-        run.on_event(message)  # wakes the followers, once the export has begun
+            run.notify()  # wakes the followers, once the export has begun
+            return
+        run.on_event(message)
 
     def _end(self, run, error=None):
         """The run is over: the next one may start."""
@@ -120,17 +126,30 @@ class RunQueue:
     def _pause(self, run):
         if run.timer is not None and run.timer.active():
             run.timer.cancel()
-            run.budget -= self.clock.seconds() - run.started_at
+            if run.waiting is None:  # the execution clock, not the input wait's
+                run.budget -= self.clock.seconds() - run.started_at
         run.timer = None
 
-    def _timed_out(self, run):
-        """Interrupt first; a run that ignores the interrupt costs the kernel its life."""
+    def _timed_out(self, run, reading=False):
+        """Interrupt first; a run that ignores the interrupt costs the kernel its life.
+        A run that waited for input longer than `max_input_wait` (`reading`) is ended
+        the same way: a forgotten `input()` must not hold a slot for ever."""
         run.timer = None
         if run.done:
             return
-        log.warn("kernel {kernel} exceeded its {t} s execution time; interrupting it",
-                 kernel=self.name, t=self.limits["exec_timeout"])
-        run.timed_out = True
+        if reading:
+            log.info("kernel {kernel} waited {t:g} s for input; interrupting it",
+                     kernel=self.name, t=self.max_input_wait)
+            run.timed_out = Timeout(f"the code waited for input longer than "
+                                    f"{self.max_input_wait:g} s and was interrupted; the "
+                                    f"kernel keeps its state", error="input-timeout")
+        else:
+            log.warn("kernel {kernel} exceeded its {t} s execution time; interrupting it",
+                     kernel=self.name, t=self.limits["exec_timeout"])
+            run.timed_out = Timeout(f"the code ran longer than "
+                                    f"{self.limits['exec_timeout']:g} s and was "
+                                    f"interrupted; the kernel keeps its state",
+                                    error="exec-timeout")
         d = self.channel.request({"action": "interrupt", "run": run.id}, REQUEST_TIMEOUT,
                                  what="the interrupt")
         d.addErrback(lambda _: None)  # the grace timer below judges the outcome
@@ -149,6 +168,7 @@ class RunQueue:
             raise Busy("the execution is not waiting for input", error="not-waiting-input")
         await self.channel.request({"action": "input", "text": text}, REQUEST_TIMEOUT,
                                    what="the input")
+        self._pause(run)  # the input wait's timer
         run.waiting = None
         if not run.done:
             self._arm(run)
@@ -226,9 +246,7 @@ class RunQueue:
                 raise run.error
             if run.finished is not None:
                 if run.timed_out:
-                    raise Timeout(f"the code ran longer than {self.limits['exec_timeout']:g} "
-                                  f"s and was interrupted; the kernel keeps its state",
-                                  error="exec-timeout")
+                    raise run.timed_out
                 await run.exported
                 if run.final is None:
                     run.final = {"status": FINISHED, "result": dict(

@@ -2,6 +2,7 @@
 and commands, and the kernels of this host."""
 
 import os
+import secrets
 import shutil
 import tempfile
 
@@ -59,6 +60,9 @@ class AgentService(MultiService):
         self.commands = RequestServer("agent.commands", actions.AGENT, actions.AGENT_LEGACY,
                                       self.api.manager_handlers(),
                                       max_size=max_message_size, clock=clock)
+        # Drawn per process and sent to the manager only: the id any peer could claim,
+        # the session only this process knows (sorna.manager.connections).
+        self.session = secrets.token_hex(16)
         self.langs = []
         self.sandbox = {}
         self.stopping = False
@@ -109,7 +113,7 @@ class AgentService(MultiService):
         self.frontend.socket = self._router
         self._dealer = self.transport.dealer(
             self.manager_addr, lambda frames: self.commands.on_message(b"manager", frames),
-            identity=self.agent_id.encode(), send_hwm=10)
+            send_hwm=10)
         self.commands.socket = _DealerAsRouter(self._dealer)
         self._heartbeat = self._every(self.heartbeat_interval, self._beat, now=True)
         self._reaper = self._every(self.heartbeat_interval, self._reap, now=False)
@@ -166,11 +170,12 @@ class AgentService(MultiService):
         except Exception:
             log.failure("could not send a heartbeat")
 
-    def send_heartbeat(self):
+    def send_heartbeat(self, leaving=False):
         if self._dealer is None:
             return
         self._dealer.send([b"", encode({
-            "action": "heartbeat", "agent_id": self.agent_id, "addr": self.advertised_addr,
+            "action": "heartbeat", "agent_id": self.agent_id, "session": self.session,
+            "leaving": leaving, "addr": self.advertised_addr,
             "max_kernels": self.kernels.max_kernels, "kernels": self.kernels.running(),
             "langs": self.langs, "instance": self.instance, "gone": self.kernels.gone(),
             "resources": {"cpus": os.cpu_count(), "sandbox": self.sandbox,
@@ -186,6 +191,7 @@ class AgentService(MultiService):
             if loop is not None and loop.running:
                 loop.stop()
         await self.kernels.destroy_all()
+        self.send_heartbeat(leaving=True)  # the manager frees our id for a restart at once
         await self.api.grader.stop()
         await self.frontend.in_flight.wait()
         await self.commands.in_flight.wait()

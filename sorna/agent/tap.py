@@ -75,6 +75,9 @@ class Options(usage.Options):
          "Seconds a grading pattern may run before it is stopped (504 match-timeout).",
          float],
         ["match-workers", None, 1, "Grading processes at once.", int],
+        ["max-input-wait", None, 300.0,
+         "Seconds a run may wait for input before it is interrupted (504 input-timeout).",
+         float],
         ["idle-timeout", None, 600.0,
          "Destroy a kernel unused for this many seconds (0: never).", float],
     ]
@@ -114,6 +117,8 @@ class Options(usage.Options):
             raise usage.UsageError("--max-output must be at least 1024 bytes")
         if self["max-executions"] < 0:
             raise usage.UsageError("--max-executions must be 0 (no limit) or more")
+        if self["max-input-wait"] <= 0:
+            raise usage.UsageError("--max-input-wait must be positive")
         if not 0 < self["match-timeout"] <= 600:
             raise usage.UsageError("--match-timeout must be in (0, 600] seconds")
         if not 1 <= self["match-workers"] <= 64:
@@ -176,7 +181,8 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
     kernels = Kernels(containers, links or UnixReplLinks(reactor, clock), clock, policy,
                       ipc_root=config["ipc-root"], max_kernels=config["max-kernels"],
                       idle_timeout=config["idle-timeout"], exporter=exporter,
-                      max_executions=config["max-executions"])
+                      max_executions=config["max-executions"],
+                      max_input_wait=config["max-input-wait"])
     return AgentService(
         agent_id=me.agent_id, instance=me.instance, manager_addr=config["manager-addr"],
         endpoint=f"tcp://{config['listen']}:{config['port']}",

@@ -5,15 +5,22 @@ from twisted.logger import Logger
 from sorna import langs
 from sorna.defer import KeyedLock, deferred
 from sorna.ids import new_kernel_id
+from sorna.manager.connections import TOO_SOON, AgentConnections
 from sorna.manager.registry import AgentRecord, KernelRecord
 from sorna.proto import codes
 from sorna.proto.errors import (
     BadRequest, Failure, Forbidden, KernelNotFound, NoCapacity, QuotaExceeded, SornaError,
     Timeout,
 )
+from sorna.ratelog import RateLimitedLog
 from sorna.server import NO_REPLY
 
 log = Logger(namespace="sorna.manager")
+
+# A heartbeat may list this many kernels beyond its max_kernels (creations racing it).
+HEARTBEAT_SLACK = 16
+# Orphans of one agent whose destroy_kernel may be on its way at once.
+MAX_DESTROYS_IN_FLIGHT = 8
 
 
 class ManagerApi:
@@ -22,17 +29,24 @@ class ManagerApi:
 
     def __init__(self, table, commands, clock, heartbeat_interval,
                  create_timeout=60.0, destroy_timeout=30.0, placement="least-loaded",
-                 max_kernels_per_user=0):
+                 max_kernels_per_user=0, connections=None, create_attempt_timeout=20.0,
+                 failing_cooldown=60.0):
         self.table = table
         self.commands = commands
         self.clock = clock
         self.heartbeat_interval = heartbeat_interval
         self.create_timeout = create_timeout
+        self.create_attempt_timeout = min(create_attempt_timeout, create_timeout)
+        self.failing_cooldown = failing_cooldown
         self.destroy_timeout = destroy_timeout
         self.placement = placement
         self.max_kernels_per_user = max_kernels_per_user
         self._creating = set()
-        self._destroying = set()  # orphans whose destroy_kernel is on its way
+        self._destroying = {}  # agent id -> orphans whose destroy_kernel is on its way
+        self._failing = {}  # agent id -> until when placement passes it over
+        self.connections = connections or AgentConnections(3 * heartbeat_interval,
+                                                           heartbeat_interval)
+        self._refusals = RateLimitedLog(log, clock)
         self._session_locks = KeyedLock()
         self._user_locks = KeyedLock()
 
@@ -127,15 +141,28 @@ class ManagerApi:
     @deferred
     async def heartbeat(self, req):
         f = req.fields
-        if req.peer != f["agent_id"].encode():
-            raise Forbidden("a heartbeat must come from a connection whose identity is "
-                            "its agent_id")
         now = self.clock.seconds()
+        agent_id = f["agent_id"]
+        if f["leaving"]:
+            self.connections.release(agent_id, f["session"])
+            return NO_REPLY
+        refused = self.connections.claim(agent_id, req.peer, f["session"], now)
+        if refused is TOO_SOON:
+            return NO_REPLY  # heartbeats faster than the protocol's: the extra do nothing
+        if refused is not None:
+            self._refusals.warn("refused a heartbeat for agent {agent}: {cause}",
+                                agent=agent_id, cause=refused)
+            raise Forbidden(refused, error="agent-id-taken")
+        slack = f["max_kernels"] + HEARTBEAT_SLACK
+        if len(f["kernels"]) > slack or len(f["gone"]) > slack:
+            raise BadRequest(f"a heartbeat may list at most max_kernels + {HEARTBEAT_SLACK} "
+                             f"kernels ({slack}); it listed {len(f['kernels'])} running "
+                             f"and {len(f['gone'])} gone")
         await self.table.heartbeat(AgentRecord(
             agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
             langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},
             resources=f["resources"] or {}), now)
-        await self._reconcile(f["agent_id"], f["kernels"], f["gone"], now)
+        await self._reconcile(agent_id, f["kernels"], f["gone"], now)
         return NO_REPLY
 
     async def _reconcile(self, agent_id, reported, gone, now):
@@ -152,19 +179,22 @@ class ManagerApi:
                     f"was idle too long)")
                 await self.table.mark_lost([kernel.kernel_id], why, now)
         known = {kernel.kernel_id for kernel in recorded}
+        destroying = self._destroying.setdefault(agent_id, set())
         for kernel_id in reported:
-            if kernel_id in known or kernel_id in self._creating or kernel_id in self._destroying:
+            if len(destroying) >= MAX_DESTROYS_IN_FLIGHT:
+                break  # the rest wait for a later heartbeat: one cannot make us flood
+            if kernel_id in known or kernel_id in self._creating or kernel_id in destroying:
                 continue
             # Only a candidate orphan costs a lookup: it may have been recorded meanwhile.
             if await self.table.get_kernel(kernel_id):
                 continue
             log.info("destroying orphan kernel {kernel} on agent {agent}",
                      kernel=kernel_id, agent=agent_id)
-            self._destroying.add(kernel_id)
+            destroying.add(kernel_id)
             d = self.commands(agent_id, {"action": "destroy_kernel", "kernel_id": kernel_id},
                               self.destroy_timeout)
             d.addErrback(lambda f: None)  # a later heartbeat tries again
-            d.addBoth(lambda _, k=kernel_id: self._destroying.discard(k))
+            d.addBoth(lambda _, k=kernel_id: destroying.discard(k))
 
     async def _get_kernel(self, kernel_id):
         kernel = await self.table.get_kernel(kernel_id)
@@ -181,33 +211,64 @@ class ManagerApi:
         """`dead`: {agent_id: [KernelRecord]} from the table's expiry."""
         now = self.clock.seconds()
         for agent_id, kernels in dead.items():
+            self.connections.forget(agent_id)
+            self._destroying.pop(agent_id, None)
             await self.table.mark_lost([k.kernel_id for k in kernels],
                                        f"its agent {agent_id} stopped answering", now)
 
     async def _create_kernel(self, lang, limits, session=None):
-        now = self.clock.seconds()
-        # The lease outlives the creation's own timeout: only a manager that died
-        # meanwhile leaves it to expire.
-        agent = await self.table.reserve(lang, now, self.placement,
-                                         lease=self.create_timeout + 2 * self.heartbeat_interval)
-        if agent is None:
-            raise await self._no_room(lang, now)
+        """Place a kernel: an agent that fails or does not answer in time is passed over
+        (for `failing_cooldown` s) and the next one is asked, until `create_timeout`."""
+        deadline = self.clock.seconds() + self.create_timeout
+        tried, last_error = set(), None
+        while True:
+            now = self.clock.seconds()
+            if now >= deadline and last_error is not None:
+                raise last_error
+            failing = {a for a, until in self._failing.items() if until > now} - tried
+            # The lease outlives the attempt's own timeout: only a manager that died
+            # meanwhile leaves it to expire.
+            lease = self.create_attempt_timeout + 2 * self.heartbeat_interval
+            agent = await self.table.reserve(lang, now, self.placement, lease=lease,
+                                             exclude=tried | failing)
+            if agent is None and failing:  # agents that failed lately are the last resort
+                agent = await self.table.reserve(lang, now, self.placement, lease=lease,
+                                                 exclude=tried)
+            if agent is None:
+                raise last_error or await self._no_room(lang, now)
+            tried.add(agent.agent_id)
+            try:
+                return await self._create_on(agent, lang, limits, session,
+                                             min(self.create_attempt_timeout,
+                                                 deadline - now))
+            except SornaError as e:
+                last_error = _creation_error(agent.agent_id, lang, e)
+                if isinstance(e, (Timeout, Failure)) or e.code >= 500:
+                    self._failing[agent.agent_id] = now + self.failing_cooldown
+                log.warn("agent {agent} could not create a {lang} kernel ({cause}); "
+                         "trying another agent", agent=agent.agent_id, lang=lang,
+                         cause=e.cause)
+
+    async def _create_on(self, agent, lang, limits, session, timeout):
         kernel_id = new_kernel_id()
         self._creating.add(kernel_id)
         try:
             try:
-                reply = await self.commands(agent.agent_id, {
+                await self.commands(agent.agent_id, {
                     "action": "create_kernel", "kernel_id": kernel_id, "lang": lang,
-                    "limits": limits}, self.create_timeout)
-            except BaseException as e:
+                    "limits": limits}, timeout)
+            except BaseException:
                 await self.table.release(agent.agent_id, agent.reservation)
-                raise _creation_error(agent.agent_id, lang, e)
+                raise
+            # Front-ends reach the kernel at the address the agent advertises in its
+            # heartbeats (checked there), never at one its reply names.
             kernel = KernelRecord(kernel_id=kernel_id, agent_id=agent.agent_id, lang=lang,
-                                  addr=reply.get("kernel_addr") or agent.addr,
-                                  created_at=self.clock.seconds(), session=session)
+                                  addr=agent.addr, created_at=self.clock.seconds(),
+                                  session=session)
             await self.table.add_kernel(kernel, reservation=agent.reservation)
         finally:
             self._creating.discard(kernel_id)
+        self._failing.pop(agent.agent_id, None)
         log.info("kernel {kernel} ({lang}) created on agent {agent}",
                  kernel=kernel_id, lang=lang, agent=agent.agent_id)
         return kernel

@@ -144,9 +144,12 @@ end
 return out
 """
 
-# KEYS: agents.  ARGV: prefix, lang, now, agent_timeout, placement, lease end, reservation
+# KEYS: agents.  ARGV: prefix, lang, now, agent_timeout, placement, lease end, reservation,
+#       agent ids to pass over...
 _RESERVE = _LUA_COMMON + """
 local lang, now, timeout = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local excluded = {}
+for i = 8, #ARGV do excluded[ARGV[i]] = true end
 local pack = ARGV[5] == 'most-loaded'
 local function better(load, id, best_load, best_id)
   if best_id == nil then return true end
@@ -160,7 +163,7 @@ local best, best_load, best_key
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = prefix .. 'agent:' .. id
   local a = redis.call('HMGET', key, 'max_kernels', 'kernels', 'last_seen', 'langs')
-  if a[1] then
+  if a[1] and not excluded[id] then
     local max, kernels = tonumber(a[1]), tonumber(a[2])
     local held = reserved(id, ARGV[3])
     if now - tonumber(a[3]) < timeout and max - kernels - held > 0 then
@@ -388,11 +391,12 @@ class RedisCapacityTable(CapacityTable):
         return d.addCallback(lambda rows: {
             agent_id.decode(): _kernels(flats) for agent_id, flats in sorted(rows)})
 
-    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE):
+    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE,
+                exclude=()):
         reservation = uuid.uuid4().hex
         d = self._eval("reserve", _RESERVE, [self._key("agents")],
                        [lang, _num(now), _num(self.agent_timeout), placement,
-                        _num(now + lease), reservation])
+                        _num(now + lease), reservation, *sorted(exclude)])
         return d.addCallback(
             lambda flat: replace(_agent(flat), reservation=reservation) if flat else None)
 

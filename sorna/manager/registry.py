@@ -84,11 +84,13 @@ class CapacityTable:
         """Drop agents silent for longer than the timeout; return their ids and kernels."""
         raise NotImplementedError
 
-    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE):
-        """Atomically take one slot on a live agent serving `lang` with room: the least
-        loaded one (spreading kernels), or with "most-loaded" the fullest one (packing
-        them onto few hosts). Ties go to the lowest agent id. The slot is a lease: it
-        counts as reserved until `now + lease`, unless released or consumed before.
+    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE,
+                exclude=()):
+        """Atomically take one slot on a live agent serving `lang` with room, not in
+        `exclude`: the least loaded one (spreading kernels), or with "most-loaded" the
+        fullest one (packing them onto few hosts). Ties go to the lowest agent id. The
+        slot is a lease: it counts as reserved until `now + lease`, unless released or
+        consumed before.
 
         Returns the AgentRecord (its `reservation` names the lease), or None when no
         live agent with that language has room.
@@ -180,11 +182,13 @@ class MemoryCapacityTable(CapacityTable):
                 dead[agent_id] = kernels
         return defer.succeed(dead)
 
-    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE):
+    def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE,
+                exclude=()):
         alive = [a for a in self._agents.values() if self._alive(a, now)]
         for agent in alive:
             self._count_leases(agent, now)
-        candidates = [a for a in alive if lang in a.langs and a.free > 0]
+        candidates = [a for a in alive
+                      if lang in a.langs and a.free > 0 and a.agent_id not in exclude]
         if not candidates:
             return defer.succeed(None)
         sign = -1 if placement == "most-loaded" else 1

@@ -95,7 +95,11 @@ class ManagerService(MultiService):
         yield super().stopService()
 
     def send_command(self, agent_id, message, timeout):
-        peer = agent_id.encode()
+        """Send to the connection that holds `agent_id` (sorna.manager.connections)."""
+        peer = self.api.connections.peer_of(agent_id)
+        if peer is None:
+            return defer.fail(Failure(f"agent {agent_id} is not connected to this "
+                                      f"manager", error="agent-unreachable"))
         return self.pending.send(
             lambda m: self._socket.send(peer, [b"", encode(m)]), message, timeout, peer=peer,
             what=f"{message['action']} on agent {agent_id}")
@@ -118,7 +122,9 @@ class ManagerService(MultiService):
         for agent_id, kernels in dead.items():
             log.warn("agent {agent} missed its heartbeats and is considered dead "
                      "({n} kernels lost)", agent=agent_id, n=len(kernels))
-            self.pending.fail_all(Failure(f"agent {agent_id} is dead"), peer=agent_id.encode())
+            peer = self.api.connections.peer_of(agent_id)
+            if peer is not None:
+                self.pending.fail_all(Failure(f"agent {agent_id} is dead"), peer=peer)
         try:
             yield self.api.agents_died(dead)
         except SornaError as e:

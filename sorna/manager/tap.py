@@ -18,7 +18,13 @@ class Options(usage.Options):
         ["heartbeat-interval", None, 3.0,
          "Seconds between agent heartbeats; an agent silent for 3 intervals is dead.", float],
         ["max-message-size", None, 1 << 20, "Largest request in bytes (larger: 413).", int],
-        ["create-timeout", None, 60.0, "Seconds an agent may take to start a kernel.", float],
+        ["create-timeout", None, 60.0,
+         "Seconds a creation may take in all, retries on other agents included.", float],
+        ["create-attempt-timeout", None, 20.0,
+         "Seconds one agent may take to start a kernel before another one is asked.",
+         float],
+        ["failing-cooldown", None, 60.0,
+         "Seconds an agent that failed or timed out a creation is passed over.", float],
         ["redis", None, None,
          "Keep the capacity table in Redis (redis://HOST:6379/0) instead of in memory. "
          "Without it, REDIS_PORT_6379_TCP_ADDR/_PORT are used when set."],
@@ -44,6 +50,11 @@ class Options(usage.Options):
             raise usage.UsageError(f"--placement must be one of {', '.join(PLACEMENTS)}")
         if self["max-kernels-per-user"] < 0:
             raise usage.UsageError("--max-kernels-per-user must be 0 (no limit) or more")
+        for name in ("create-timeout", "create-attempt-timeout"):
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be positive")
+        if self["failing-cooldown"] < 0:
+            raise usage.UsageError("--failing-cooldown must be 0 or more seconds")
         if self["max-message-size"] < 1024:
             raise usage.UsageError("--max-message-size must be at least 1024 bytes")
         host = self.environ.get("REDIS_PORT_6379_TCP_ADDR")
@@ -85,4 +96,6 @@ def makeService(config, clock=None, transport=None, reactor=None):
         on_fatal=lambda error: stop_reactor_with_error(reactor),
         placement=config["placement"],
         max_kernels_per_user=config["max-kernels-per-user"],
+        create_attempt_timeout=config["create-attempt-timeout"],
+        failing_cooldown=config["failing-cooldown"],
     )

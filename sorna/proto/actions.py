@@ -2,8 +2,8 @@
 
 from sorna.proto.errors import BadRequest
 from sorna.proto.schema import (
-    LIMITS, AgentId, Anything, Blob, Choice, DictOf, Flag, KernelId, Lang, ListOf, Map, Name,
-    Number, Text, WorkPath, clean_fields, request_id,
+    LIMITS, SESSION_RE, AgentAddr, AgentId, Anything, Blob, Choice, DictOf, Flag, KernelId,
+    Lang, ListOf, Map, Name, Number, Text, WorkPath, clean_fields, request_id,
 )
 
 MAX_CODE_LENGTH = 1 << 20
@@ -24,7 +24,10 @@ MANAGER = {
     # Sent by agents on their own DEALER connection.
     "heartbeat": {
         "agent_id": AgentId(),
-        "addr": Text(max_length=256),
+        "session": Text(max_length=64, pattern=SESSION_RE, what="the agent process's "
+                        "session token (16 to 64 hex digits)"),
+        "leaving": Flag(required=False, default=False),
+        "addr": AgentAddr(),
         "max_kernels": Number(minimum=0, maximum=100000, integer=True),
         "kernels": DictOf(KernelId(), Lang(), max_items=100000, required=False, default={}),
         "langs": ListOf(Lang(), max_items=256, required=False, default=[]),

@@ -20,10 +20,16 @@ class SornaError(Exception):
 
     @classmethod
     def from_reply(cls, reply):
-        """Rebuild the error a peer reported, keeping its code and cause."""
+        """Rebuild the error a peer reported, keeping its code and cause (a peer may be
+        hostile: an odd code becomes 500, long texts are cut)."""
         code = reply.get("reply", codes.FAILURE)
-        error = reply.get("error") or "failure"
-        cause = reply.get("cause") or f"request failed with code {code}"
+        if isinstance(code, bool) or not isinstance(code, int) or not 400 <= code <= 599:
+            code = codes.FAILURE
+        error = reply.get("error")
+        error = error[:64] if isinstance(error, str) and error else "failure"
+        cause = reply.get("cause")
+        cause = cause[:2000] if isinstance(cause, str) and cause else \
+            f"request failed with code {code}"
         for sub in _ALL:
             if sub.code == code:
                 return sub(str(cause), error=str(error))

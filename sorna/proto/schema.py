@@ -11,6 +11,10 @@ from sorna.proto.errors import BadRequest
 KERNEL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 LANG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,31}$")
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
+SESSION_RE = re.compile(r"^[0-9a-f]{16,64}$")
+# What an agent may advertise to front-ends: a TCP address of a host name or IP.
+AGENT_ADDR_RE = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252})"
+                           r":([1-9][0-9]{0,4})$")
 # User, entry and cell ids are the front-end's own names: anything printable but `/`
 # (an entry id names an S3 prefix), and not `.` or `..`.
 NAME_RE = re.compile(r"^(?!\.{1,2}$)[^\x00-\x1f\x7f/]+$")
@@ -167,6 +171,20 @@ class DictOf(Field):
 def Name(**kw):
     return Text(max_length=256, coerce_int=True, pattern=NAME_RE,
                 what="printable text without `/` (and not `.` or `..`)", **kw)
+
+
+class AgentAddr(Text):
+    """`tcp://HOST:PORT`, the port 1-65535: no other scheme or shape reaches a client."""
+
+    def __init__(self, **kw):
+        super().__init__(max_length=270, pattern=AGENT_ADDR_RE,
+                         what="an address like tcp://HOST:PORT", **kw)
+
+    def clean(self, name, value):
+        value = super().clean(name, value)
+        if int(AGENT_ADDR_RE.match(value).group(2)) > 65535:
+            raise BadRequest(f"`{name}` has a port above 65535: {value[:64]!r}")
+        return value
 
 
 def KernelId(**kw):

@@ -84,7 +84,9 @@ class FakeRouter:
     def _deliver(self, dealer, frames):
         if self.closed:
             return
-        # Handover: the newest connection with an identity takes it over.
+        holder = self._peers.get(dealer.identity)
+        if holder is not None and holder is not dealer and not holder.closed:
+            return  # no handover: a connected identity is not taken by a second one
         self._peers[dealer.identity] = dealer
         self._on_message(dealer.identity, list(frames))
 

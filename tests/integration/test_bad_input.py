@@ -115,8 +115,14 @@ class BadInputTests(ClusterTestCase):
             "action": "create_kernel", "kernel_id": UNKNOWN_KERNEL, "lang": "python3"}), 403)
         self.assertRefused(self.request(self.manager.addr, {
             "action": "heartbeat", "agent_id": "intruder", "addr": "tcp://1.2.3.4:1",
-            "max_kernels": 100}), 403)
-        self.assertNotIn("intruder", str(self.client(self.manager).status()))
+            "max_kernels": 100}), 400, cause="`session` is missing")
+        # A live agent's id cannot be claimed by another process.
+        self.assertRefused(self.request(self.manager.addr, {
+            "action": "heartbeat", "agent_id": self.agent.agent_id, "session": "0" * 32,
+            "addr": "tcp://1.2.3.4:1", "max_kernels": 100}), 403, "agent-id-taken")
+        status = self.client(self.manager).status()
+        self.assertNotIn("intruder", str(status))
+        self.assertNotIn("1.2.3.4", str(status))
 
     def test_unknown_kernel(self):
         reply = self.request(self.agent.addr, {"action": "execute", "id": 1,

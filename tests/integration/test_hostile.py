@@ -65,11 +65,15 @@ class HostileTestCase(ClusterTestCase):
     maxDiff = None
     max_kernels = 4
     agent_env = None  # extra environment variables of the agent process
+    agent_args = ()  # extra options of the agent
+    manager_args = ()  # and of the manager
 
     def setUp(self):
         super().setUp()
         self.manager, self.agent = self.start_cluster(
-            max_kernels=self.max_kernels, agent_kw={"env": self.agent_env})
+            max_kernels=self.max_kernels,
+            manager_kw={"extra_args": list(self.manager_args)},
+            agent_kw={"env": self.agent_env, "extra_args": list(self.agent_args)})
         self.front = self.client(self.manager)
         self.created = []
         self.neighbour = self.create()["kernel_id"]
