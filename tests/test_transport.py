@@ -107,32 +107,6 @@ class TransportTests:
         router.close()
 
     @defer.inlineCallbacks
-    def test_an_identity_is_served_again_once_its_connection_closed(self):
-        inbox, old_replies, new_replies = Inbox(), Inbox(), Inbox()
-        router = self.transport.router(self.endpoint, inbox)
-        old = self.transport.dealer(self.endpoint, old_replies, identity=b"agent")
-        old.send([b"1"])
-        yield inbox.next()
-        old.close()
-        new = self.transport.dealer(self.endpoint, new_replies, identity=b"agent")
-        # Until the router has seen the old connection go, the new one is refused
-        # (no handover); it reconnects by itself.
-        for attempt in range(50):
-            new.send([b"2"])
-            try:
-                peer, frames = yield inbox.next(timeout=0.1)
-                break
-            except defer.TimeoutError:
-                continue
-        self.assertEqual((peer, frames), (b"agent", [b"2"]))
-        router.send(b"agent", [b"back"])
-        (frames,) = yield new_replies.next()
-        self.assertEqual(frames, [b"back"])
-        self.assertEqual(old_replies.messages, [])
-        new.close()
-        router.close()
-
-    @defer.inlineCallbacks
     def test_a_second_connection_cannot_take_a_connected_identity(self):
         inbox, first_replies, thief_replies = Inbox(), Inbox(), Inbox()
         router = self.transport.router(self.endpoint, inbox)
