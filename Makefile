@@ -1,11 +1,12 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-LANGS ?= python3
+LANGS ?=
 
 .PHONY: help install images run test unit bench clean
 
 help:
-	@echo "make run    build what is missing, then run a manager and one agent (Ctrl-C stops)"
+	@echo "make run    build the images (every language; LANGS=python3 for one), then run"
+	@echo "            a manager and one agent (Ctrl-C stops)"
 	@echo "make test   run the whole test suite (real Docker engine included)"
 	@echo "make unit   run the unit tests only"
 	@echo "make bench  run the benchmarks"
@@ -35,6 +36,7 @@ bench: images
 	$(PYTHON) bench/noisy_neighbour.py
 	$(PYTHON) bench/fuzz.py
 	$(PYTHON) bench/load.py
+	$(PYTHON) bench/languages.py
 
 clean:
 	rm -rf _trial_temp* build dist *.egg-info

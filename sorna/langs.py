@@ -1,22 +1,38 @@
-"""Language names: front-ends may use an alias, the cluster knows canonical names only."""
+"""Language names: front-ends may use an alias, the cluster knows canonical names only.
 
-ALIASES = {
-    "python": "python3",
-    "py3": "python3",
-    "python3": "python3",
-    "node": "nodejs",
-    "javascript": "nodejs",
-    "js": "nodejs",
-    "R": "r",
-    "julia": "julia",
-    "lua": "lua5",
-    "php": "php7",
-    "haskell": "haskell",
-    "git": "git",
-}
+The aliases come from the images (label `io.sorna.aliases`), which agents report in
+their heartbeats; the manager resolves a request's language with the aliases of the
+live agents, case-insensitively.
+"""
+
+# The languages this version of Sorna has images for (repl/<lang>/Dockerfile).
+KNOWN = ("bash", "c", "cpp", "go", "java", "lua", "nodejs", "perl", "php", "python3",
+         "r", "ruby", "rust")
+MAX_ALIASES = 16  # per language, as an agent reports them
 
 
-def canonical(lang):
-    if lang in ALIASES:
-        return ALIASES[lang]
-    return ALIASES.get(lang.lower(), lang.lower())
+def parse_aliases(label):
+    """The aliases a label lists (`a,b,c`), cleaned; at most MAX_ALIASES."""
+    names = [a.strip() for a in (label or "").split(",")]
+    return [a for a in names if a][:MAX_ALIASES]
+
+
+def canonical(lang, aliases):
+    """The canonical name of `lang`, given {alias or name (any case): canonical}."""
+    return aliases.get(lang) or aliases.get(lang.lower()) or lang
+
+
+def alias_table(agents):
+    """{name or alias, and its lower case: canonical} of what live agents serve."""
+    table = {}
+    for agent in agents:
+        for lang in agent.langs:
+            table.setdefault(lang, lang)
+            table.setdefault(lang.lower(), lang)
+        for lang, names in (agent.aliases or {}).items():
+            if lang not in agent.langs:
+                continue
+            for name in names:
+                table.setdefault(name, lang)
+                table.setdefault(name.lower(), lang)
+    return table

@@ -7,9 +7,9 @@ import os
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sorna.images import build
-from sorna.images.build import (BASE_IMAGE, BASE_RECIPE_LABEL, ImageBuildError,
+from sorna.images.build import (BASE_RECIPE_LABEL, ROOTFS_IMAGE, ImageBuildError,
                                 available_langs, base_rebuild_reason, base_recipe_hash,
-                                build_images)
+                                build_images, layer_stack, read_packages)
 from sorna.images.mirror import MirrorNotFound, find_debian_mirror, parse_apt_proxy
 from tests.support import require_docker, require_image
 
@@ -150,9 +150,22 @@ class BaseRecipeTests(SynchronousTestCase):
         self.patch(build, "BASE_STEPS_VERSION", build.BASE_STEPS_VERSION + 1)
         self.assertNotEqual(base_recipe_hash(), before)
 
-    def test_base_ships_plotting(self):
+    def test_the_base_is_language_neutral_and_python3_plots(self):
+        self.assertEqual(build.BASE_PACKAGES, ["python3", "python3-msgpack",
+                                               "ca-certificates"])
+        python3 = read_packages(build.default_repl_dir() / "python3" / "packages")
         for package in ("python3-matplotlib", "python3-numpy", "fonts-dejavu-core"):
-            self.assertIn(package, build.BASE_PACKAGES)
+            self.assertIn(package, python3)
+
+    def test_layer_stacks_come_from_the_dockerfiles(self):
+        repl = build.default_repl_dir()
+        stacks = {lang: layer_stack((repl / lang / "Dockerfile").read_text())
+                  for lang in available_langs()}
+        self.assertEqual(stacks["bash"], [])
+        self.assertEqual(stacks["cpp"], ["gcc", "cpp"])
+        self.assertEqual(stacks["rust"], ["gcc", "rust"])
+        self.assertEqual(stacks["c"], ["gcc"])  # one toolchain layer, shared
+        self.assertEqual(len(available_langs()), 13)
 
     def test_reasons(self):
         current = base_recipe_hash()
@@ -196,39 +209,40 @@ class BuildDecisionTests(SynchronousTestCase):
         self.steps = []
         self.patch(build, "build_base_image",
                    lambda client, mirror, progress: self.steps.append("base"))
-        self.patch(build, "build_lang_image",
-                   lambda client, lang, context, progress:
-                   self.steps.append(lang) or f"sorna/kernel-{lang}:latest")
+        self.patch(build, "build_docker_image",
+                   lambda client, tag, context, repl_dir, tars, progress, dockerfile=None:
+                   self.steps.append(tag.split("/")[1].split(":")[0]) or tag)
+        self.patch(build.Layers, "image", lambda self, lang, stack: build.ROOTFS_IMAGE)
 
     def build(self, base_labels, **kwargs):
-        images = {} if base_labels is None else {BASE_IMAGE: _Image("sha256:b",
-                                                                     base_labels)}
+        images = {} if base_labels is None else {ROOTFS_IMAGE: _Image("sha256:b",
+                                                                       base_labels)}
         out = io.StringIO()
         build_images(["python3"], out=out, client=_Client(images), **kwargs)
         return out.getvalue()
 
     def test_current_base_is_kept(self):
         out = self.build({BASE_RECIPE_LABEL: base_recipe_hash()})
-        self.assertEqual(self.steps, ["python3"])
+        self.assertEqual(self.steps, ["kernel-base", "kernel-python3"])
         self.assertIn("is current", out)
 
     def test_missing_base_is_built(self):
         out = self.build(None)
-        self.assertEqual(self.steps, ["base", "python3"])
+        self.assertEqual(self.steps, ["base", "kernel-base", "kernel-python3"])
         self.assertIn("is missing", out)
 
     def test_changed_recipe_rebuilds_the_base(self):
         out = self.build({BASE_RECIPE_LABEL: "0000000000000000"})
-        self.assertEqual(self.steps, ["base", "python3"])
+        self.assertEqual(self.steps, ["base", "kernel-base", "kernel-python3"])
         self.assertIn("was built from recipe 0000000000000000", out)
 
     def test_unlabelled_base_is_rebuilt(self):
         self.build({"io.sorna.base": "debian-bookworm"})
-        self.assertEqual(self.steps, ["base", "python3"])
+        self.assertEqual(self.steps, ["base", "kernel-base", "kernel-python3"])
 
     def test_rebuild_base_flag(self):
         out = self.build({BASE_RECIPE_LABEL: base_recipe_hash()}, rebuild_base=True)
-        self.assertEqual(self.steps, ["base", "python3"])
+        self.assertEqual(self.steps, ["base", "kernel-base", "kernel-python3"])
         self.assertIn("--rebuild-base was given", out)
 
 
@@ -243,20 +257,20 @@ class Python3ImageTests(TestCase):
         labels = self.image.labels
         self.assertEqual(labels["io.sorna.lang"], "python3")
         self.assertEqual(labels["io.sorna.aliases"].split(","),
-                         ["python", "python3", "py3"])
+                         ["python", "python3", "py3", "py"])
         self.assertEqual(labels["io.sorna.memory"], "256m")
         self.assertEqual(labels["io.sorna.exec-timeout"], "60")
 
     def test_runs_hardened_as_uid_1000(self):
         out = self.client.containers.run(
             "sorna/kernel-python3:latest",
-            ["python3", "-c", "import zmq, msgpack, os; print(os.getuid())"],
+            ["python3", "-c", "import msgpack, os; print(os.getuid())"],
             **HARDENED)
         self.assertEqual(out.decode().strip(), "1000")
 
     def test_daemon_is_the_default_command(self):
         config = self.image.attrs["Config"]
-        self.assertEqual(config["Cmd"], ["python3", "-I", "/opt/sorna/run.py"])
+        self.assertEqual(config["Cmd"], ["python3", "-I", "/opt/sorna/runner.py"])
         self.assertEqual(config["WorkingDir"], "/home/work")
         self.assertEqual(config["User"], "1000:1000")
 
@@ -266,7 +280,7 @@ class Python3ImageTests(TestCase):
         self.assertEqual(env["MPLCONFIGDIR"], "/tmp/matplotlib")
 
     def test_base_carries_the_current_recipe(self):
-        base = self.client.images.get(BASE_IMAGE)
+        base = self.client.images.get(ROOTFS_IMAGE)
         self.assertEqual(base.labels.get(BASE_RECIPE_LABEL), base_recipe_hash(),
                          "the base is outdated: run `sorna images build`")
 

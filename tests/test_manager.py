@@ -31,11 +31,11 @@ class FakeAgent:
         self.socket = network.dealer(MANAGER, self._on_message)
 
     def heartbeat(self, kernels=None, **fields):
-        self.socket.send([b"", encode({
+        self.socket.send([b"", encode(dict({
             "action": "heartbeat", "agent_id": self.agent_id, "session": self.session,
-            **fields,
             "addr": f"tcp://{self.agent_id}:6001", "max_kernels": self.max_kernels,
-            "kernels": self.kernels if kernels is None else kernels, "langs": self.langs})])
+            "kernels": self.kernels if kernels is None else kernels, "langs": self.langs,
+            "aliases": {"python3": ["python", "py3"]}}, **fields))])
 
     def _on_message(self, frames):
         message, _ = decode(frames[-1])
@@ -109,6 +109,22 @@ class ManagerTests(SynchronousTestCase):
         e = self.error(self.client.create("cobol"))
         self.assertEqual((e.code, e.error), (400, "unknown-language"))
         self.assertIn("python3", e.cause)
+        self.assertIn("rust", e.cause)  # the languages Sorna has, served or not
+
+    def test_a_language_no_live_agent_has_is_503_naming_the_image(self):
+        self.agent()
+        e = self.error(self.client.create("rust"))
+        self.assertEqual((e.code, e.error), (503, "no-image"))
+        self.assertIn("sorna/kernel-rust", e.cause)
+
+    def test_aliases_come_from_the_agents(self):
+        agent = self.agent(langs=("python3", "nodejs"), max_kernels=10)
+        agent.heartbeat(aliases={"nodejs": ["node", "JavaScript"], "python3": ["py"]})
+        for name in ("node", "javascript", "JAVASCRIPT", "py", "nodejs", "NodeJS"):
+            kernel = self.successResultOf(self.client.create(name))
+            self.assertIn(kernel["lang"], ("nodejs", "python3"), name)
+        self.assertEqual([c["lang"] for c in agent.creates()],
+                         ["nodejs", "nodejs", "nodejs", "python3", "nodejs", "nodejs"])
 
     def test_max_kernels_holds_under_concurrent_creates(self):
         agent = self.agent(max_kernels=3, auto=False)

@@ -1,6 +1,6 @@
 """Tests of the Python 3 REPL daemon (protocol v2), in three layers:
 
-- in-process: `LocalDaemon`, `Session` and `Output` from repl/python3/run.py, driven
+- in-process: `LocalDaemon`, `Session` and `Output` from repl/runner/runner.py, driven
   without sockets, threads or real time;
 - on the host: the daemon as a real process behind its real Unix socket, driven the way
   the agent drives it (streaming, input, interrupt, restart, files);
@@ -27,7 +27,7 @@ from sorna.agent.sandbox import SandboxPolicy
 from sorna.testing.repl_socket import ReplSocket
 from tests.support import require_docker, require_image
 
-RUN_PY = Path(__file__).resolve().parent.parent / "repl" / "python3" / "run.py"
+RUN_PY = Path(__file__).resolve().parent.parent / "repl" / "runner" / "runner.py"
 IMAGE = "sorna/kernel-python3:latest"
 TIMEOUT = 10.0
 
@@ -224,7 +224,7 @@ class LocalDaemonTests(SynchronousTestCase):
         self.assertEqual((name, args, before), ("ZeroDivisionError", ["division by zero"],
                                                 False))
         self.assertIn('File "<input>", line 2, in f', tb)
-        self.assertNotIn("run.py", tb)
+        self.assertNotIn("runner.py", tb); self.assertNotIn("python_driver.py", tb)
 
     def test_syntax_error(self):
         [(name, _, before, _)] = self.run_code("x = (")[-1]["exceptions"]
@@ -347,7 +347,7 @@ class LocalDaemonTests(SynchronousTestCase):
             self.assertIsInstance(reply["cause"], str)
 
     def test_session_refuses_a_second_run(self):
-        session = repl.Session(lambda event: None)
+        session = repl.Session(lambda event: None, repl.python_driver())
         self.assertTrue(session.reserve())
         self.assertFalse(session.reserve())
         self.assertTrue(session.interrupt(lambda: None))  # pending until code starts
@@ -562,7 +562,7 @@ class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
         self.assertEqual((name, args, before),
                          ("ValueError", ["a", 1, None, "[1]", str(2**70)], False))
         self.assertIn('File "<input>", line 2, in f', tb)
-        self.assertNotIn("run.py", tb)
+        self.assertNotIn("runner.py", tb); self.assertNotIn("python_driver.py", tb)
         [(name, _, before, tb)] = self.run_ok("print('no')\nx = (")[-1]["exceptions"]
         self.assertEqual((name, before), ("SyntaxError", True))
         for code, name in (("raise SystemExit(3)", "SystemExit"),
@@ -616,7 +616,7 @@ class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
         self.assertTrue(self.peer.request({"action": "interrupt", "id": 2})["interrupted"])
         [(name, _, _, tb)] = self.peer.event(1, "finished")["exceptions"]
         self.assertEqual(name, "KeyboardInterrupt")
-        self.assertNotIn("run.py", tb)
+        self.assertNotIn("runner.py", tb); self.assertNotIn("python_driver.py", tb)
         reply = self.peer.request({"action": "input", "id": 3, "text": "late"})
         self.assertEqual(reply["reply"], 409)
         self.assertAlive()
@@ -726,7 +726,7 @@ class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(TIMEOUT)
         log = Path(self.log_path).read_text()
-        self.assertIn("sorna-repl: python3 daemon", log)
+        self.assertIn("sorna-repl: python3 runner", log)
         self.assertNotIn("user", log)
 
 

@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from sorna.agent.channel import ReplChannel
 from sorna.agent.scheduler import RunQueue
 from sorna.defer import deferred
+from sorna.langs import parse_aliases
 from sorna.proto.actions import MAX_FILE_SIZE
 from sorna.proto.errors import (
     BadRequest, Busy, Failure, KernelNotFound, NoCapacity, SornaError, Timeout,
@@ -84,6 +85,11 @@ class Kernels:
         self.images = await self.containers.kernel_images()
         return sorted(self.images)
 
+    def aliases(self):
+        """{lang: [alias]} from the images' io.sorna.aliases labels."""
+        return {lang: parse_aliases(labels.get("io.sorna.aliases"))
+                for lang, (_, labels) in self.images.items()}
+
     @deferred
     async def create(self, kernel_id, lang, requested_limits=None):
         if kernel_id in self._kernels:
@@ -102,7 +108,7 @@ class Kernels:
         self._kernels[kernel_id] = kernel
         try:
             args = self.policy.container_args(self.containers.agent_id, kernel_id, lang,
-                                              image, kernel.ipc_dir, limits)
+                                              image, kernel.ipc_dir, limits, labels)
             kernel.container_id = await self.containers.start_kernel(kernel.ipc_dir, args)
             if self._kernels.get(kernel_id) is not kernel:
                 raise Failure(f"kernel {kernel_id} was destroyed while it started")

@@ -11,6 +11,10 @@ LABEL_PREFIX = "io.sorna."
 KERNEL_UID = 1000
 IPC_MOUNT = "/ipc"
 REPL_SOCKET = "/ipc/repl"
+# Where an image may ask for its exec-allowed build folder (label io.sorna.exec-folder).
+EXEC_FOLDER_RE = re.compile(r"^/[a-z][a-z0-9_-]{0,31}$")
+RESERVED_FOLDERS = ("/tmp", "/home", "/ipc", "/dev", "/proc", "/sys", "/opt", "/usr",
+                    "/etc", "/bin", "/sbin", "/lib", "/var", "/run", "/root", "/boot")
 
 
 def parse_memory_mb(text, default):
@@ -29,7 +33,7 @@ class SandboxPolicy:
                  cpus=1.0, nofile=1024, tmp_size_mb=64, work_size_mb=256, runtime=None,
                  shm_size_mb=16, fsize_mb=None, tmp_inodes=4096, work_inodes=16384,
                  log_size_kb=1024, oom_score_adj=500, seccomp_profile=None,
-                 max_output=1 << 20):
+                 max_output=1 << 20, build_size_mb=256, build_inodes=16384):
         """`fsize_mb`: the largest file a kernel may write (default: the work folder's
         size); `log_size_kb`: what the engine keeps of a container's own stdout/stderr;
         `seccomp_profile`: a JSON profile's text, else the engine's default profile."""
@@ -49,6 +53,8 @@ class SandboxPolicy:
         self.oom_score_adj = oom_score_adj
         self.seccomp_profile = seccomp_profile
         self.max_output = max_output  # bytes of output kept per execution
+        self.build_size_mb = build_size_mb  # compiled languages' exec-allowed folder
+        self.build_inodes = build_inodes
 
     def limits_for(self, image_labels, requested):
         """Effective {memory_mb, exec_timeout} for a kernel."""
@@ -66,7 +72,8 @@ class SandboxPolicy:
             timeout = min(timeout, requested["exec_timeout"])
         return {"memory_mb": memory, "exec_timeout": timeout}
 
-    def container_args(self, agent_id, kernel_id, lang, image, ipc_dir, limits):
+    def container_args(self, agent_id, kernel_id, lang, image, ipc_dir, limits,
+                       image_labels=None):
         memory = f"{limits['memory_mb']}m"
         args = dict(
             image=image,
@@ -108,9 +115,24 @@ class SandboxPolicy:
             log_config=LogConfig(type="json-file", config={
                 "max-size": f"{self.log_size_kb}k", "max-file": "1"}),
         )
+        folder = self.exec_folder(image_labels or {})
+        if folder:
+            # Compiled programs must run from somewhere: one folder, size- and
+            # inode-limited like the others, the only one without noexec.
+            args["tmpfs"][folder] = (f"rw,nosuid,nodev,exec,size={self.build_size_mb}m,"
+                                     f"nr_inodes={self.build_inodes},uid={KERNEL_UID},"
+                                     f"gid={KERNEL_UID},mode=0700")
         if self.runtime:
             args["runtime"] = self.runtime
         return args
+
+    @staticmethod
+    def exec_folder(image_labels):
+        """The exec-allowed folder an image asks for, when it names an acceptable one."""
+        folder = image_labels.get(LABEL_PREFIX + "exec-folder")
+        if folder and EXEC_FOLDER_RE.match(folder) and folder not in RESERVED_FOLDERS:
+            return folder
+        return None
 
     def security_opt(self):
         """no-new-privileges, and a seccomp profile: the engine's default unless one is

@@ -161,8 +161,18 @@ class AgentService(MultiService):
     def _reap(self):
         d = self.kernels.reap()
         d.addCallback(lambda _: self.kernels.cull_idle())
+        d.addCallback(lambda _: self._look_for_images())
         d.addErrback(lambda f: log.failure("could not check the kernels' containers", f))
         return d
+
+    @deferred
+    async def _look_for_images(self):
+        """Images built (or removed) since the agent started are served from the next
+        heartbeat on."""
+        langs = await self.kernels.refresh_images()
+        if langs != self.langs:
+            log.info("kernel images now: {langs}", langs=", ".join(langs) or "none")
+            self.langs = langs
 
     def _beat(self):
         try:
@@ -177,7 +187,8 @@ class AgentService(MultiService):
             "action": "heartbeat", "agent_id": self.agent_id, "session": self.session,
             "leaving": leaving, "addr": self.advertised_addr,
             "max_kernels": self.kernels.max_kernels, "kernels": self.kernels.running(),
-            "langs": self.langs, "instance": self.instance, "gone": self.kernels.gone(),
+            "langs": self.langs, "aliases": self.kernels.aliases(),
+            "instance": self.instance, "gone": self.kernels.gone(),
             "resources": {"cpus": os.cpu_count(), "sandbox": self.sandbox,
                           "executions": self.kernels.executions()},
         })])

@@ -60,6 +60,8 @@ class Options(usage.Options):
         ["tmp-size-mb", None, 64, "Size of a kernel's /tmp (tmpfs).", int],
         ["work-size-mb", None, 256, "Size of a kernel's /home/work (tmpfs).", int],
         ["shm-size-mb", None, 16, "Size of a kernel's /dev/shm.", int],
+        ["build-size-mb", None, 256, "Size of the exec-allowed build folder of compiled "
+                                     "languages' kernels (tmpfs).", int],
         ["fsize-mb", None, None, "Largest file a kernel may write (default: the work "
                                  "folder's size).", int],
         ["container-log-kb", None, 1024, "What the engine keeps of a kernel container's own "
@@ -97,7 +99,7 @@ class Options(usage.Options):
         if self["idle-timeout"] < 0:
             raise usage.UsageError("--idle-timeout must be 0 (never) or more seconds")
         for name in ("pids-limit", "nofile", "tmp-size-mb", "work-size-mb", "shm-size-mb",
-                     "container-log-kb"):
+                     "container-log-kb", "build-size-mb"):
             if self[name] < 1:
                 raise usage.UsageError(f"--{name} must be at least 1")
         if self["cpus"] <= 0:
@@ -171,7 +173,8 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
         pids_limit=config["pids-limit"], cpus=config["cpus"], nofile=config["nofile"],
         tmp_size_mb=config["tmp-size-mb"], work_size_mb=config["work-size-mb"],
         shm_size_mb=config["shm-size-mb"], fsize_mb=config["fsize-mb"],
-        log_size_kb=config["container-log-kb"], seccomp_profile=config["seccomp-profile"])
+        log_size_kb=config["container-log-kb"], seccomp_profile=config["seccomp-profile"],
+        build_size_mb=config["build-size-mb"])
     exporter = None
     extra_pools = []
     if config["s3-bucket"]:

@@ -67,7 +67,7 @@ class ManagerApi:
     @deferred
     async def get_or_create(self, req):
         f = req.fields
-        lang = langs.canonical(f["lang"])
+        lang = await self._canonical(f["lang"])
         session = (f["user_id"], f["entry_id"], lang)
         kernel = await self._session_locks.run(session, self._open_session, session,
                                                f["limits"])
@@ -96,7 +96,7 @@ class ManagerApi:
 
     @deferred
     async def create(self, req):
-        kernel = await self._create_kernel(langs.canonical(req.fields["lang"]),
+        kernel = await self._create_kernel(await self._canonical(req.fields["lang"]),
                                            req.fields["limits"])
         return _kernel_reply(kernel)
 
@@ -161,7 +161,7 @@ class ManagerApi:
         await self.table.heartbeat(AgentRecord(
             agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
             langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},
-            resources=f["resources"] or {}), now)
+            resources=f["resources"] or {}, aliases=f["aliases"]), now)
         await self._reconcile(agent_id, f["kernels"], f["gone"], now)
         return NO_REPLY
 
@@ -273,15 +273,26 @@ class ManagerApi:
                  kernel=kernel_id, lang=lang, agent=agent.agent_id)
         return kernel
 
+    async def _canonical(self, lang):
+        """The language a request names, through the aliases live agents report."""
+        return langs.canonical(lang, langs.alias_table(
+            await self.table.agents(self.clock.seconds())))
+
     async def _no_room(self, lang, now):
         agents = await self.table.agents(now)
+        served = sorted({lang for a in agents for lang in a.langs})
+        if lang not in served and lang not in langs.KNOWN:
+            return BadRequest(f"unknown language {lang!r}; the languages are: "
+                              f"{', '.join(sorted(set(langs.KNOWN) | set(served)))}",
+                              error="unknown-language")
         if not agents:
             return NoCapacity("no agent is connected to the manager; start one with "
                               "`twistd sorna-agent --manager-addr ...`")
-        served = sorted({lang for a in agents for lang in a.langs})
         if lang not in served:
-            return BadRequest(f"no agent serves language {lang!r}; languages served: "
-                              f"{', '.join(served) or 'none'}", error="unknown-language")
+            return NoCapacity(f"no live agent has the image sorna/kernel-{lang}; build it "
+                              f"on an agent's host with `sorna images build {lang}` (the "
+                              f"agent finds it within two heartbeats)",
+                              error="no-image")
         return NoCapacity(f"every agent serving {lang} is full; try again later",
                           error="no-capacity")
 

@@ -125,12 +125,12 @@ end
 """
 
 # KEYS: agents, agent:<id>, agent-kernels:<id>
-# ARGV: prefix, id, addr, max_kernels, langs, now, instance, resources
+# ARGV: prefix, id, addr, max_kernels, langs, now, instance, resources, aliases
 _HEARTBEAT = _LUA_COMMON + """
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'agent_id', ARGV[2], 'addr', ARGV[3], 'max_kernels', ARGV[4],
            'langs', ARGV[5], 'last_seen', ARGV[6], 'instance', ARGV[7],
-           'resources', ARGV[8], 'kernels', redis.call('SCARD', KEYS[3]))
+           'resources', ARGV[8], 'aliases', ARGV[9], 'kernels', redis.call('SCARD', KEYS[3]))
 return 1
 """
 
@@ -376,7 +376,8 @@ class RedisCapacityTable(CapacityTable):
                        [self._key("agents"), self._key("agent:", a),
                         self._key("agent-kernels:", a)],
                        [a, agent.addr, str(int(agent.max_kernels)), _pack(list(agent.langs)),
-                        _num(now), _pack(agent.instance), _pack(agent.resources)])
+                        _num(now), _pack(agent.instance), _pack(agent.resources),
+                        _pack(agent.aliases)])
         return d.addCallback(lambda _: None)
 
     def agents(self, now):
@@ -478,6 +479,7 @@ def _agent(flat):
         max_kernels=int(f["max_kernels"]), langs=list(_unpack(f["langs"])),
         last_seen=float(f["last_seen"]), instance=_unpack(f["instance"]),
         resources=_unpack(f["resources"]), reserved=int(f["reserved"]),
+        aliases=_unpack(f["aliases"]) if "aliases" in f else {},
         kernels=int(f["kernels"]))
 
 

@@ -22,6 +22,7 @@ class AgentRecord:
     resources: dict = field(default_factory=dict)
     reserved: int = 0  # slots promised to creations in flight (live leases)
     kernels: int = 0  # kernels of this agent in the table
+    aliases: dict = field(default_factory=dict)  # lang -> [alias], from its images
     reservation: str = None  # on what `reserve` returns: the id of the lease it took
 
     @property

@@ -31,6 +31,8 @@ MANAGER = {
         "max_kernels": Number(minimum=0, maximum=100000, integer=True),
         "kernels": DictOf(KernelId(), Lang(), max_items=100000, required=False, default={}),
         "langs": ListOf(Lang(), max_items=256, required=False, default=[]),
+        "aliases": DictOf(Lang(), ListOf(Lang(), max_items=16), max_items=256,
+                          required=False, default={}),
         "gone": DictOf(KernelId(), Text(max_length=1024), max_items=100000, required=False,
                        default={}),
         "instance": Anything(required=False, default={}),

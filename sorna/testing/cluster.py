@@ -33,9 +33,10 @@ REPL_DIR = Path(sorna.__file__).resolve().parent.parent / "repl"
 
 
 def load_python_repl():
-    """The real Python REPL daemon module (repl/python3/run.py), without running it."""
-    spec = importlib.util.spec_from_file_location("sorna_repl_python3",
-                                                  REPL_DIR / "python3" / "run.py")
+    """The real kernel runner (repl/runner/runner.py), without running it: its
+    LocalDaemon runs Python in-process."""
+    spec = importlib.util.spec_from_file_location("sorna_repl_runner",
+                                                  REPL_DIR / "runner" / "runner.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -55,7 +56,7 @@ class FakeKernelHost:
         for lang in langs:
             self.docker.add_image(f"sorna/kernel-{lang}", {
                 "io.sorna.lang": lang, "io.sorna.memory": "256m",
-                "io.sorna.exec-timeout": "60"})
+                "io.sorna.exec-timeout": "60", "io.sorna.aliases": "python,py3"})
         self.docker.on_run = self._boot
         self.docker.on_remove = self._halt
         self._hold = False

@@ -82,7 +82,8 @@ class CliTests(ClusterTestCase):
     def test_unknown_language(self):
         done = self.sorna("exec", "cobol", "DISPLAY 'HI'")
         self.assertEqual(done.returncode, 3)
-        self.assertIn("no agent serves language 'cobol'", done.stderr)
+        self.assertIn("unknown language 'cobol'", done.stderr)
+        self.assertIn("python3", done.stderr)
 
 
 class DeadManagerTests(SynchronousTestCase):

@@ -1,36 +1,43 @@
-"""Sorna's Python 3 REPL daemon (protocol v2): runs user code inside a kernel container.
+"""Sorna's kernel runner (REPL protocol v2): the one program that speaks the protocol in
+every kernel, whatever its language. A *driver* runs the code:
+
+- `python_driver.PythonDriver` runs Python in this process;
+- `process_driver.InterpreterDriver` keeps a language's interpreter running as a child
+  (`repl/<lang>/run.<ext>`) and talks to it over the pipe protocol of docs/PROTOCOL.md;
+- `process_driver.CompiledDriver` compiles each run into a program and runs it.
+
+The environment chooses: `SORNA_DRIVER` (`python`, `interpreter`, `compiled`) and the
+driver's own variables (`SORNA_COMMAND`, `SORNA_SOURCE`, `SORNA_BUILD`, `SORNA_RUN`:
+command lines, split as a shell would, without one).
 
 The agent connects to the Unix stream socket bound here (in a folder shared with the
 host, since kernels have no network) and exchanges frames of a 4-byte big-endian length
 and one msgpack map; see "Agent <-> REPL daemon" in docs/PROTOCOL.md. Only the standard
-library and msgpack are used: this file is copied into the kernel image alone, without
-the sorna package.
+library and msgpack are used: these files are copied into the kernel image alone,
+without the sorna package.
 
-Three layers, so that each can be tested on its own:
+Layers, so that each can be tested on its own:
 
-- `Session` runs code in the calling thread and reports through an injected `emit`:
-  `output` events (buffered records), `waiting-input`, `finished`. It owns the run
-  state (busy, interrupts, pending reads) and is thread-safe where the I/O side calls it.
+- `Session` keeps the run's state (busy, interrupts, pending reads) and reports through
+  an injected `emit`: `output` events (buffered records), `waiting-input`, `finished`;
+  it is thread-safe where the I/O side calls it.
 - `FileStore` answers upload/download/list inside the work folder.
 - `Daemon` is the plumbing: code runs in the main thread (so signals and
   KeyboardInterrupt work), one I/O thread owns the socket and answers every request
-  while code runs, and fds 1 and 2 are pipes read by a thread so that subprocess output
-  is captured too. `LocalDaemon` drives the same Session and FileStore in-process,
-  without sockets, threads or signals, for fakes and tests.
+  while code runs, and fds 1 and 2 are pipes read by a thread so that the output of
+  children (subprocesses, a language's interpreter) is captured too. `LocalDaemon`
+  drives a Session with the Python driver in-process, without sockets, threads or
+  signals, for fakes and tests.
 """
 
 import _thread
-import ast
-import base64
-import builtins
 import codecs
 import collections
 import errno
-import getpass
-import io
 import os
 import queue
 import select
+import shlex
 import signal
 import socket
 import stat
@@ -38,16 +45,17 @@ import struct
 import sys
 import threading
 import time
-import traceback
-import types
 
 import msgpack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # the drivers beside this file (python -I leaves it out)
+    sys.path.insert(0, HERE)
 
 SOCKET_PATH = os.environ.get("SORNA_REPL_SOCKET", "/ipc/repl")
 HEADER = struct.Struct(">I")
 MAX_CONNECTIONS = 4  # the agent, and a tool or test beside it
 MAX_UNSENT = 64 * 1024 * 1024  # what waits for a peer that does not read: then it goes
-INPUT_NAME = "<input>"
 MAX_FILE_SIZE = 16 * 1024 * 1024
 FLUSH_INTERVAL = 0.05  # at most one output event per 50 ms...
 FLUSH_LINGER = 0.005  # ...and a first record waits 5 ms, so "0" and "\n" go together
@@ -56,8 +64,9 @@ MAX_PENDING = 1024 * 1024  # a writer waits for the next flush beyond this
 # here, before it costs the kernel memory, and the run's end says `truncated`.
 MAX_RUN_OUTPUT = int(os.environ.get("SORNA_MAX_OUTPUT", 1 << 20))
 INTERRUPT_RETRY = 0.2  # seconds between SIGINTs until the run sees one
+STDIN_POLL = 0.05  # seconds between looks at whether a child blocks reading stdin
 MAX_WALK = 10000  # entries looked at when listing a folder or the files a run changed
-_DAEMON_FILE = (lambda: None).__code__.co_filename
+RUNNER_FILE = (lambda: None).__code__.co_filename
 
 
 class Terminate(BaseException):
@@ -77,34 +86,6 @@ def _text(value):
     if value.isascii():
         return value
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _safe_arg(value):
-    """Keep msgpack-native scalars; anything else becomes its repr."""
-    if value is None or isinstance(value, (bool, float)):
-        return value
-    if isinstance(value, int) and -2**63 <= value < 2**64:
-        return value
-    if isinstance(value, str):
-        return _text(value)
-    try:
-        return _text(repr(value))
-    except Exception:
-        return f"<unrepresentable {type(value).__name__}>"
-
-
-def _user_traceback(tb):
-    """The traceback from the user's first `<input>` frame, cut where the daemon's own
-    code begins again (an interrupted `input()` or `print` ends in this file)."""
-    while tb is not None and tb.tb_frame.f_code.co_filename != INPUT_NAME:
-        tb = tb.tb_next
-    node = tb
-    while node is not None and node.tb_next is not None:
-        if node.tb_next.tb_frame.f_code.co_filename == _DAEMON_FILE:
-            node.tb_next = None
-            break
-        node = node.tb_next
-    return tb
 
 
 # The end of a run (its exceptions and changed files) and a prompt count against the
@@ -148,13 +129,6 @@ def fit_paths(paths, room):
             return kept, True
         kept.append(path)
     return kept, False
-
-
-def _report(exc, raised_before_exec):
-    tb = None if raised_before_exec else _user_traceback(exc.__traceback__)
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    return [type(exc).__name__, [_safe_arg(a) for a in exc.args],
-            raised_before_exec, _text(text)]
 
 
 # ---------------------------------------------------------------------------- output
@@ -270,90 +244,6 @@ class Output:
                 self.active = False
 
 
-class _Writer(io.TextIOBase):
-    """sys.stdout/sys.stderr during a run: text becomes records of `kind`."""
-
-    encoding = "utf-8"
-    errors = "backslashreplace"
-
-    def __init__(self, add, kind, fd=None):
-        super().__init__()
-        self._add, self._kind, self._fd = add, kind, fd
-        self.buffer = _BinaryWriter(add, kind)
-
-    name = property(lambda self: f"<{self._kind}>")
-
-    def writable(self):
-        return True
-
-    def write(self, text):
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self._add(self._kind, _text(text))
-        return len(text)
-
-    def isatty(self):
-        return False
-
-    def fileno(self):
-        if self._fd is None:
-            raise io.UnsupportedOperation("fileno")
-        return self._fd
-
-
-class _BinaryWriter(io.RawIOBase):
-    """`sys.stdout.buffer`: bytes are decoded as UTF-8 (bad bytes replaced)."""
-
-    def __init__(self, add, kind):
-        super().__init__()
-        self._add, self._kind = add, kind
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-
-    def writable(self):
-        return True
-
-    def write(self, data):
-        data = bytes(data)
-        self._add(self._kind, self._decoder.decode(data))
-        return len(data)
-
-
-class _Reader(io.TextIOBase):
-    """sys.stdin during a run: every read asks the agent for text (`waiting-input`)."""
-
-    encoding = "utf-8"
-    errors = "strict"
-    name = "<stdin>"
-
-    def __init__(self, read_input):
-        super().__init__()
-        self._read_input = read_input
-        self._pending = ""
-
-    def readable(self):
-        return True
-
-    def isatty(self):
-        return False
-
-    def readline(self, size=-1):
-        if not self._pending:
-            self._pending = self._read_input("", False) + "\n"
-        end = self._pending.find("\n") + 1
-        if size is not None and 0 <= size < end:
-            end = size
-        line, self._pending = self._pending[:end], self._pending[end:]
-        return line
-
-    def read(self, size=-1):
-        if not self._pending:
-            self._pending = self._read_input("", False)
-        if size is None or size < 0:
-            size = len(self._pending)
-        text, self._pending = self._pending[:size], self._pending[size:]
-        return text
-
-
 class FdCapture:
     """Makes fds 1 and 2 pipes read by a thread, so that output written below Python
     (subprocesses, os.system, C libraries) becomes records too.
@@ -418,93 +308,25 @@ class FdCapture:
 
 # ---------------------------------------------------------------------------- session
 
-_current = None  # the Session that ran last: sorna_display and plt.show() report to it
-
-
-def _display_image(mime, data):
-    """Show `data` (bytes, or text for SVG/HTML) as media of type `mime`."""
-    if not isinstance(mime, str) or not mime:
-        raise TypeError("mime must be a non-empty string such as 'image/png'")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        data = base64.b64encode(bytes(data)).decode("ascii")
-    elif not isinstance(data, str):
-        raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
-    if _current is None:
-        raise RuntimeError("sorna_display works inside a Sorna kernel only")
-    _current.add_media(mime, data)
-
-
-def _display_html(text):
-    """Show `text` as HTML."""
-    _display_image("text/html", str(text))
-
-
-def _make_display_module():
-    module = types.ModuleType("sorna_display", (
-        "Rich output for Sorna kernels.\n\n"
-        "    html(text)         show HTML\n"
-        "    image(mime, data)  show media: bytes (sent as base64) or text (SVG)\n"))
-    module.html, module.image = _display_html, _display_image
-    return module
-
-
-class _PyplotHook:
-    """A meta path finder that patches `plt.show` when the user imports pyplot, so that
-    the daemon never imports matplotlib itself (runs without it stay fast)."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != "matplotlib.pyplot":
-            return None
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                break
-        else:
-            return None
-        exec_module = spec.loader.exec_module
-
-        def exec_and_patch(module):
-            exec_module(module)
-            _patch_pyplot(module)
-
-        spec.loader.exec_module = exec_and_patch
-        return spec
-
-
-def _patch_pyplot(plt):
-    if getattr(plt, "_sorna_patched", False):
-        return
-    original = plt.show
-
-    def show(*args, **kwargs):
-        """Send the open figures to the Sorna front-end (and close them)."""
-        if _current is None:
-            return original(*args, **kwargs)
-        _current.show_figures()
-
-    plt.show, plt._sorna_patched = show, True
-
-
-def _install_pyplot_hook():
-    if not any(isinstance(f, _PyplotHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PyplotHook())
-
-
 class Session:
-    """Runs code in one persistent namespace, like a notebook's cells.
+    """One kernel's runs, whatever the language: the bookkeeping of the protocol.
 
-    `emit(event)` receives every event of a run (maps with `id` and `event`). Reads of
-    standard input wait for `provide_input()` from another thread, or, when
-    `read_input(prompt, password)` is given, call it instead (for in-process use).
-    `execute()` runs in the calling thread; `reserve()`, `provide_input()`,
-    `interrupt()` and `output.tick()` are safe to call from another thread meanwhile.
+    The `driver` runs the code (sorna.runner drivers: python_driver.PythonDriver in this
+    process, process_driver.* in a child). `emit(event)` receives every event of a run
+    (maps with `id` and `event`). `execute()` runs in the calling thread (the main one);
+    `reserve()`, `provide_input()`, `interrupt()`, `poll_stdin()` and `output.tick()` are
+    safe to call from another thread meanwhile.
+
+    Reads of standard input: an in-process driver calls `read_input(prompt, password)`,
+    which waits for `provide_input()` (or calls the `read_input` hook given here, for
+    in-process use without threads); a driver whose program runs in a child process is
+    watched by `poll_stdin()`, which announces a read it sees blocked on the program's
+    standard input, and `provide_input()` then writes the text there.
     """
 
-    def __init__(self, emit, work_dir=None, read_input=None, capture=None, wake=None):
-        self.namespace = {"__name__": "__main__", "__builtins__": builtins}
+    def __init__(self, emit, driver, work_dir=None, read_input=None, capture=None,
+                 wake=None):
+        self.driver = driver
         self.work_dir = os.path.realpath(work_dir) if work_dir else None
         self.output = Output(emit, wake=wake)
         self.capture = capture
@@ -512,19 +334,16 @@ class Session:
         self._lock = threading.Lock()  # busy, interruptible, pending interrupt
         self.busy = False
         self.run_id = None
-        self.interruptible = False
+        self.interruptible = False  # the driver runs user code now
         self._interrupt_pending = False  # asked for before user code started
-        self._signal_main = None  # set while an interrupt has not been raised yet
+        self._signal = None  # set while an interrupt has not been seen yet
         self._signalled_at = 0.0
         self._input = threading.Condition()
         self._input_waiting = False
         self._input_text = None
-        add = self._add
-        self.stdout = _Writer(add, "stdout", 1 if capture else None)
-        self.stderr = _Writer(add, "stderr", 2 if capture else None)
-        self.stdin = _Reader(self._read_input)
-        self.display_module = _make_display_module()
-        _install_pyplot_hook()
+        self.reading = False  # poll_stdin announced a blocked read of the program's
+        self._wake = wake
+        driver.bind(self)
 
     # -- the I/O side
 
@@ -533,79 +352,89 @@ class Session:
         with self._lock:
             if self.busy:
                 return False
-            self.busy, self._interrupt_pending, self._signal_main = True, False, None
+            self.busy, self._interrupt_pending, self._signal = True, False, None
             self.run_id = run_id
             return True
 
     def interrupt(self, signal_main, run_id=None):
-        """Stop the current run with KeyboardInterrupt; False when nothing runs, or
-        when `run_id` names another run than the current one (an interrupt meant for a
-        run that has ended must not stop the next).
+        """Stop the current run with the language's interrupt; False when nothing runs,
+        or when `run_id` names another run than the current one (an interrupt meant for
+        a run that has ended must not stop the next).
 
-        While user code runs, `signal_main()` must deliver SIGINT to the thread running
-        it (whose handler calls `on_sigint`); a run not started yet is stopped as soon
-        as it starts.
+        While user code runs, the driver's `signal()` (or else `signal_main()`, which
+        must deliver SIGINT to the main thread, whose handler calls `on_sigint`) is
+        called; a run not started yet is stopped as soon as it starts.
         """
         with self._lock:
             if not self.busy or (run_id is not None and run_id != self.run_id):
                 return False
             if self.interruptible:
-                self._signal_main, self._signalled_at = signal_main, time.monotonic()
-                signal_main()
+                self._signal = getattr(self.driver, "signal", None) or signal_main
+                self._signalled_at = time.monotonic()
+                self._signal()
             else:
                 self._interrupt_pending = True
             return True
 
     @property
     def interrupt_unanswered(self):
-        return self._signal_main is not None
+        return self._signal is not None and self.driver.retries_interrupts
 
     def retry_interrupt(self):
         """Signal again while an interrupt has not taken effect: a signal that lands
         just before a blocking call, or while os.system() ignores SIGINT, is lost."""
         with self._lock:
-            if (self._signal_main is not None and self.busy and self.interruptible
+            if (self._signal is not None and self.busy and self.interruptible
                     and time.monotonic() - self._signalled_at >= INTERRUPT_RETRY):
                 self._signalled_at = time.monotonic()
-                self._signal_main()
+                self._signal()
 
     def on_sigint(self):
         """The SIGINT handler's body: interrupts user code only, never the daemon."""
         if self.interruptible:
-            self._signal_main = None
+            self._signal = None
             raise KeyboardInterrupt()
 
     def provide_input(self, text):
         """Hand `text` to the pending read; False when no read is waiting (409)."""
         with self._input:
-            if not self._input_waiting or self._input_text is not None:
+            if self._input_waiting and self._input_text is None:
+                self._input_text = text
+                self._input.notify_all()
+                return True
+        with self._lock:
+            if not (self.busy and self.reading):
                 return False
-            self._input_text = text
-            self._input.notify_all()
-            return True
+            self.reading = False
+        self.driver.feed(text)
+        return True
+
+    def poll_stdin(self):
+        """Announce (`waiting-input`, no prompt) a read of the program's standard input
+        that the driver sees blocked; True while one is announced."""
+        with self._lock:
+            if not (self.busy and self.interruptible) or self.reading:
+                return self.reading
+            if not self.driver.reading_stdin():
+                return False
+            self.reading = True
+        if self.capture:
+            self.capture.drain()  # what the program printed before it reads comes first
+        self.output.emit_after({"id": self.output.run_id, "event": "waiting-input",
+                                "prompt": "", "password": False})
+        return True
+
+    @property
+    def watches_stdin(self):
+        return self.busy and self.interruptible and self.driver.watches_stdin
 
     # -- the run
 
     def execute(self, run_id, code):
         """Run `code` as run `run_id`, emit its events, and return the finished event."""
-        global _current
         before = self._snapshot()
         self.output.begin(run_id)
-        _current = self
-        exceptions = []
-        saved = self._install()
-        try:
-            try:
-                body, last = self._compile(code)
-            except Terminate:
-                raise
-            except Exception as e:  # SyntaxError, ValueError (null bytes), ...
-                exceptions.append(_report(e, raised_before_exec=True))
-            else:
-                self._run(body, last, exceptions)
-            self._figures(exceptions)
-        finally:
-            self._uninstall(saved)
+        exceptions = self.driver.run(code)
         if self.capture:
             self.capture.drain()
         room = max(self.output.room, END_ROOM)
@@ -616,68 +445,18 @@ class Session:
                     "truncated": self.output.truncated or cut or cut_files}
         with self._lock:
             self.output.emit_after(finished, end=True)
-            self.busy = self.interruptible = False
-            self._signal_main = None
+            self.busy = self.interruptible = self.reading = False
+            self._signal = None
         return finished
 
-    def _run(self, body, last, exceptions):
-        try:
-            with self._lock:
-                self.interruptible = True
-                pending, self._interrupt_pending = self._interrupt_pending, False
-            if pending:
-                raise KeyboardInterrupt()
-            exec(body, self.namespace)
-            if last is not None:
-                self._display(eval(last, self.namespace))
-        except Terminate:
-            raise
-        except BaseException as e:  # SystemExit, KeyboardInterrupt too
-            self.interruptible = False
-            exceptions.append(_report(e, raised_before_exec=False))
-        finally:
-            self.interruptible = False
-
-    def _install(self):
-        saved = (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
-                 sys.modules.get("sorna_display"))
-        sys.stdout, sys.stderr, sys.stdin = self.stdout, self.stderr, self.stdin
-        builtins.input, getpass.getpass = self._builtin_input, self._getpass
-        sys.modules["sorna_display"] = self.display_module
-        plt = sys.modules.get("matplotlib.pyplot")
-        if plt is not None:
-            _patch_pyplot(plt)
-        return saved
-
-    def _uninstall(self, saved):
-        for stream in (getattr(sys, "stdout", None), getattr(sys, "stderr", None)):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
-         display) = saved
-        if display is not None:
-            sys.modules["sorna_display"] = display
-
-    @staticmethod
-    def _compile(code):
-        """Split off a trailing expression so its value can be shown."""
-        tree = ast.parse(code, INPUT_NAME, "exec")
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = compile(ast.Expression(tree.body.pop().value), INPUT_NAME, "eval")
-        return compile(tree, INPUT_NAME, "exec"), last
-
-    def _display(self, value):
-        """What sys.displayhook does, without touching builtins._."""
-        if value is not None:
-            self.namespace["_"] = value
-            self.stdout.write(repr(value) + "\n")
+    def user_code(self):
+        """A context for the driver around running user code: interrupts reach it
+        inside (one asked for before it began raises KeyboardInterrupt on entry)."""
+        return _UserCode(self)
 
     # -- output and input
 
-    def _add(self, kind, data):
+    def add(self, kind, data):
         if self.capture:
             self.capture.drain()
         self.output.add(kind, data)
@@ -687,14 +466,8 @@ class Session:
             self.capture.drain()
         self.output.add("media", [mime, content])
 
-    def _builtin_input(self, prompt=""):
-        text = self._read_input(str(prompt), False)
-        return text[:-1] if text.endswith("\n") else text
-
-    def _getpass(self, prompt="Password: ", stream=None):
-        return self._read_input(str(prompt), True)
-
-    def _read_input(self, prompt, password):
+    def read_input(self, prompt, password):
+        """For in-process drivers: announce the read and wait for the text."""
         if not self.output.active:
             raise EOFError("standard input is readable during a run only")
         prompt, cut = _clip(_text(prompt), max(self.output.room, END_ROOM))
@@ -721,35 +494,6 @@ class Session:
             with self._input:
                 self._input_waiting, self._input_text = False, None
 
-    # -- matplotlib
-
-    def show_figures(self):
-        """Every open pyplot figure becomes PNG and SVG media, then is closed."""
-        plt = sys.modules.get("matplotlib.pyplot")
-        if plt is None:
-            return
-        for number in plt.get_fignums():
-            figure = plt.figure(number)
-            try:
-                png, svg = io.BytesIO(), io.BytesIO()
-                figure.savefig(png, format="png")
-                figure.savefig(svg, format="svg")
-                self.add_media("image/png", base64.b64encode(png.getvalue()).decode())
-                self.add_media("image/svg+xml", svg.getvalue().decode("utf-8", "replace"))
-            finally:
-                plt.close(figure)
-
-    def _figures(self, exceptions):
-        if "matplotlib.pyplot" not in sys.modules:
-            return
-        try:
-            self.show_figures()
-        except Terminate:
-            raise
-        except Exception as e:
-            self.stderr.write(f"The figures could not be drawn: "
-                              f"{type(e).__name__}: {e}\n")
-
     # -- files
 
     def _snapshot(self):
@@ -763,6 +507,26 @@ class Session:
         # as it is, it could not be sent.
         return sorted(_text(path) for path, state in after.items()
                       if before.get(path) != state)
+
+
+class _UserCode:
+    def __init__(self, session):
+        self.session = session
+
+    def __enter__(self):
+        session = self.session
+        with session._lock:
+            session.interruptible = True
+            pending, session._interrupt_pending = session._interrupt_pending, False
+        if pending:
+            session.interruptible = False
+            raise KeyboardInterrupt()
+        if session.driver.watches_stdin and session._wake:
+            session._wake()  # the I/O thread starts watching the program's reads
+
+    def __exit__(self, *exc):
+        self.session.interruptible = False
+        return False
 
 
 def _walk_files(root, limit=MAX_WALK):
@@ -1048,7 +812,8 @@ class LocalDaemon:
         raise EOFError("no input is available in this kernel")
 
     def _new_session(self):
-        return Session(self._collect, work_dir=self.work_dir, read_input=self.read_input)
+        return Session(self._collect, python_driver(), work_dir=self.work_dir,
+                       read_input=self.read_input)
 
     def _collect(self, event):
         self._sent.append(event)
@@ -1110,13 +875,14 @@ class Daemon:
     """The real daemon: code in the main thread, the socket in one I/O thread."""
 
     def __init__(self, path=SOCKET_PATH, work_dir=None, max_file_size=None,
-                 capture_fds=True):
+                 capture_fds=True, driver=None):
         self.path = path
         self.work_dir = os.path.realpath(work_dir or os.getcwd())
         self.environ = dict(os.environ)
         self.capture = FdCapture(self._capture_sink) if capture_fds else None
-        self.session = Session(self._emit, work_dir=self.work_dir, capture=self.capture,
-                               wake=self._wake)
+        self.driver = driver or make_driver(capture=self.capture is not None)
+        self.session = Session(self._emit, self.driver, work_dir=self.work_dir,
+                               capture=self.capture, wake=self._wake)
         self.files = FileStore(self.work_dir, max_file_size or _max_file_size())
         # The largest frame a peer may send: an upload's file and its envelope.
         self.max_frame = self.files.max_size + 65536
@@ -1167,13 +933,15 @@ class Daemon:
             self.capture.start()
             self.diagnostics = open(os.dup(self.capture.saved[2]), "w", buffering=1,
                                     encoding="utf-8", errors="backslashreplace")
-        # Between runs too (user threads), Python-level output goes to the next run.
-        sys.stdout, sys.stderr = self.session.stdout, self.session.stderr
+        if hasattr(self.driver, "stdout"):
+            # Between runs too (user threads), Python-level output goes to the next run.
+            sys.stdout, sys.stderr = self.driver.stdout, self.driver.stderr
+        self.driver.start()
         listener = _listen(self.path)
         self._io_thread = threading.Thread(target=self._io_loop, args=(listener,),
                                            name="sorna-io", daemon=True)
         self._io_thread.start()
-        self.log(f"python3 daemon {os.getpid()} serving {self.path} "
+        self.log(f"{self.driver.language} runner {os.getpid()} serving {self.path} "
                  f"(work folder {self.work_dir})")
         try:
             while True:
@@ -1193,7 +961,7 @@ class Daemon:
                                             "KeyboardInterrupt\n"]], "files": []}
                 with self.session._lock:
                     self.session.output.emit_after(finished, end=True)
-                    self.session.busy = False
+                    self.session.busy = self.session.interruptible = False
 
     def _next_job(self):
         """Wait for a job in select(), not in a lock: a signal arriving just before a
@@ -1223,6 +991,7 @@ class Daemon:
             os.unlink(self.path)
         except OSError:
             pass
+        self.driver.stop()
         if self.capture:
             self.capture.restore()
         self.log("stopped")
@@ -1241,10 +1010,14 @@ class Daemon:
                 if self.session.interrupt_unanswered:
                     due = min(due if due is not None else INTERRUPT_RETRY,
                               INTERRUPT_RETRY)
+                if self.session.watches_stdin and not self.session.reading:
+                    due = min(due if due is not None else STDIN_POLL, STDIN_POLL)
                 timeout = None if due is None else max(1, int(due * 1000 + 0.999))
                 ready = dict(poller.poll(timeout))
                 if self.session.interrupt_unanswered:
                     self.session.retry_interrupt()
+                if self.session.watches_stdin:
+                    self.session.poll_stdin()
                 if self._wake_r in ready:
                     try:
                         while os.read(self._wake_r, 4096):
@@ -1362,6 +1135,7 @@ class Daemon:
         """Replace this process with a fresh interpreter on the same socket path (every
         descriptor of ours is close-on-exec: the peers see their connection end)."""
         self.log("restarting")
+        self.driver.stop()
         if self.capture:
             self.capture.restore()
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -1507,6 +1281,32 @@ def forbid_tracing():
         return False
     prog = Program(len(program), filters)
     return libc.prctl(22, 2, ctypes.addressof(prog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
+
+
+def python_driver(capture=False):
+    from python_driver import PythonDriver
+
+    return PythonDriver(terminate=Terminate, runner_file=RUNNER_FILE, capture=capture)
+
+
+def make_driver(capture=True):
+    """The driver the environment asks for (SORNA_DRIVER, python by default)."""
+    kind = os.environ.get("SORNA_DRIVER", "python")
+    if kind == "python":
+        return python_driver(capture)
+    import process_driver
+
+    env = {name: os.environ.get(name) for name in
+           ("SORNA_LANG", "SORNA_COMMAND", "SORNA_SOURCE", "SORNA_BUILD", "SORNA_RUN",
+            "SORNA_BUILD_DIR")}
+    if kind == "interpreter":
+        return process_driver.InterpreterDriver(
+            env["SORNA_LANG"], shlex.split(env["SORNA_COMMAND"]), Terminate)
+    if kind == "compiled":
+        return process_driver.CompiledDriver(
+            env["SORNA_LANG"], env["SORNA_SOURCE"], shlex.split(env["SORNA_BUILD"]),
+            shlex.split(env["SORNA_RUN"]), env["SORNA_BUILD_DIR"] or "/build", Terminate)
+    raise SystemExit(f"sorna-runner: unknown SORNA_DRIVER {kind!r}")
 
 
 def main():

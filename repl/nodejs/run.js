@@ -1,0 +1,87 @@
+// Sorna's Node.js driver: one vm context for the whole session, driven by the runner
+// over fds 3 (runs in) and 4 (their ends out); see "Runner <-> driver" in PROTOCOL.md.
+"use strict";
+const fs = require("fs");
+const util = require("util");
+const vm = require("vm");
+
+const IN = 3, OUT = 4;
+const sandbox = { require, console, process, Buffer, URL, TextEncoder, TextDecoder,
+                  setTimeout, clearTimeout, setInterval, clearInterval, setImmediate,
+                  clearImmediate, queueMicrotask };
+sandbox.global = sandbox;
+const context = vm.createContext(sandbox);
+process.on("SIGINT", () => {});  // between runs an interrupt means nothing
+// Writes to the output pipes are complete when they return: a run's end must not come
+// before its output (libuv would finish a large write later, asynchronously).
+for (const stream of [process.stdout, process.stderr]) {
+  if (stream._handle && stream._handle.setBlocking) stream._handle.setBlocking(true);
+}
+
+function readExactly(n) {
+  const buffer = Buffer.alloc(n);
+  for (let done = 0; done < n;) {
+    const got = fs.readSync(IN, buffer, done, n - done, null);
+    if (got === 0) process.exit(0);
+    done += got;
+  }
+  return buffer;
+}
+
+function readHeader() {
+  const bytes = [];
+  for (;;) {
+    const byte = readExactly(1)[0];
+    if (byte === 10) return Buffer.from(bytes).toString("ascii").split(" ");
+    bytes.push(byte);
+  }
+}
+
+function emit(kind, ...fields) {
+  const data = fields.map((f) => Buffer.from(String(f), "utf8"));
+  const header = [kind, ...data.map((d) => d.length)].join(" ") + "\n";
+  const message = Buffer.concat([Buffer.from(header), ...data]);
+  for (let done = 0; done < message.length;) done += fs.writeSync(OUT, message, done);
+}
+
+function userStack(stack) {
+  // The user's frames only: from the first of the driver's own (or Node's vm), cut.
+  const lines = String(stack).split("\n");
+  const cut = lines.findIndex((l) => /node:vm|run\.js|sigintHandlersWrap/.test(l));
+  return (cut < 0 ? lines : lines.slice(0, cut)).join("\n");
+}
+
+function report(error, before) {
+  if (error instanceof Error || (error && error.stack)) {
+    const interrupted = error.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED";
+    emit("error", interrupted ? "Interrupt" : error.name || "Error",
+         interrupted ? "" : error.message, userStack(error.stack || error), before ? "1" : "0");
+  } else {
+    emit("error", "Thrown", util.inspect(error), util.inspect(error), before ? "1" : "0");
+  }
+}
+
+async function main() {
+  for (;;) {
+    const [, size] = readHeader();
+    const code = readExactly(Number(size)).toString("utf8");
+    let script;
+    try {
+      script = new vm.Script(code, { filename: "<input>" });
+    } catch (error) {
+      report(error, true);
+      emit("done");
+      continue;
+    }
+    try {
+      let value = script.runInContext(context, { breakOnSigint: true });
+      if (value && typeof value.then === "function") value = await value;
+      if (value !== undefined) console.log(util.inspect(value));
+    } catch (error) {
+      report(error, false);
+    }
+    emit("done");
+  }
+}
+
+main();

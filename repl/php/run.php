@@ -1,0 +1,36 @@
+<?php
+// Sorna's PHP driver: every run is eval'ed at file scope, so its variables stay for the
+// next; driven by the runner over fds 3 (runs in) and 4 (their ends out); see "Runner
+// <-> driver" in docs/PROTOCOL.md. pcntl turns an interrupt into an exception.
+final class SornaInterrupt extends Exception {}
+pcntl_async_signals(true);
+pcntl_signal(SIGINT, function () { throw new SornaInterrupt("interrupted"); });
+$__sorna_in = fopen("php://fd/3", "rb");
+$__sorna_out = fopen("php://fd/4", "wb");
+function __sorna_emit($kind, ...$fields) {
+    global $__sorna_out;
+    $header = implode(" ", array_merge([$kind], array_map("strlen", $fields)));
+    fwrite($__sorna_out, $header . "\n" . implode("", $fields));
+    fflush($__sorna_out);
+}
+function __sorna_report($e, $before) {
+    $name = $e instanceof SornaInterrupt ? "Interrupt" : get_class($e);
+    __sorna_emit("error", $name, $e->getMessage(), $name . ": " . $e->getMessage() . "\n"
+                 . $e->getTraceAsString(), $before ? "1" : "0");
+}
+while (($__sorna_header = fgets($__sorna_in)) !== false) {
+    $__sorna_size = (int) explode(" ", trim($__sorna_header))[1];
+    $__sorna_code = $__sorna_size > 0 ? stream_get_contents($__sorna_in, $__sorna_size) : "";
+    if (preg_match('/^\s*<\?php/', $__sorna_code)) {
+        $__sorna_code = "?>" . $__sorna_code;  // a whole file, not bare statements
+    }
+    try {
+        eval($__sorna_code);
+    } catch (ParseError $__sorna_e) {
+        __sorna_report($__sorna_e, true);
+    } catch (Throwable $__sorna_e) {
+        __sorna_report($__sorna_e, false);
+    }
+    flush();
+    __sorna_emit("done");
+}

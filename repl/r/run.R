@@ -1,0 +1,66 @@
+# Sorna's R driver: the session is R's global environment, driven by the runner over
+# fds 3 (runs in) and 4 (their ends out); see "Runner <-> driver" in docs/PROTOCOL.md.
+# Started as `R -f run.R` (`--interactive` would make R read its commands from stdin,
+# the user's): R turns SIGINT into an `interrupt` condition all the same.
+local({
+  input <- file("/dev/fd/3", open = "rb")
+  output <- file("/dev/fd/4", open = "wb")
+  plots <- tempfile("sorna-plots-")
+  dir.create(plots)
+  options(device = function(...) grDevices::png(file.path(plots, "plot-%03d.png"),
+                                                type = "cairo", ...),
+          warn = 1, menu.graphics = FALSE)
+
+  emit <- function(kind, ...) {
+    fields <- lapply(list(...), function(f) if (is.raw(f)) f else charToRaw(enc2utf8(f)))
+    header <- paste(c(kind, vapply(fields, length, 1L)), collapse = " ")
+    writeBin(c(charToRaw(paste0(header, "\n")), unlist(fields)), output)
+    flush(output)
+  }
+  read_header <- function() {
+    bytes <- raw(0)
+    repeat {
+      byte <- readBin(input, "raw", 1L)
+      if (length(byte) == 0L) quit(save = "no", status = 0)
+      if (byte == as.raw(10L)) return(strsplit(rawToChar(bytes), " ")[[1]])
+      bytes <- c(bytes, byte)
+    }
+  }
+  report <- function(name, message, trace, before) {
+    emit("error", name, message, trace, if (before) "1" else "0")
+  }
+  run <- function(code) {
+    exprs <- tryCatch(parse(text = code, keep.source = FALSE, encoding = "UTF-8"),
+                      error = function(e) e)
+    if (inherits(exprs, "error")) {
+      return(report("SyntaxError", conditionMessage(exprs), conditionMessage(exprs), TRUE))
+    }
+    tryCatch({
+      for (expr in exprs) {
+        shown <- withVisible(eval(expr, envir = globalenv()))
+        if (shown$visible) print(shown$value)
+      }
+    }, interrupt = function(i) report("Interrupt", "", "interrupted", FALSE),
+    error = function(e) {
+      call <- conditionCall(e)
+      report(class(e)[1], conditionMessage(e),
+             paste0("Error", if (!is.null(call)) paste0(" in ", deparse(call)[1]), ": ",
+                    conditionMessage(e)), FALSE)
+    })
+  }
+  repeat {
+    header <- read_header()
+    size <- as.integer(header[2])
+    code <- if (size > 0L) rawToChar(readBin(input, "raw", size)) else ""
+    Encoding(code) <- "UTF-8"
+    run(code)
+    while (grDevices::dev.cur() > 1L) grDevices::dev.off()
+    for (png in sort(list.files(plots, full.names = TRUE))) {
+      emit("media", "image/png", readBin(png, "raw", file.info(png)$size))
+      unlink(png)
+    }
+    flush(stdout())
+    flush(stderr())
+    emit("done")
+  }
+})

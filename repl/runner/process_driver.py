@@ -1,0 +1,353 @@
+"""Drivers whose code runs in a child process, for every language but Python.
+
+`InterpreterDriver` keeps one interpreter running for the whole session
+(`repl/<lang>/run.<ext>`), so state carries over between runs; it sends each run's code
+over a pipe and reads the run's end back (the driver protocol of docs/PROTOCOL.md):
+
+    fd 3, runner -> driver:   run <n>\\n<n bytes of UTF-8 code>
+    fd 4, driver -> runner:   error <a> <b> <c> <d>\\n<name><message><traceback><0|1>
+                              media <a> <b>\\n<mime type><content>
+                              done\\n
+
+(`<a> <b> ...` are the byte lengths of the fields that follow; the last field of
+`error` is 1 when the code never started, a syntax error.) Fds 1 and 2 are the
+runner's captured output; fd 0 is a pipe the runner writes `input` text to.
+
+`CompiledDriver` compiles each run into a program in a folder of its own under the
+exec-allowed build folder, runs it, and removes the folder: only files in the work
+folder carry over.
+
+Both find out that the program waits for input by looking, while a run goes on, at
+what every process of the kernel is blocked in (`/proc/<pid>/task/<tid>/syscall`): a
+read of the pipe that is its standard input is a read nobody can answer but the user.
+"""
+
+import base64
+import fcntl
+import os
+import platform
+import shutil
+import signal
+import struct
+import subprocess
+import termios
+import threading
+
+# read, pread64, readv, preadv, preadv2
+_READS = {"x86_64": {0, 17, 19, 295, 327}, "aarch64": {63, 65, 67, 69, 286}}
+READ_SYSCALLS = _READS.get(platform.machine(), set())
+MAX_FIELD = 64 * 1024 * 1024  # a driver message field; the output cap cuts it further
+
+
+class DriverError(Exception):
+    """The driver broke the protocol or ended: the session starts a fresh one."""
+
+
+class _Child:
+    """What both drivers share: a program in a session (process group) of its own,
+    fed on a stdin pipe, interrupted with SIGINT, killed with its group."""
+
+    watches_stdin = True
+    retries_interrupts = False
+
+    def __init__(self, language, terminate):
+        self.language = language
+        self.terminate = terminate
+        self.session = None
+        self.pid = None
+        self._stdin_w = None
+        self._stdin_link = None
+        self._feeding = 0  # writers of input text still at work
+        self._feeding_lock = threading.Lock()
+
+    def bind(self, session):
+        self.session = session
+
+    def _spawn(self, argv, cwd, fds=(), env=None):
+        """Start `argv` with a fresh stdin pipe; `fds` are (fd, child's number) pairs."""
+        stdin_r, stdin_w = os.pipe()
+        actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0)]
+        actions += [(os.POSIX_SPAWN_DUP2, fd, number) for fd, number in fds]
+        try:
+            # Signals as a fresh process has them: the runner's I/O threads block
+            # SIGINT, and an interrupt must reach the program.
+            self.pid = os.posix_spawnp(argv[0], argv, env or os.environ,
+                                       file_actions=actions, setsid=True, setsigmask=(),
+                                       setsigdef=(signal.SIGINT, signal.SIGTERM,
+                                                  signal.SIGPIPE))
+        finally:
+            os.close(stdin_r)
+        self._stdin_link = os.readlink(f"/proc/self/fd/{stdin_w}")
+        self._stdin_w = stdin_w
+        return self.pid
+
+    # -- called from the runner's I/O thread
+
+    def signal(self):
+        if self.pid is not None:
+            try:
+                os.killpg(self.pid, signal.SIGINT)
+            except OSError:
+                pass
+
+    def feed(self, text):
+        """Write `text` to the program's standard input as one line (a newline is added
+        unless it ends with one, as Python's readline adds it), in a thread of its own
+        (the program may read it slowly)."""
+        text = text if text.endswith("\n") else text + "\n"
+        fd, data = self._stdin_w, text.encode("utf-8", "surrogatepass")
+        with self._feeding_lock:
+            self._feeding += 1
+
+        def write():
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:
+                pass
+            finally:
+                with self._feeding_lock:
+                    self._feeding -= 1
+
+        threading.Thread(target=write, name="sorna-stdin", daemon=True).start()
+
+    def reading_stdin(self):
+        """Whether some process of the kernel is blocked reading our stdin pipe, with
+        nothing left to read in it (a read of text we gave is not a new one)."""
+        if self._stdin_link is None or not READ_SYSCALLS or self._feeding:
+            return False
+        try:
+            unread = struct.unpack("i", fcntl.ioctl(self._stdin_w, termios.FIONREAD,
+                                                    b"\0\0\0\0"))[0]
+        except OSError:
+            return False
+        if unread:
+            return False
+        me = os.getpid()
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == me:
+                continue
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                        fields = f.read().split()
+                    if len(fields) > 1 and fields[0].isdigit() \
+                            and int(fields[0]) in READ_SYSCALLS \
+                            and os.readlink(f"/proc/{pid}/fd/{int(fields[1], 16)}") \
+                            == self._stdin_link:
+                        return True
+                except (OSError, ValueError):
+                    continue
+        return False
+
+    def _reap(self):
+        """Kill the program's whole group and collect its status (None if gone)."""
+        pid, self.pid = self.pid, None
+        if self._stdin_w is not None:
+            os.close(self._stdin_w)
+            self._stdin_w = self._stdin_link = None
+        if pid is None:
+            return None
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            return os.waitpid(pid, 0)[1]
+        except ChildProcessError:
+            return None
+
+    def stop(self):
+        self._reap()
+
+
+def describe_status(status):
+    """(exception name, args, message) of a program's wait status, or None when it
+    exited with 0."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ \
+            else f"signal {number}"
+        if number == signal.SIGINT:
+            return "Interrupt", [], "the program was interrupted (SIGINT)"
+        return "Signal", [name], f"the program was killed by {name}"
+    code = os.WEXITSTATUS(status)
+    if code:
+        return "ExitStatus", [code], f"the program exited with status {code}"
+    return None
+
+
+class InterpreterDriver(_Child):
+    def __init__(self, language, command, terminate, work_dir=None):
+        super().__init__(language, terminate)
+        self.command = command
+        self.work_dir = work_dir or os.getcwd()
+        self._to = self._from = None
+        self._buffer = b""
+
+    def start(self):
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        try:
+            self._spawn(self.command, self.work_dir, fds=((to_r, 3), (from_w, 4)))
+        finally:
+            os.close(to_r)
+            os.close(from_w)
+        self._to, self._from, self._buffer = to_w, from_r, b""
+
+    def stop(self):
+        for fd in (self._to, self._from):
+            if fd is not None:
+                os.close(fd)
+        self._to = self._from = None
+        return self._reap()
+
+    def run(self, code):
+        if self.pid is None:
+            self.start()
+        data = code.encode("utf-8", "surrogatepass")
+        exceptions = []
+        try:
+            with self.session.user_code():
+                self._write(b"run %d\n" % len(data) + data)
+                while True:
+                    kind, fields = self._read_message()
+                    if kind == "done":
+                        break
+                    if kind == "error" and len(fields) == 4:
+                        name, message, tb, before = (f.decode("utf-8", "replace")
+                                                     for f in fields)
+                        exceptions.append([name, [message] if message else [],
+                                           before == "1", tb])
+                    elif kind == "media" and len(fields) == 2:
+                        mime = fields[0].decode("utf-8", "replace")
+                        self.session.add_media(mime, media_content(mime, fields[1]))
+                    else:
+                        raise DriverError(f"the {self.language} driver sent {kind!r}")
+        except KeyboardInterrupt:  # asked for before the code was sent
+            exceptions.append(["Interrupt", [], True, "interrupted before it started"])
+        except DriverError as e:
+            status = self.stop()
+            why = str(e) if status is None else _ended(status)
+            exceptions.append(["SessionEnded", [why], False,
+                               f"The {self.language} session ended ({why}); a fresh one "
+                               f"starts with the next run, without the old state.\n"])
+        return exceptions
+
+    def _write(self, data):
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._to, view):]
+        except OSError as e:
+            raise DriverError(f"it stopped reading ({e.strerror})")
+
+    def _read(self, size):
+        while len(self._buffer) < size:
+            chunk = os.read(self._from, 1 << 16)
+            if not chunk:
+                raise DriverError("it ended")
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def _read_message(self):
+        while b"\n" not in self._buffer:
+            if len(self._buffer) > 256:
+                raise DriverError("it sent a header line that never ends")
+            chunk = os.read(self._from, 1 << 16)
+            if not chunk:
+                raise DriverError("it ended")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        words = line.decode("ascii", "replace").split()
+        if not words or not all(w.isdigit() and int(w) <= MAX_FIELD for w in words[1:]):
+            raise DriverError(f"it sent a bad header {line[:80]!r}")
+        return words[0], [self._read(int(n)) for n in words[1:]]
+
+
+def media_content(mime, data):
+    """Media as the protocol carries it: text types as text, the rest base64."""
+    if mime.startswith("text/") or mime in ("image/svg+xml", "application/json"):
+        return data.decode("utf-8", "replace")
+    return base64.b64encode(data).decode("ascii")
+
+
+def _ended(status):
+    described = describe_status(status)
+    return described[2] if described else "the program exited with status 0"
+
+
+class CompiledDriver(_Child):
+    """`build` and `run` are argv lists in which `{dir}` stands for the run's folder and
+    `{source}` for the source file's path in it."""
+
+    def __init__(self, language, source, build, run, build_root, terminate, work_dir=None):
+        super().__init__(language, terminate)
+        self.source = source
+        self.build = build
+        self.run_argv = run
+        self.build_root = build_root
+        self.work_dir = work_dir or os.getcwd()
+        self._count = 0
+        self.env = dict(os.environ, TMPDIR=os.path.join(build_root, "tmp"))
+
+    def start(self):
+        os.makedirs(self.env["TMPDIR"], exist_ok=True)
+
+    def run(self, code):
+        self._count += 1
+        folder = os.path.join(self.build_root, f"run-{self._count}")
+        os.makedirs(folder)
+        try:
+            source = os.path.join(folder, self.source)
+            with open(source, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(code)
+            values = {"dir": folder, "source": source}
+            with self.session.user_code():
+                failed = self._compile([a.format(**values) for a in self.build], folder)
+                if failed:
+                    return [["CompileError", [failed], True, failed]]
+                self._spawn([a.format(**values) for a in self.run_argv], self.work_dir,
+                            env=self.env)
+                status = os.waitpid(self.pid, 0)[1]
+                self.pid = None
+            described = describe_status(status)
+            if described is None:
+                return []
+            name, args, message = described
+            return [[name, args, False, message + "\n"]]
+        except KeyboardInterrupt:
+            return [["Interrupt", [], True, "interrupted before it started"]]
+        finally:
+            self._reap()  # whatever it started in its group goes with it
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _compile(self, argv, folder):
+        """Run the compiler (in a group of its own, so that an interrupt reaches it);
+        its messages when it fails, else None."""
+        proc = subprocess.Popen(argv, cwd=folder, env=self.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.pid = proc.pid
+        try:
+            out, _ = proc.communicate()
+        finally:
+            self.pid = None
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc.returncode == 0:
+            return None
+        text = out.decode("utf-8", "replace")[-64 * 1024:]
+        if proc.returncode < 0 and -proc.returncode == signal.SIGINT:
+            raise KeyboardInterrupt()
+        return text or f"the compiler exited with status {proc.returncode}"
+
+
+__all__ = ["InterpreterDriver", "CompiledDriver", "describe_status"]

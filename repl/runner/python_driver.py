@@ -1,0 +1,368 @@
+"""Python, run in the runner's own process: one persistent namespace, like a notebook's
+cells. The runner (runner.py) owns the protocol; this module only runs code.
+
+Standard output and error are the session's writers while code runs, `input()` and
+`getpass()` ask the session (`waiting-input`), the value of a last expression is shown
+as its `repr`, and matplotlib figures become PNG and SVG media.
+"""
+
+import ast
+import base64
+import builtins
+import codecs
+import getpass
+import io
+import sys
+import traceback
+import types
+
+INPUT_NAME = "<input>"
+_DAEMON_FILES = ((lambda: None).__code__.co_filename,)
+
+
+def _text(value):
+    """A str msgpack can encode (lone surrogates would make packing fail)."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _safe_arg(value):
+    """Keep msgpack-native scalars; anything else becomes its repr."""
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int) and -2**63 <= value < 2**64:
+        return value
+    if isinstance(value, str):
+        return _text(value)
+    try:
+        return _text(repr(value))
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _user_traceback(tb):
+    """The traceback from the user's first `<input>` frame, cut where the daemon's own
+    code begins again (an interrupted `input()` or `print` ends in this file)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename != INPUT_NAME:
+        tb = tb.tb_next
+    node = tb
+    while node is not None and node.tb_next is not None:
+        if node.tb_next.tb_frame.f_code.co_filename in _DAEMON_FILES:
+            node.tb_next = None
+            break
+        node = node.tb_next
+    return tb
+
+
+# The end of a run (its exceptions and changed files) and a prompt count against the
+# run's output budget; they may use at least this much, even after a full run.
+END_ROOM = 64 * 1024
+MAX_NAME = 256  # an exception's name
+
+
+def _report(exc, raised_before_exec):
+    tb = None if raised_before_exec else _user_traceback(exc.__traceback__)
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return [type(exc).__name__, [_safe_arg(a) for a in exc.args],
+            raised_before_exec, _text(text)]
+
+
+class _Writer(io.TextIOBase):
+    """sys.stdout/sys.stderr during a run: text becomes records of `kind`."""
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+
+    def __init__(self, add, kind, fd=None):
+        super().__init__()
+        self._add, self._kind, self._fd = add, kind, fd
+        self.buffer = _BinaryWriter(add, kind)
+
+    name = property(lambda self: f"<{self._kind}>")
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self._add(self._kind, _text(text))
+        return len(text)
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+
+class _BinaryWriter(io.RawIOBase):
+    """`sys.stdout.buffer`: bytes are decoded as UTF-8 (bad bytes replaced)."""
+
+    def __init__(self, add, kind):
+        super().__init__()
+        self._add, self._kind = add, kind
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        data = bytes(data)
+        self._add(self._kind, self._decoder.decode(data))
+        return len(data)
+
+
+class _Reader(io.TextIOBase):
+    """sys.stdin during a run: every read asks the agent for text (`waiting-input`)."""
+
+    encoding = "utf-8"
+    errors = "strict"
+    name = "<stdin>"
+
+    def __init__(self, read_input):
+        super().__init__()
+        self._read_input = read_input
+        self._pending = ""
+
+    def readable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def readline(self, size=-1):
+        if not self._pending:
+            self._pending = self._read_input("", False) + "\n"
+        end = self._pending.find("\n") + 1
+        if size is not None and 0 <= size < end:
+            end = size
+        line, self._pending = self._pending[:end], self._pending[end:]
+        return line
+
+    def read(self, size=-1):
+        if not self._pending:
+            self._pending = self._read_input("", False)
+        if size is None or size < 0:
+            size = len(self._pending)
+        text, self._pending = self._pending[:size], self._pending[size:]
+        return text
+
+
+
+_current = None  # the driver that ran last: sorna_display and plt.show() report to it
+
+
+def _display_image(mime, data):
+    """Show `data` (bytes, or text for SVG/HTML) as media of type `mime`."""
+    if not isinstance(mime, str) or not mime:
+        raise TypeError("mime must be a non-empty string such as 'image/png'")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = base64.b64encode(bytes(data)).decode("ascii")
+    elif not isinstance(data, str):
+        raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
+    if _current is None:
+        raise RuntimeError("sorna_display works inside a Sorna kernel only")
+    _current.add_media(mime, data)
+
+
+def _display_html(text):
+    """Show `text` as HTML."""
+    _display_image("text/html", str(text))
+
+
+def _make_display_module():
+    module = types.ModuleType("sorna_display", (
+        "Rich output for Sorna kernels.\n\n"
+        "    html(text)         show HTML\n"
+        "    image(mime, data)  show media: bytes (sent as base64) or text (SVG)\n"))
+    module.html, module.image = _display_html, _display_image
+    return module
+
+
+class _PyplotHook:
+    """A meta path finder that patches `plt.show` when the user imports pyplot, so that
+    the daemon never imports matplotlib itself (runs without it stay fast)."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "matplotlib.pyplot":
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                break
+        else:
+            return None
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch_pyplot(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def _patch_pyplot(plt):
+    if getattr(plt, "_sorna_patched", False):
+        return
+    original = plt.show
+
+    def show(*args, **kwargs):
+        """Send the open figures to the Sorna front-end (and close them)."""
+        if _current is None:
+            return original(*args, **kwargs)
+        _current.show_figures()
+
+    plt.show, plt._sorna_patched = show, True
+
+
+def _install_pyplot_hook():
+    if not any(isinstance(f, _PyplotHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PyplotHook())
+
+
+class PythonDriver:
+    """`terminate` is the runner's exception for SIGTERM (never reported as the user's);
+    `runner_file` is the runner's own file, whose frames tracebacks leave out."""
+
+    language = "python3"
+    watches_stdin = False  # reads go through input()/sys.stdin, which ask the session
+    retries_interrupts = True
+
+    def __init__(self, terminate=SystemExit, runner_file=None, capture=False):
+        global _DAEMON_FILES
+        if runner_file:
+            _DAEMON_FILES = (_DAEMON_FILES[0], runner_file)
+        self.terminate = terminate
+        self.namespace = {"__name__": "__main__", "__builtins__": builtins}
+        self.capture = capture
+        self.session = None
+        self.display_module = _make_display_module()
+        _install_pyplot_hook()
+
+    def bind(self, session):
+        self.session = session
+        add = session.add
+        self.stdout = _Writer(add, "stdout", 1 if self.capture else None)
+        self.stderr = _Writer(add, "stderr", 2 if self.capture else None)
+        self.stdin = _Reader(session.read_input)
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def run(self, code):
+        """Run `code`; return its exceptions as `[name, args, before, traceback]`."""
+        global _current
+        _current = self
+        exceptions = []
+        saved = self._install()
+        try:
+            try:
+                body, last = self._compile(code)
+            except self.terminate:
+                raise
+            except Exception as e:  # SyntaxError, ValueError (null bytes), ...
+                exceptions.append(_report(e, raised_before_exec=True))
+            else:
+                self._run(body, last, exceptions)
+            self._figures(exceptions)
+        finally:
+            self._uninstall(saved)
+        return exceptions
+
+    def _run(self, body, last, exceptions):
+        try:
+            with self.session.user_code():
+                exec(body, self.namespace)
+                if last is not None:
+                    self._display(eval(last, self.namespace))
+        except self.terminate:
+            raise
+        except BaseException as e:  # SystemExit, KeyboardInterrupt too
+            exceptions.append(_report(e, raised_before_exec=False))
+
+    def _install(self):
+        saved = (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
+                 sys.modules.get("sorna_display"))
+        sys.stdout, sys.stderr, sys.stdin = self.stdout, self.stderr, self.stdin
+        builtins.input, getpass.getpass = self._builtin_input, self._getpass
+        sys.modules["sorna_display"] = self.display_module
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            _patch_pyplot(plt)
+        return saved
+
+    def _uninstall(self, saved):
+        for stream in (getattr(sys, "stdout", None), getattr(sys, "stderr", None)):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
+         display) = saved
+        if display is not None:
+            sys.modules["sorna_display"] = display
+
+    @staticmethod
+    def _compile(code):
+        """Split off a trailing expression so its value can be shown."""
+        tree = ast.parse(code, INPUT_NAME, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = compile(ast.Expression(tree.body.pop().value), INPUT_NAME, "eval")
+        return compile(tree, INPUT_NAME, "exec"), last
+
+    def _display(self, value):
+        """What sys.displayhook does, without touching builtins._."""
+        if value is not None:
+            self.namespace["_"] = value
+            self.stdout.write(repr(value) + "\n")
+
+    def add_media(self, mime, content):
+        self.session.add_media(mime, content)
+
+    def _builtin_input(self, prompt=""):
+        text = self.session.read_input(str(prompt), False)
+        return text[:-1] if text.endswith("\n") else text
+
+    def _getpass(self, prompt="Password: ", stream=None):
+        return self.session.read_input(str(prompt), True)
+
+    # -- matplotlib
+
+    def show_figures(self):
+        """Every open pyplot figure becomes PNG and SVG media, then is closed."""
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is None:
+            return
+        for number in plt.get_fignums():
+            figure = plt.figure(number)
+            try:
+                png, svg = io.BytesIO(), io.BytesIO()
+                figure.savefig(png, format="png")
+                figure.savefig(svg, format="svg")
+                self.add_media("image/png", base64.b64encode(png.getvalue()).decode())
+                self.add_media("image/svg+xml", svg.getvalue().decode("utf-8", "replace"))
+            finally:
+                plt.close(figure)
+
+    def _figures(self, exceptions):
+        if "matplotlib.pyplot" not in sys.modules:
+            return
+        try:
+            self.show_figures()
+        except self.terminate:
+            raise
+        except Exception as e:
+            self.stderr.write(f"The figures could not be drawn: "
+                              f"{type(e).__name__}: {e}\n")

@@ -1,0 +1,331 @@
+"""The programs of the conformance suite (test_languages.py), in every language.
+
+Each entry gives, per case, the code that does the same thing in that language. `N` in
+`output` is filled in with a byte count. Interpreted languages keep state between runs;
+compiled ones run each program on its own.
+"""
+
+C_HEAD = "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n"
+CPP_HEAD = "#include <iostream>\n#include <fstream>\n#include <string>\n#include <unistd.h>\n"
+
+
+def c_main(body):
+    return C_HEAD + "int main(void) {\n" + body + "\n    return 0;\n}\n"
+
+
+def cpp_main(body):
+    return CPP_HEAD + "int main() {\n" + body + "\n    return 0;\n}\n"
+
+
+def rust_main(body):
+    return "use std::io::{self, Read, Write};\nfn main() {\n" + body + "\n}\n"
+
+
+def go_main(body, imports=("fmt",)):
+    return ("package main\nimport (\n" + "".join(f'    "{i}"\n' for i in imports)
+            + ")\nfunc main() {\n" + body + "\n}\n")
+
+
+def java_main(body, imports=("java.util.*", "java.io.*", "java.nio.file.*")):
+    return ("".join(f"import {i};\n" for i in imports)
+            + "public class Main {\n    public static void main(String[] args) throws "
+            "Exception {\n" + body + "\n    }\n}\n")
+
+
+SECCOMP_C = """FILE *f = fopen("/proc/self/status", "r"); char line[256];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "Seccomp_filters:", 16)) printf("%d\\n", atoi(line + 16));"""
+
+PROGRAMS = {
+    "python3": {
+        "hello": 'print("hello, world")',
+        "set": "kept = 40", "get": "print(kept + 2)",
+        "streams": 'import sys\nprint("out1")\nprint("err1", file=sys.stderr)\nprint("out2")',
+        "slow": 'import time\nprint("first", flush=True)\ntime.sleep(1.5)\nprint("second")',
+        "error": 'raise ValueError("boom")', "error_name": "ValueError",
+        "syntax": "def (:",
+        "utf8": 'print("안녕 😀")',
+        "output": 'import sys\nsys.stdout.write("x" * N)',
+        "ask": 'name = input("Name? ")\nprint("hello", name)',
+        "loop": "while True:\n    pass",
+        "exit": "import sys\nsys.exit(3)",
+        "file": 'open("out.txt", "w").write("x")',
+        "seccomp": 'print([l for l in open("/proc/self/status") '
+                   'if l.startswith("Seccomp_filters")][0].split()[1])',
+        "value": "6 * 7", "value_shown": "42",
+    },
+    "nodejs": {
+        "hello": 'console.log("hello, world")',
+        "set": "var kept = 40", "get": "console.log(kept + 2)",
+        "streams": 'console.log("out1"); console.error("err1"); console.log("out2")',
+        "slow": 'console.log("first");\n'
+                "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);\n"
+                'console.log("second")',
+        "error": 'throw new RangeError("boom")', "error_name": "RangeError",
+        "syntax": "let = = 1;",
+        "utf8": 'console.log("안녕 😀")',
+        "output": 'void process.stdout.write("x".repeat(N))',
+        "ask": 'process.stdout.write("Name? ");\nconst b = Buffer.alloc(100);\n'
+               'const n = require("fs").readSync(0, b);\n'
+               'console.log("hello " + b.toString("utf8", 0, n).trim())',
+        "loop": "while (true) {}",
+        "exit": "process.exit(3)",
+        "file": 'require("fs").writeFileSync("out.txt", "x")',
+        "seccomp": 'console.log(require("fs").readFileSync("/proc/self/status", "utf8")'
+                   '.match(/Seccomp_filters:\\s+(\\d+)/)[1])',
+        "value": "6 * 7", "value_shown": "42",
+    },
+    "ruby": {
+        "hello": 'puts "hello, world"',
+        "set": "kept = 40", "get": "puts kept + 2",
+        "streams": 'puts "out1"; $stderr.puts "err1"; puts "out2"',
+        "slow": 'puts "first"; sleep 1.5; puts "second"',
+        "error": 'raise ArgumentError, "boom"', "error_name": "ArgumentError",
+        "syntax": "def (",
+        "utf8": 'puts "안녕 😀"',
+        "output": 'print "x" * N',
+        "ask": 'print "Name? "; name = gets.chomp; puts "hello #{name}"',
+        "loop": "loop { }",
+        "exit": "exit 3",
+        "file": 'File.write("out.txt", "x")',
+        "seccomp": 'puts File.read("/proc/self/status")[/Seccomp_filters:\\s+(\\d+)/, 1]',
+        "value": "6 * 7", "value_shown": "42",
+    },
+    "r": {
+        "hello": 'cat("hello, world\\n")',
+        "set": "kept <- 40", "get": 'cat(kept + 2, "\\n", sep = "")',
+        "streams": 'cat("out1\\n"); message("err1"); cat("out2\\n")',
+        "slow": 'cat("first\\n"); Sys.sleep(1.5); cat("second\\n")',
+        "error": 'stop("boom")', "error_name": "simpleError",
+        "syntax": "x <- (",
+        "utf8": 'cat("안녕 😀\\n")',
+        "output": 'cat(strrep("x", N))',
+        "ask": 'cat("Name? "); name <- readLines(file("stdin"), n = 1); '
+               'cat("hello", name, "\\n")',
+        "loop": "repeat {}",
+        "exit": "quit(status = 3)",
+        "file": 'writeLines("x", "out.txt")',
+        "seccomp": 'cat(sub("Seccomp_filters:\\\\s*", "", grep("^Seccomp_filters", '
+                   'readLines("/proc/self/status"), value = TRUE)), "\\n", sep = "")',
+        "value": "6 * 7", "value_shown": "[1] 42",
+    },
+    "php": {
+        "hello": 'echo "hello, world\\n";',
+        "set": "$kept = 40;", "get": 'echo $kept + 2, "\\n";',
+        "streams": 'echo "out1\\n"; fwrite(STDERR, "err1\\n"); echo "out2\\n";',
+        "slow": 'echo "first\\n"; usleep(1500000); echo "second\\n";',
+        "error": 'throw new RuntimeException("boom");', "error_name": "RuntimeException",
+        "syntax": "echo (;",
+        "utf8": 'echo "안녕 😀\\n";',
+        "output": 'echo str_repeat("x", N);',
+        "ask": 'echo "Name? "; $name = trim(fgets(STDIN)); echo "hello $name\\n";',
+        "loop": "while (true) {}",
+        "exit": "exit(3);",
+        "file": 'file_put_contents("out.txt", "x");',
+        "seccomp": "preg_match('/Seccomp_filters:\\s+(\\d+)/', "
+                   'file_get_contents("/proc/self/status"), $m); echo $m[1], "\\n";',
+    },
+    "perl": {
+        "hello": 'print "hello, world\\n";',
+        "set": "$kept = 40;", "get": 'print $kept + 2, "\\n";',
+        "streams": 'print "out1\\n"; print STDERR "err1\\n"; print "out2\\n";',
+        "slow": 'print "first\\n"; select(undef, undef, undef, 1.5); print "second\\n";',
+        "error": 'die "boom\\n";', "error_name": "Error",
+        "syntax": "print (;",
+        "utf8": 'print "안녕 😀\\n";',
+        "output": 'print "x" x N;',
+        "ask": 'print "Name? "; my $name = <STDIN>; chomp $name; print "hello $name\\n";',
+        "loop": "1 while 1;",
+        "exit": "exit 3;",
+        "file": 'open(my $f, ">", "out.txt"); print $f "x"; close $f;',
+        "seccomp": 'open(my $s, "<", "/proc/self/status"); '
+                   'while (<$s>) { print "$1\\n" if /Seccomp_filters:\\s+(\\d+)/ }',
+    },
+    "lua": {
+        "hello": 'print("hello, world")',
+        "set": "kept = 40", "get": "print(kept + 2)",
+        "streams": 'print("out1"); io.stderr:write("err1\\n"); print("out2")',
+        "slow": 'print("first"); os.execute("sleep 1.5"); print("second")',
+        "error": 'error("boom")', "error_name": "Error",
+        "syntax": "x = = 1",
+        "utf8": 'print("안녕 😀")',
+        "output": 'do io.write(string.rep("x", N)) end',
+        "ask": 'io.write("Name? "); local name = io.read("l"); print("hello " .. name)',
+        "loop": "while true do end",
+        "exit": "os.exit(3)",
+        "file": 'local f = io.open("out.txt", "w"); f:write("x"); f:close()',
+        "seccomp": 'for l in io.lines("/proc/self/status") do '
+                   'local n = l:match("Seccomp_filters:%s+(%d+)") if n then print(n) end end',
+        "value": "6 * 7", "value_shown": "42",
+    },
+    "bash": {
+        "hello": 'echo "hello, world"',
+        "set": "kept=40", "get": "echo $((kept + 2))",
+        "streams": "echo out1; echo err1 >&2; echo out2",
+        "slow": "echo first; sleep 1.5; echo second",
+        "error": "echo boom >&2; false", "error_name": "ExitStatus",
+        "syntax": "if then fi",
+        "utf8": 'echo "안녕 😀"',
+        "output": "head -c N /dev/zero | tr '\\0' x",
+        "ask": 'printf "Name? "; read name; echo "hello $name"',
+        "loop": "while :; do :; done",
+        "exit": "exit 3",
+        "file": "echo x > out.txt",
+        "seccomp": "while read k v; do [[ $k == Seccomp_filters: ]] && echo $v; "
+                   "done < /proc/self/status; true",
+    },
+    "c": {
+        "hello": c_main('    printf("hello, world\\n");'),
+        "streams": c_main('    printf("out1\\n"); fflush(stdout);\n'
+                          '    fprintf(stderr, "err1\\n");\n    printf("out2\\n");'),
+        "slow": c_main('    printf("first\\n");\n    usleep(1500000);\n'
+                       '    printf("second\\n");'),
+        "error": c_main('    fprintf(stderr, "boom\\n");\n    abort();'),
+        "error_name": "Signal",
+        "syntax": "int main( {",
+        "utf8": c_main('    printf("안녕 😀\\n");'),
+        "output": c_main("    for (long i = 0; i < N; i++) putchar('x');"),
+        "ask": c_main('    char name[100];\n    printf("Name? ");\n'
+                      '    if (!fgets(name, sizeof name, stdin)) return 1;\n'
+                      '    name[strcspn(name, "\\n")] = 0;\n    printf("hello %s\\n", name);'),
+        "loop": c_main("    for (;;) ;"),
+        "exit": c_main("    exit(3);"),
+        "file": c_main('    FILE *f = fopen("out.txt", "w"); fputs("x", f); fclose(f);'),
+        "counter": C_HEAD + "static int runs;\nint main(void) {\n    runs++;\n"
+                            '    printf("%d\\n", runs);\n    return 0;\n}\n',
+        "seccomp": c_main("    " + SECCOMP_C),
+    },
+    "cpp": {
+        "hello": cpp_main('    std::cout << "hello, world" << std::endl;'),
+        "streams": cpp_main('    std::cout << "out1" << std::endl;\n'
+                            '    std::cerr << "err1" << std::endl;\n'
+                            '    std::cout << "out2" << std::endl;'),
+        "slow": cpp_main('    std::cout << "first" << std::endl;\n    usleep(1500000);\n'
+                         '    std::cout << "second" << std::endl;'),
+        "error": cpp_main('    throw std::runtime_error("boom");'), "error_name": "Signal",
+        "syntax": "int main( {",
+        "utf8": cpp_main('    std::cout << "안녕 😀" << std::endl;'),
+        "output": cpp_main("    std::cout << std::string(N, 'x');"),
+        "ask": cpp_main('    std::string name;\n    std::cout << "Name? ";\n'
+                        "    std::getline(std::cin, name);\n"
+                        '    std::cout << "hello " << name << std::endl;'),
+        "loop": cpp_main("    for (;;) ;"),
+        "exit": cpp_main("    std::exit(3);"),
+        "file": cpp_main('    std::ofstream("out.txt") << "x";'),
+        "counter": CPP_HEAD + "static int runs;\nint main() {\n    runs++;\n"
+                              "    std::cout << runs << std::endl;\n    return 0;\n}\n",
+        "seccomp": cpp_main('    std::ifstream f("/proc/self/status"); std::string l;\n'
+                            '    while (std::getline(f, l))\n'
+                            '        if (l.rfind("Seccomp_filters:", 0) == 0)\n'
+                            "            std::cout << std::stoi(l.substr(16)) << std::endl;"),
+    },
+    "rust": {
+        "hello": rust_main('    println!("hello, world");'),
+        "streams": rust_main('    println!("out1");\n    eprintln!("err1");\n'
+                             '    println!("out2");'),
+        "slow": rust_main('    println!("first");\n'
+                          "    std::thread::sleep(std::time::Duration::from_millis(1500));\n"
+                          '    println!("second");'),
+        "error": rust_main('    panic!("boom");'), "error_name": "ExitStatus",
+        "syntax": "fn main( {",
+        "utf8": rust_main('    println!("안녕 😀");'),
+        "output": rust_main('    print!("{}", "x".repeat(N));'),
+        "ask": rust_main('    print!("Name? ");\n    io::stdout().flush().unwrap();\n'
+                         "    let mut name = String::new();\n"
+                         "    io::stdin().read_line(&mut name).unwrap();\n"
+                         '    println!("hello {}", name.trim());'),
+        "loop": rust_main("    loop {}"),
+        "exit": rust_main("    std::process::exit(3);"),
+        "file": rust_main('    std::fs::write("out.txt", "x").unwrap();'),
+        "counter": "static mut RUNS: i32 = 0;\nfn main() {\n"
+                   '    unsafe { RUNS += 1; println!("{}", RUNS); }\n}\n',
+        "seccomp": rust_main('    let s = std::fs::read_to_string("/proc/self/status").unwrap();\n'
+                             '    for l in s.lines() { if let Some(v) = '
+                             'l.strip_prefix("Seccomp_filters:") { println!("{}", v.trim()); } }'),
+    },
+    "go": {
+        "hello": go_main('    fmt.Println("hello, world")'),
+        "streams": go_main('    fmt.Println("out1")\n    fmt.Fprintln(os.Stderr, "err1")\n'
+                           '    fmt.Println("out2")', ("fmt", "os")),
+        "slow": go_main('    fmt.Println("first")\n    time.Sleep(1500 * time.Millisecond)\n'
+                        '    fmt.Println("second")', ("fmt", "time")),
+        "error": go_main('    panic("boom")', ()), "error_name": "ExitStatus",
+        "syntax": "package main\nfunc main( {",
+        "utf8": go_main('    fmt.Println("안녕 😀")'),
+        "output": go_main('    fmt.Print(strings.Repeat("x", N))', ("fmt", "strings")),
+        "ask": go_main('    fmt.Print("Name? ")\n'
+                       "    name, _ := bufio.NewReader(os.Stdin).ReadString('\\n')\n"
+                       '    fmt.Println("hello " + strings.TrimSpace(name))',
+                       ("bufio", "fmt", "os", "strings")),
+        "loop": go_main("    for {\n    }", ()),
+        "exit": go_main("    os.Exit(3)", ("os",)),
+        "file": go_main('    os.WriteFile("out.txt", []byte("x"), 0644)', ("os",)),
+        "counter": 'package main\nimport "fmt"\nvar runs int\n'
+                   "func main() {\n    runs++\n    fmt.Println(runs)\n}\n",
+        "seccomp": go_main('    s, _ := os.ReadFile("/proc/self/status")\n'
+                           '    for _, l := range strings.Split(string(s), "\\n") {\n'
+                           '        if strings.HasPrefix(l, "Seccomp_filters:") {\n'
+                           '            fmt.Println(strings.TrimSpace(l[16:]))\n'
+                           "        }\n    }", ("fmt", "os", "strings")),
+    },
+    "java": {
+        "hello": java_main('        System.out.println("hello, world");'),
+        "streams": java_main('        System.out.println("out1");\n'
+                             '        System.err.println("err1");\n'
+                             '        System.out.println("out2");'),
+        "slow": java_main('        System.out.println("first");\n'
+                          "        Thread.sleep(1500);\n"
+                          '        System.out.println("second");'),
+        "error": java_main('        throw new IllegalStateException("boom");'),
+        "error_name": "ExitStatus",
+        "syntax": "public class Main { void (",
+        "utf8": java_main('        System.out.println("안녕 😀");'),
+        "output": java_main('        System.out.print("x".repeat(N));'),
+        "ask": java_main('        System.out.println("Name? ");\n'
+                         "        String name = new Scanner(System.in).nextLine();\n"
+                         '        System.out.println("hello " + name);'),
+        "loop": java_main("        for (;;) { }"),
+        "exit": java_main("        System.exit(3);"),
+        "file": java_main('        Files.writeString(Path.of("out.txt"), "x");'),
+        "counter": "public class Main {\n    static int runs;\n"
+                   "    public static void main(String[] args) {\n"
+                   "        runs++;\n        System.out.println(runs);\n    }\n}\n",
+        "seccomp": java_main('        for (String l : Files.readAllLines(Path.of("/proc/self/status")))\n'
+                             '            if (l.startsWith("Seccomp_filters:"))\n'
+                             "                System.out.println(l.substring(16).trim());"),
+    },
+}
+
+COMPILED = {"c", "cpp", "rust", "go", "java"}
+INTERPRETED = set(PROGRAMS) - COMPILED
+
+
+# The sandbox's hostile programs (tests/integration/test_hostile.py does them in Python).
+HOSTILE = {
+    "c": {
+        "fork_bomb": "#include <unistd.h>\nint main(void) { for (;;) fork(); }\n",
+        "memory": "#include <stdlib.h>\n#include <string.h>\nint main(void) {\n"
+                  "    for (;;) { char *p = malloc(1 << 20); if (!p) return 1; "
+                  "memset(p, 1, 1 << 20); }\n}\n",
+        "output": "#include <stdio.h>\nint main(void) { for (;;) "
+                  'puts("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"); }\n',
+        "disk": '#include <stdio.h>\nint main(void) {\n    FILE *f = fopen("fill", "w");\n'
+                "    static char b[1 << 16];\n    for (;;) if (fwrite(b, 1, sizeof b, f) "
+                "< sizeof b) return 1;\n}\n",
+    },
+    "nodejs": {
+        "fork_bomb": 'const cp = require("child_process");\n'
+                     'for (;;) { try { cp.spawnSync("sh", ["-c", "sleep 60 &"]); } '
+                     "catch (e) {} }",
+        "memory": "const kept = []; for (;;) kept.push(Buffer.alloc(1 << 20, 1));",
+        "output": 'for (;;) console.log("x".repeat(100));',
+        "disk": 'const fs = require("fs"); const fd = fs.openSync("fill", "w");\n'
+                "const b = Buffer.alloc(1 << 20); for (;;) fs.writeSync(fd, b);",
+    },
+    "bash": {
+        "fork_bomb": "bomb() { bomb | bomb; }; bomb",
+        "memory": "x=xxxxxxxxxxxxxxxx; while :; do x=$x$x; done",
+        "output": "yes",
+        "disk": "cat /dev/zero > fill",
+    },
+}

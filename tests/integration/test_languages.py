@@ -1,0 +1,268 @@
+"""One conformance suite for every language, through the real agent, manager and Docker
+engine: the same cases, with each language's own programs (languages.py).
+
+Cases that do not apply, and why:
+- `test_state` checks that state is kept in interpreted languages, and that each
+  program of a compiled one runs on its own (a static counter starts again);
+- `test_value` (a last expression's value is shown): languages whose REPL shows it
+  (python3, nodejs, ruby, r, lua); php, perl, bash and compiled languages print only
+  what the code prints;
+- `test_empty`: empty code runs and does nothing in interpreted languages; in compiled
+  ones it is no program at all (no `main`), a compile error that never started;
+- `test_interrupt`: the state is kept after an interrupt in interpreted languages;
+  a compiled program is stopped (it has no state to keep);
+- `test_plot`: r only (python3's matplotlib is covered by the python3 tests);
+- `test_hostile_*` (fork bomb, memory, runaway output, disk fill): c, nodejs and bash,
+  as the sandbox holds for any program (tests/integration/test_hostile.py has them all
+  in Python).
+"""
+
+import atexit
+import base64
+import time
+import uuid
+
+from twisted.python import log
+
+from sorna.testing.processes import AgentProcess, ManagerProcess, wait_for_agent
+from tests.integration import ClusterTestCase
+from sorna.proto.errors import SornaError
+from tests.integration.languages import COMPILED, HOSTILE, INTERPRETED, PROGRAMS
+
+CAP = 1 << 20  # the agent's --max-output
+
+
+class LanguageCase:
+    """Mixed into a ClusterTestCase per language: a manager and an agent per language, shared by its tests (each with a kernel of
+    its own): started by the first test, stopped after the last one, which checks that
+    both stop cleanly and leave no container behind (or at exit, when only some of the
+    tests ran)."""
+
+    lang = None
+    _shared = {}  # lang -> [manager, agent, tests left]
+
+    def setUp(self):
+        ClusterTestCase.setUp(self)
+        shared = LanguageCase._shared.get(self.lang)
+        if shared is None:
+            manager = ManagerProcess(heartbeat_interval=0.5).start()
+            agent = AgentProcess(manager.addr, agent_id=f"lang-{uuid.uuid4().hex[:8]}",
+                                 max_kernels=4, heartbeat_interval=0.5).start()
+            wait_for_agent(manager.addr, agent.agent_id, timeout=20)
+            tests = len([n for n in dir(type(self)) if n.startswith("test_")])
+            shared = LanguageCase._shared[self.lang] = [manager, agent, tests]
+        self.manager, self.agent = shared[0], shared[1]
+        self.addCleanup(self._one_test_less)
+        self.front = self.client(self.manager)
+        self.programs = PROGRAMS[self.lang]
+        self.kernel_id = self.front.create(self.lang)["kernel_id"]
+        self.destroy_later(self.front, self.kernel_id)
+
+    def _one_test_less(self):
+        shared = LanguageCase._shared[self.lang]
+        shared[2] -= 1
+        if shared[2] == 0:
+            del LanguageCase._shared[self.lang]
+            for process in (self.agent, self.manager):
+                self._stop_cleanly(process)
+                process.remove_workdir()
+            self._assert_no_containers(self.agent.agent_id)
+
+    def code(self, case, **values):
+        code = self.programs[case]
+        for name, value in values.items():
+            code = code.replace(name, str(value))
+        return code
+
+    def run_code(self, case, kernel_id=None, **fields):
+        return self.front.run_code(kernel_id or self.kernel_id, self.code(case), **fields)
+
+    def result(self, case, **values):
+        reply = self.front.run_code(self.kernel_id, self.code(case, **values))
+        self.assertEqual(reply["status"], "finished", reply)
+        return reply["result"]
+
+    def ok(self, case, **values):
+        result = self.result(case, **values)
+        self.assertEqual(result["exceptions"], [], result)
+        return result
+
+    # -- the cases
+
+    def test_hello(self):
+        self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
+
+    def test_state(self):
+        if self.lang in COMPILED:
+            self.assertEqual(self.ok("counter")["stdout"], "1\n")
+            self.assertEqual(self.ok("counter")["stdout"], "1\n")
+        else:
+            self.ok("set")
+            self.assertEqual(self.ok("get")["stdout"], "42\n")
+
+    def test_streams_apart_and_in_order(self):
+        result = self.ok("streams")
+        self.assertEqual((result["stdout"], result["stderr"]), ("out1\nout2\n", "err1\n"))
+
+    def test_output_streams_as_it_comes(self):
+        seen = []
+        started = time.monotonic()
+        reply = self.front.run_code(self.kernel_id, self.code("slow"), on_output=lambda
+                                    part: seen.append((time.monotonic(), part)))
+        ended = time.monotonic()
+        self.assertEqual(reply["result"]["exceptions"], [])
+        first = [t for t, part in seen if "first" in part["result"]["stdout"]]
+        self.assertTrue(first, f"no partial reply with the first line: {seen}")
+        log.msg(f"measured: {self.lang} first line after {first[0] - started:.2f} s, "
+                f"the end after {ended - started:.2f} s")
+        self.assertGreater(ended - first[0], 0.7, "the first line came with the end")
+
+    def test_runtime_error(self):
+        result = self.result("error")
+        [(name, args, before, trace)] = result["exceptions"]
+        self.assertEqual((name, before), (self.programs["error_name"], False), result)
+        self.assertIn("boom", " ".join(map(str, args)) + trace + result["stderr"])
+
+    def test_syntax_error(self):
+        [(name, args, before, trace)] = self.result("syntax")["exceptions"]
+        self.assertTrue(before, (name, args, trace))
+
+    def test_utf8_round_trip(self):
+        self.assertEqual(self.ok("utf8")["stdout"], "안녕 😀\n")
+
+    def test_a_mib_of_output_intact_and_the_cap_beyond(self):
+        result = self.ok("output", N=CAP)
+        self.assertEqual((len(result["stdout"]), result["truncated"]), (CAP, False),
+                         f"stderr {result['stderr'][:500]!r}, the end of stdout "
+                         f"{result['stdout'][-80:]!r}")
+        self.assertEqual(set(result["stdout"]), {"x"})
+        result = self.result("output", N=2 * CAP)
+        self.assertEqual((len(result["stdout"]), result["truncated"]), (CAP, True))
+
+    def test_input(self):
+        reply = self.run_code("ask")
+        self.assertEqual(reply["status"], "waiting-input", reply)
+        if self.lang != "python3":  # its prompt is input()'s; the others print theirs
+            self.assertIn("Name?", reply["result"]["stdout"])
+        reply = self.front.send_input(self.kernel_id, "Ada")
+        self.assertEqual(reply["status"], "finished", reply)
+        self.assertIn("hello Ada", reply["result"]["stdout"])
+        self.assertEqual(reply["result"]["exceptions"], [])
+
+    def test_interrupt(self):
+        if self.lang in INTERPRETED:
+            self.ok("set")
+        reply = self.run_code("loop", mode="query", wait=1)
+        self.assertEqual(reply["status"], "continued", reply)
+        self.assertEqual(self.front.interrupt(self.kernel_id), {"interrupted": True})
+        reply = self.front.continue_run(self.kernel_id, wait=20)
+        self.assertEqual(reply["status"], "finished", reply)
+        self.assertTrue(reply["result"]["exceptions"], reply)
+        if self.lang in INTERPRETED:
+            self.assertEqual(self.ok("get")["stdout"], "42\n")  # the state is kept
+        else:
+            self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
+
+    def test_restart_clears_state(self):
+        if self.lang in INTERPRETED:
+            self.ok("set")
+        self.front.restart(self.kernel_id)
+        if self.lang in INTERPRETED:
+            result = self.result("get")
+            self.assertNotEqual(result["stdout"], "42\n", result)
+        self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
+
+    def test_a_nonzero_exit_is_reported_and_the_kernel_goes_on(self):
+        result = self.result("exit")
+        self.assertTrue(result["exceptions"], result)
+        self.assertIn("3", " ".join(" ".join(map(str, e[1])) + e[3]
+                                    for e in result["exceptions"]))
+        self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
+
+    def test_empty_program(self):
+        reply = self.front.run_code(self.kernel_id, "")
+        result = reply["result"]
+        if self.lang in COMPILED:
+            # No program: the compiler says so (java's compiles nothing and then has
+            # no Main class to run).
+            [(name, _, before, _)] = result["exceptions"]
+            expected = ("ExitStatus", False) if self.lang == "java" else ("CompileError", True)
+            self.assertEqual((name, before), expected)
+        else:
+            self.assertEqual((result["exceptions"], result["stdout"]), ([], ""))
+
+    def test_files_written_in_the_work_folder(self):
+        self.assertEqual(self.ok("file")["files"], ["out.txt"])
+
+    def test_the_tracing_filter_is_on(self):
+        # The engine's seccomp profile is one filter; the runner stacks its own on it.
+        self.assertEqual(self.ok("seccomp")["stdout"].strip(), "2")
+
+    def test_value(self):
+        if "value" not in self.programs:
+            self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
+            return
+        self.assertIn(self.programs["value_shown"], self.ok("value")["stdout"])
+
+
+def test_plot_becomes_a_png(self):
+    result = self.front.execute(self.kernel_id, "plot(1:10, main = 'Sorna')")
+    self.assertEqual(result["exceptions"], [])
+    [(mime, data)] = result["media"]
+    self.assertEqual(mime, "image/png")
+    self.assertEqual(base64.b64decode(data)[:8], b"\x89PNG\r\n\x1a\n")
+
+
+def hostile_case(attack):
+    """The program is limited (an exception, a cut output, a timeout or the kernel's
+    death with a cause), the cluster goes on, and a fresh kernel of the language works."""
+
+    def test(self):
+        kernel = self.front.create(self.lang, limits={"exec_timeout": 3})["kernel_id"]
+        self.destroy_later(self.front, kernel)
+        code = HOSTILE[self.lang][attack]
+        try:
+            reply = self.front.run_code(kernel, code)
+        except SornaError as e:
+            self.assertIn(e.code, (404, 504), e)
+            self.assertGreater(len(e.cause.split()), 2, e.cause)
+        else:
+            result = reply["result"]
+            self.assertTrue(result["exceptions"] or result["truncated"], result)
+        log.msg(f"measured: {self.lang} {attack}: limited")
+        fresh = self.front.create(self.lang)["kernel_id"]
+        self.destroy_later(self.front, fresh)
+        self.assertEqual(self.front.run_code(fresh, self.programs["hello"])["result"][
+            "stdout"], "hello, world\n")
+        self.assertEqual(self.front.ping("still there"), "still there")
+
+    test.__name__ = f"test_hostile_{attack}"
+    return test
+
+
+EXTRA = {"r": {"test_plot_becomes_a_png": test_plot_becomes_a_png}}
+for _lang, _attacks in HOSTILE.items():
+    for _attack in _attacks:
+        EXTRA.setdefault(_lang, {})[f"test_hostile_{_attack}"] = hostile_case(_attack)
+
+
+def _language_classes():
+    for lang in sorted(PROGRAMS):
+        name = lang.capitalize() + "Tests"
+        body = dict(EXTRA.get(lang, {}), lang=lang, __module__=__name__)
+        yield name, type(name, (LanguageCase, ClusterTestCase), body)
+
+
+for _name, _cls in _language_classes():
+    globals()[_name] = _cls
+del _name, _cls
+
+
+@atexit.register
+def _stop_shared():
+    """For runs of only some tests: what the last test would have stopped."""
+    for manager, agent, _ in LanguageCase._shared.values():
+        for process in (agent, manager):
+            process.stop()
+            process.remove_workdir()
+    LanguageCase._shared.clear()
