@@ -45,7 +45,7 @@ PROGRAMS = {
         "error": 'raise ValueError("boom")', "error_name": "ValueError",
         "syntax": "def (:",
         "utf8": 'print("안녕 😀")',
-        "output": 'import sys\nsys.stdout.write("x" * N)',
+        "output": 'import sys\n_ = sys.stdout.write("x" * N)',
         "ask": 'name = input("Name? ")\nprint("hello", name)',
         "loop": "while True:\n    pass",
         "exit": "import sys\nsys.exit(3)",

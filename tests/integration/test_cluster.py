@@ -6,6 +6,7 @@ import time
 
 import msgpack
 import zmq
+from twisted.python import log
 
 from sorna.proto.errors import KernelNotFound, NoCapacity
 from sorna.testing.processes import (
@@ -281,3 +282,32 @@ class StartupTests(ClusterTestCase):
 
 def ping(testcase, addr):
     return testcase.request(addr, {"action": "ping", "body": "pong"})["body"]
+
+
+class NewImageTests(ClusterTestCase):
+    def test_an_image_built_after_the_agent_started_is_served_within_two_heartbeats(self):
+        import io
+
+        manager, agent = self.start_cluster()
+        client = self.client(manager)
+        tag = "sorna/kernel-lang14:latest"
+        dockerfile = (b"FROM sorna/kernel-bash:latest\n"
+                      b'LABEL io.sorna.lang="lang14" io.sorna.aliases="fourteen"\n')
+        self.docker.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True,
+                                 network_mode="none")
+        self.addCleanup(self.docker.images.remove, tag, force=True)
+        built = time.monotonic()
+
+        def served():
+            [entry] = client.status()["agents"]
+            return "lang14" in entry["langs"]
+
+        # The agent looks at its images every heartbeat interval (0.5 s here); this
+        # machine is shared, so the bound waited for is generous and the time logged.
+        wait_until(served, 10 * HEARTBEAT, "the new language in status")
+        log.msg(f"measured: a new image served {time.monotonic() - built:.2f} s after it "
+                f"was built (heartbeat interval {HEARTBEAT} s)")
+        kernel = client.create("fourteen")  # by its alias, from the image's label
+        self.destroy_later(client, kernel["kernel_id"])
+        self.assertEqual(kernel["lang"], "lang14")
+        self.assertEqual(client.execute(kernel["kernel_id"], "echo 14")["stdout"], "14\n")

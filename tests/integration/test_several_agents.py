@@ -81,10 +81,11 @@ class ThreeHostsTests(SeveralAgentsTestCase):
             wait_for_agent(manager.addr, agent.agent_id, kernels=1, timeout=10)
         done = sorna_cli("status", manager=manager.addr)
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertIn("3 agents, 3 kernels of 6 slots; languages: python3", done.stdout)
+        self.assertIn("3 agents, 3 kernels of 6 slots; languages: ", done.stdout)
+        self.assertIn("python3", done.stdout.splitlines()[0])
         for agent in agents:
             line = re.search(rf"^{re.escape(agent.agent_id)}\s+{re.escape(agent.addr)}\s+"
-                             rf"1/2\s+(\d+\.\d)s\s+python3$", done.stdout, re.MULTILINE)
+                             rf"1/2\s+(\d+\.\d)s\s+.*\bpython3\b", done.stdout, re.MULTILINE)
             self.assertIsNotNone(line, f"no line for {agent.agent_id} at {agent.addr} with "
                                        f"1/2 kernels:\n{done.stdout}")
             self.assertLessEqual(float(line.group(1)), 3 * HEARTBEAT,
