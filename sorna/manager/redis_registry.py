@@ -125,12 +125,13 @@ end
 """
 
 # KEYS: agents, agent:<id>, agent-kernels:<id>
-# ARGV: prefix, id, addr, max_kernels, langs, now, instance, resources, aliases
+# ARGV: prefix, id, addr, max_kernels, langs, now, instance, resources, aliases, warm
 _HEARTBEAT = _LUA_COMMON + """
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'agent_id', ARGV[2], 'addr', ARGV[3], 'max_kernels', ARGV[4],
            'langs', ARGV[5], 'last_seen', ARGV[6], 'instance', ARGV[7],
-           'resources', ARGV[8], 'aliases', ARGV[9], 'kernels', redis.call('SCARD', KEYS[3]))
+           'resources', ARGV[8], 'aliases', ARGV[9], 'warm', ARGV[10],
+           'kernels', redis.call('SCARD', KEYS[3]))
 return 1
 """
 
@@ -151,18 +152,19 @@ local lang, now, timeout = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local excluded = {}
 for i = 8, #ARGV do excluded[ARGV[i]] = true end
 local pack = ARGV[5] == 'most-loaded'
-local function better(load, id, best_load, best_id)
+local function better(hot, load, id, best_hot, best_load, best_id)
   if best_id == nil then return true end
+  if hot ~= best_hot then return hot end
   if load ~= best_load then
     if pack then return load > best_load end
     return load < best_load
   end
   return before(id, best_id)
 end
-local best, best_load, best_key
+local best, best_load, best_key, best_hot, best_warm
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = prefix .. 'agent:' .. id
-  local a = redis.call('HMGET', key, 'max_kernels', 'kernels', 'last_seen', 'langs')
+  local a = redis.call('HMGET', key, 'max_kernels', 'kernels', 'last_seen', 'langs', 'warm')
   if a[1] and not excluded[id] then
     local max, kernels = tonumber(a[1]), tonumber(a[2])
     local held = reserved(id, ARGV[3])
@@ -173,8 +175,10 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       end
       if serves then
         local load = (kernels + held) / max
-        if better(load, id, best_load, best) then
-          best, best_load, best_key = id, load, key
+        local warm = a[5] and cmsgpack.unpack(a[5]) or {}
+        local hot = (tonumber(warm[lang]) or 0) > 0
+        if better(hot, load, id, best_hot, best_load, best) then
+          best, best_load, best_key, best_hot, best_warm = id, load, key, hot, warm
         end
       end
     end
@@ -182,6 +186,10 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 if best == nil then return false end
 redis.call('ZADD', prefix .. 'reservations:' .. best, ARGV[6], ARGV[7])
+if best_hot then
+  best_warm[lang] = tonumber(best_warm[lang]) - 1
+  redis.call('HSET', best_key, 'warm', cmsgpack.pack(best_warm))
+end
 return with_reserved(redis.call('HGETALL', best_key), best, ARGV[3])
 """
 
@@ -377,7 +385,7 @@ class RedisCapacityTable(CapacityTable):
                         self._key("agent-kernels:", a)],
                        [a, agent.addr, str(int(agent.max_kernels)), _pack(list(agent.langs)),
                         _num(now), _pack(agent.instance), _pack(agent.resources),
-                        _pack(agent.aliases)])
+                        _pack(agent.aliases), _pack(agent.warm)])
         return d.addCallback(lambda _: None)
 
     def agents(self, now):
@@ -480,6 +488,7 @@ def _agent(flat):
         last_seen=float(f["last_seen"]), instance=_unpack(f["instance"]),
         resources=_unpack(f["resources"]), reserved=int(f["reserved"]),
         aliases=_unpack(f["aliases"]) if "aliases" in f else {},
+        warm=_unpack(f["warm"]) if "warm" in f else {},
         kernels=int(f["kernels"]))
 
 

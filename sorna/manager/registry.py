@@ -5,6 +5,7 @@ table (`sorna.manager.redis_registry`) implements it unchanged. `MemoryCapacityT
 the default. Both must pass `tests/test_registry.py`.
 """
 
+import heapq
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 
@@ -23,6 +24,9 @@ class AgentRecord:
     reserved: int = 0  # slots promised to creations in flight (live leases)
     kernels: int = 0  # kernels of this agent in the table
     aliases: dict = field(default_factory=dict)  # lang -> [alias], from its images
+    # lang -> ready kernels in its warm pools, as of its last heartbeat less the
+    # reservations since (each is likely to take one)
+    warm: dict = field(default_factory=dict)
     reservation: str = None  # on what `reserve` returns: the id of the lease it took
 
     @property
@@ -88,7 +92,9 @@ class CapacityTable:
     def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE,
                 exclude=()):
         """Atomically take one slot on a live agent serving `lang` with room, not in
-        `exclude`: the least loaded one (spreading kernels), or with "most-loaded" the
+        `exclude`. Agents with a warm kernel of `lang` come first (and the reservation
+        counts one of their warm kernels as taken, until their next heartbeat); among
+        those equal, the least loaded one (spreading kernels), or with "most-loaded" the
         fullest one (packing them onto few hosts). Ties go to the lowest agent id. The
         slot is a lease: it counts as reserved until `now + lease`, unless released or
         consumed before.
@@ -138,9 +144,17 @@ class MemoryCapacityTable(CapacityTable):
         self.agent_timeout = agent_timeout
         self._agents = {}
         self._kernels = {}
+        self._by_agent = {}  # agent id -> {kernel id}: heartbeats cost O(its kernels)
         self._sessions = {}
         self._lost = {}
         self._leases = {}  # agent id -> {reservation id: until}
+        self._lease_ends = []  # heap of (until, agent id, reservation id)
+        # Placement without a scan: per (lang, placement), a heap of (key, version,
+        # agent id); a change to an agent pushes a new entry, and entries whose version
+        # is not the agent's current one are dropped when they come to the top.
+        self._choices = {}
+        self._versions = {}
+        self._version = 0
 
     def start(self):
         return defer.succeed(None)
@@ -151,25 +165,52 @@ class MemoryCapacityTable(CapacityTable):
     def _alive(self, agent, now):
         return now - agent.last_seen < self.agent_timeout
 
-    def _count_leases(self, agent, now):
-        leases = self._leases.get(agent.agent_id, {})
-        for reservation, until in list(leases.items()):
-            if until <= now:
+    def _expire_leases(self, now):
+        ends = self._lease_ends
+        while ends and ends[0][0] <= now:
+            until, agent_id, reservation = heapq.heappop(ends)
+            leases = self._leases.get(agent_id, {})
+            if leases.get(reservation) == until:
                 del leases[reservation]
-        agent.reserved = len(leases)
+                self._changed(agent_id)
+
+    @staticmethod
+    def _key(agent, lang, placement):
+        sign = -1 if placement == "most-loaded" else 1
+        return (agent.warm.get(lang, 0) <= 0, sign * load(agent), agent.agent_id)
+
+    def _changed(self, agent_id):
+        """Recount an agent's reservations and give it fresh places in the heaps."""
+        agent = self._agents.get(agent_id)
+        self._version += 1
+        self._versions[agent_id] = self._version
+        if agent is None:
+            return
+        agent.reserved = len(self._leases.get(agent_id, ()))
+        for (lang, placement), heap in self._choices.items():
+            if lang in agent.langs:
+                heapq.heappush(heap, (self._key(agent, lang, placement), self._version,
+                                      agent_id))
+                if len(heap) > 2 * len(self._agents) + 64:
+                    self._choices[(lang, placement)] = self._heap(lang, placement)
+
+    def _heap(self, lang, placement):
+        heap = [(self._key(a, lang, placement), self._versions[a.agent_id], a.agent_id)
+                for a in self._agents.values() if lang in a.langs]
+        heapq.heapify(heap)
+        return heap
 
     def heartbeat(self, agent, now):
-        self._count_leases(agent, now)
-        agent.kernels = sum(1 for k in self._kernels.values() if k.agent_id == agent.agent_id)
+        self._expire_leases(now)
+        agent.kernels = len(self._by_agent.get(agent.agent_id, ()))
         agent.last_seen = now
         self._agents[agent.agent_id] = agent
+        self._changed(agent.agent_id)
         return defer.succeed(None)
 
     def agents(self, now):
-        alive = [a for a in self._agents.values() if self._alive(a, now)]
-        for agent in alive:
-            self._count_leases(agent, now)
-        return defer.succeed(alive)
+        self._expire_leases(now)
+        return defer.succeed([a for a in self._agents.values() if self._alive(a, now)])
 
     def expire(self, now):
         dead = {}
@@ -177,7 +218,8 @@ class MemoryCapacityTable(CapacityTable):
             if not self._alive(agent, now):
                 del self._agents[agent_id]
                 self._leases.pop(agent_id, None)
-                kernels = [k for k in self._kernels.values() if k.agent_id == agent_id]
+                self._changed(agent_id)
+                kernels = self._kernels_of(agent_id)
                 for k in kernels:
                     self._forget(k.kernel_id)
                 dead[agent_id] = kernels
@@ -185,25 +227,38 @@ class MemoryCapacityTable(CapacityTable):
 
     def reserve(self, lang, now, placement="least-loaded", lease=DEFAULT_LEASE,
                 exclude=()):
-        alive = [a for a in self._agents.values() if self._alive(a, now)]
-        for agent in alive:
-            self._count_leases(agent, now)
-        candidates = [a for a in alive
-                      if lang in a.langs and a.free > 0 and a.agent_id not in exclude]
-        if not candidates:
+        self._expire_leases(now)
+        heap = self._choices.get((lang, placement))
+        if heap is None:
+            heap = self._choices[(lang, placement)] = self._heap(lang, placement)
+        passed_over, best = [], None
+        while heap:
+            _, version, agent_id = heap[0]
+            agent = self._agents.get(agent_id)
+            if (agent is None or version != self._versions.get(agent_id)
+                    or not self._alive(agent, now) or agent.free <= 0):
+                # Stale, dead or full: a heartbeat or a freed slot pushes it again.
+                heapq.heappop(heap)
+            elif agent_id in exclude:
+                passed_over.append(heapq.heappop(heap))
+            else:
+                best = agent
+                break
+        for entry in passed_over:
+            heapq.heappush(heap, entry)
+        if best is None:
             return defer.succeed(None)
-        sign = -1 if placement == "most-loaded" else 1
-        best = min(candidates, key=lambda a: (sign * load(a), a.agent_id))
         reservation = uuid.uuid4().hex
         self._leases.setdefault(best.agent_id, {})[reservation] = now + lease
-        best.reserved += 1
+        heapq.heappush(self._lease_ends, (now + lease, best.agent_id, reservation))
+        if best.warm.get(lang, 0) > 0:
+            best.warm = dict(best.warm, **{lang: best.warm[lang] - 1})
+        self._changed(best.agent_id)
         return defer.succeed(replace(best, reservation=reservation))
 
     def _end_lease(self, agent_id, reservation):
-        leases = self._leases.get(agent_id, {})
-        agent = self._agents.get(agent_id)
-        if leases.pop(reservation, None) is not None and agent is not None:
-            agent.reserved = max(0, agent.reserved - 1)
+        if self._leases.get(agent_id, {}).pop(reservation, None) is not None:
+            self._changed(agent_id)
 
     def release(self, agent_id, reservation):
         self._end_lease(agent_id, reservation)
@@ -216,7 +271,12 @@ class MemoryCapacityTable(CapacityTable):
         if agent is not None:
             if kernel.kernel_id not in self._kernels:
                 agent.kernels += 1
+                self._changed(kernel.agent_id)
+        old = self._kernels.get(kernel.kernel_id)
+        if old is not None and old.agent_id != kernel.agent_id:
+            self._by_agent.get(old.agent_id, set()).discard(kernel.kernel_id)
         self._kernels[kernel.kernel_id] = kernel
+        self._by_agent.setdefault(kernel.agent_id, set()).add(kernel.kernel_id)
         if kernel.session is not None:
             self._sessions[kernel.session] = kernel.kernel_id
         return defer.succeed(kernel)
@@ -231,15 +291,24 @@ class MemoryCapacityTable(CapacityTable):
         kernel = self._kernels.pop(kernel_id, None)
         if kernel is None:
             return None
+        held = self._by_agent.get(kernel.agent_id)
+        if held is not None:
+            held.discard(kernel_id)
+            if not held:
+                del self._by_agent[kernel.agent_id]
         agent = self._agents.get(kernel.agent_id)
         if agent is not None and agent.kernels > 0:
             agent.kernels -= 1
+            self._changed(kernel.agent_id)
         if kernel.session is not None and self._sessions.get(kernel.session) == kernel_id:
             del self._sessions[kernel.session]
         return kernel
 
     def kernels_of(self, agent_id):
-        return defer.succeed([k for k in self._kernels.values() if k.agent_id == agent_id])
+        return defer.succeed(self._kernels_of(agent_id))
+
+    def _kernels_of(self, agent_id):
+        return [self._kernels[k] for k in sorted(self._by_agent.get(agent_id, ()))]
 
     def find_session(self, session):
         return defer.succeed(self._sessions.get(tuple(session)))
