@@ -27,7 +27,8 @@ test: install
 unit: install
 	$(PYTHON) -m tests.summary tests.test_proto tests.test_server tests.test_registry \
 	  tests.test_manager tests.test_agent tests.test_agent_runs tests.test_client \
-	  tests.test_transport tests.test_logging tests.test_identity tests.test_grading
+	  tests.test_transport tests.test_logging tests.test_identity tests.test_grading \
+	  tests.test_warm_pools
 
 bench: images
 	$(PYTHON) bench/kernel_create.py

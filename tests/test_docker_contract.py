@@ -81,9 +81,18 @@ class DockerContractTests:
 
     def test_kernel_images(self):
         images = self.successResultOf(self.containers.kernel_images())
-        tag, labels = images["python3"]
+        tag, labels, image_id = images["python3"]
         self.assertEqual(tag, IMAGE)
         self.assertEqual(labels["io.sorna.lang"], "python3")
+        self.assertEqual(image_id, self.client.images.get(IMAGE).id)
+
+    def test_memory_limit_of_a_running_kernel_is_lowered(self):
+        kernel_id, container_id, ipc_dir, args = self.start()
+        self.successResultOf(self.containers.limit_memory(container_id, 64))
+        config = self.client.containers.get(container_id).attrs["HostConfig"]
+        self.assertEqual((config["Memory"], config["MemorySwap"]), (64 << 20, 64 << 20))
+        self.successResultOf(self.containers.remove_kernel(container_id, ipc_dir))
+        self.failureResultOf(self.containers.limit_memory(container_id, 64), NotFound)
 
 
 class FakeDockerTests(DockerContractTests, SynchronousTestCase):

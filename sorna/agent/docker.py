@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import threading
+from typing import NamedTuple
 
 import docker
 from docker.errors import ImageNotFound, NotFound
@@ -18,6 +19,12 @@ log = Logger(namespace="sorna.agent")
 
 def real_client_factory(timeout=30):
     return lambda: docker.from_env(timeout=timeout)
+
+
+class KernelImage(NamedTuple):
+    tag: str
+    labels: dict
+    id: str
 
 
 class Containers:
@@ -50,6 +57,10 @@ class Containers:
         """Containers labelled with this agent's id: [(container_id, kernel_id, status)]."""
         return self.pool.run(self._thd_list_kernels)
 
+    def limit_memory(self, container_id, memory_mb):
+        """Lower a running kernel's memory limit (swap included, so still no swap)."""
+        return self.pool.run(self._thd_limit_memory, container_id, memory_mb)
+
     def death_cause(self, container_id):
         """Why a stopped kernel container stopped, in words ("" when unknown)."""
         return self.pool.run(self._thd_death_cause, container_id)
@@ -59,7 +70,7 @@ class Containers:
         return self.pool.run(self._thd_engine_report)
 
     def kernel_images(self):
-        """{lang: (image tag, labels)} of local images that carry `io.sorna.lang`."""
+        """{lang: KernelImage} of local images that carry `io.sorna.lang`."""
         return self.pool.run(self._thd_kernel_images)
 
     # -- thread side
@@ -113,6 +124,10 @@ class Containers:
             ignore_removed=True)
         return [(c.id, c.labels.get(LABEL_PREFIX + "kernel"), c.status) for c in found]
 
+    def _thd_limit_memory(self, container_id, memory_mb):
+        self._client().containers.get(container_id).update(
+            mem_limit=f"{memory_mb}m", memswap_limit=f"{memory_mb}m")
+
     def _thd_death_cause(self, container_id):
         try:
             state = self._client().containers.get(container_id).attrs.get("State", {})
@@ -141,7 +156,7 @@ class Containers:
             lang = image.labels.get(LABEL_PREFIX + "lang")
             tag = f"sorna/kernel-{lang}:latest"
             if lang and tag in image.tags:
-                images[lang] = (tag, dict(image.labels))
+                images[lang] = KernelImage(tag, dict(image.labels), image.id)
         return images
 
 
@@ -173,4 +188,4 @@ def thd_prepare_ipc_root(root):
     return root
 
 
-__all__ = ["Containers", "real_client_factory", "NotFound", "ImageNotFound"]
+__all__ = ["Containers", "KernelImage", "real_client_factory", "NotFound", "ImageNotFound"]

@@ -1,6 +1,7 @@
 """The kernels of one agent: their containers from start to end. Each kernel's REPL
 connection is a ReplChannel (sorna.agent.channel), its executions a RunQueue
-(sorna.agent.scheduler)."""
+(sorna.agent.scheduler); kernels started ahead of demand wait in WarmPools
+(sorna.agent.pools)."""
 
 import os
 
@@ -8,8 +9,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from sorna.agent.channel import ReplChannel
+from sorna.agent.pools import WarmPools
 from sorna.agent.scheduler import RunQueue
 from sorna.defer import deferred
+from sorna.ids import new_kernel_id
 from sorna.langs import parse_aliases
 from sorna.proto.actions import MAX_FILE_SIZE
 from sorna.proto.errors import (
@@ -39,6 +42,8 @@ class Kernel:
         # File requests at the daemon at once: each may carry 16 MiB both ways.
         self.files = defer.DeferredSemaphore(FILE_REQUESTS_AT_ONCE)
         self.ready = False
+        self.pooled = False  # waiting in a warm pool: no user has had it yet
+        self.image_id = None
 
     @property
     def last_used(self):
@@ -50,8 +55,10 @@ class Kernels:
 
     def __init__(self, containers, links, clock, policy, ipc_root, max_kernels,
                  start_timeout=30.0, max_queued=8, idle_timeout=600.0, interrupt_grace=5.0,
-                 default_wait=2.0, exporter=None, max_executions=0, max_input_wait=300.0):
-        """`links` opens REPL links (sorna.agent.repl_link.UnixReplLinks)."""
+                 default_wait=2.0, exporter=None, max_executions=0, max_input_wait=300.0,
+                 warm_pools=None):
+        """`links` opens REPL links (sorna.agent.repl_link.UnixReplLinks); `warm_pools`,
+        {lang: n}, how many ready kernels to keep per language."""
         self.containers = containers
         self.links = links
         self.clock = clock
@@ -69,13 +76,22 @@ class Kernels:
         self.exporter = exporter
         self.max_executions = max_executions  # runs at once on this agent (0: no limit)
         self.max_input_wait = max_input_wait
-        self.images = {}  # lang -> (tag, labels)
+        self.images = {}  # lang -> KernelImage
+        self.pools = WarmPools(self, warm_pools or {})
         self._kernels = {}
         self._gone = {}
 
     def running(self):
-        """{kernel_id: lang} of kernels that are ready, as heartbeats report them."""
-        return {k.kernel_id: k.lang for k in self._kernels.values() if k.ready}
+        """{kernel_id: lang} of users' kernels that are ready, as heartbeats report them."""
+        return {k.kernel_id: k.lang for k in self._kernels.values()
+                if k.ready and not k.pooled}
+
+    def pooled(self):
+        """Kernels in the warm pools, ready or starting, oldest first."""
+        return [k for k in self._kernels.values() if k.pooled]
+
+    def has_free_slot(self):
+        return len(self._kernels) < self.max_kernels
 
     def __len__(self):
         return len(self._kernels)
@@ -83,15 +99,23 @@ class Kernels:
     @deferred
     async def refresh_images(self):
         self.images = await self.containers.kernel_images()
+        for kernel in self.pooled():
+            image = self.images.get(kernel.lang)
+            if kernel.ready and (image is None or image.id != kernel.image_id):
+                log.info("the {lang} image changed: warm kernel {kernel} is replaced",
+                         lang=kernel.lang, kernel=kernel.kernel_id)
+                await self._remove(kernel)
         return sorted(self.images)
 
     def aliases(self):
         """{lang: [alias]} from the images' io.sorna.aliases labels."""
-        return {lang: parse_aliases(labels.get("io.sorna.aliases"))
-                for lang, (_, labels) in self.images.items()}
+        return {lang: parse_aliases(image.labels.get("io.sorna.aliases"))
+                for lang, image in self.images.items()}
 
     @deferred
     async def create(self, kernel_id, lang, requested_limits=None):
+        """A warm kernel of `lang` when the pool has one its limits fit, else a new one
+        (making room by destroying a warm kernel, when every slot is taken)."""
         if kernel_id in self._kernels:
             raise BadRequest(f"kernel {kernel_id} already exists on this agent",
                              error="duplicate-kernel")
@@ -99,16 +123,76 @@ class Kernels:
             raise BadRequest(f"this agent has no image for language {lang!r}; it has: "
                              f"{', '.join(sorted(self.images)) or 'none'}",
                              error="unknown-language")
-        if len(self._kernels) >= self.max_kernels:
+        limits = self.policy.limits_for(self.images[lang].labels, requested_limits)
+        kernel = await self._hand_out(kernel_id, lang, limits)
+        if kernel is None:
+            await self._make_room()
+            kernel = await self._start(kernel_id, lang, limits)
+        self.pools.fill()
+        return kernel
+
+    @deferred
+    async def start_pooled(self, lang):
+        limits = self.policy.limits_for(self.images[lang].labels, None)
+        kernel = await self._start(new_kernel_id(), lang, limits, pooled=True)
+        log.info("warm {lang} kernel {kernel} is ready", lang=lang, kernel=kernel.kernel_id)
+        return kernel
+
+    @deferred
+    async def _hand_out(self, kernel_id, lang, limits):
+        """Give the oldest ready warm kernel of `lang` the id `kernel_id` and the
+        requested limits: a lower memory limit is applied to its running container
+        (`docker update`); if that fails, None (the caller starts a new kernel)."""
+        kernel = next((k for k in self.pooled() if k.lang == lang and k.ready
+                       and k.image_id == self.images[lang].id), None)
+        if kernel is None:
+            return None
+        pool_id = kernel.kernel_id
+        del self._kernels[pool_id]
+        kernel.pooled = False
+        kernel.kernel_id = kernel.channel.name = kernel.runs.name = kernel_id
+        self._kernels[kernel_id] = kernel
+        if limits["memory_mb"] < kernel.limits["memory_mb"]:
+            try:
+                await self.containers.limit_memory(kernel.container_id, limits["memory_mb"])
+            except Exception as e:
+                log.warn("could not lower the memory limit of warm kernel {pool} ({cause}); "
+                         "starting a new kernel instead", pool=pool_id, cause=str(e))
+                await self._remove(kernel)
+                return None
+            if self._kernels.get(kernel_id) is not kernel:
+                raise Failure(f"kernel {kernel_id} was destroyed while it started")
+        kernel.limits.update(limits)
+        kernel.runs.last_used = self.clock.seconds()
+        log.info("kernel {kernel} ({lang}) is warm kernel {pool}, container {container}",
+                 kernel=kernel_id, lang=lang, pool=pool_id,
+                 container=kernel.container_id[:12])
+        return kernel
+
+    @deferred
+    async def _make_room(self):
+        if self.has_free_slot():
+            return
+        # Ready warm kernels go first: a starting one would waste its start.
+        pooled = sorted(self.pooled(), key=lambda k: not k.ready)
+        if not pooled:
             raise NoCapacity(f"this agent already runs its maximum of {self.max_kernels} "
                              f"kernels")
-        image, labels = self.images[lang]
-        limits = self.policy.limits_for(labels, requested_limits)
+        log.info("destroying warm kernel {kernel} ({lang}) to make room",
+                 kernel=pooled[0].kernel_id, lang=pooled[0].lang)
+        await self._remove(pooled[0])
+
+    @deferred
+    async def _start(self, kernel_id, lang, limits, pooled=False):
+        image = self.images[lang]
         kernel = Kernel(kernel_id, lang, os.path.join(self.ipc_root, kernel_id), limits)
+        kernel.pooled = pooled
+        kernel.image_id = image.id
         self._kernels[kernel_id] = kernel
         try:
             args = self.policy.container_args(self.containers.agent_id, kernel_id, lang,
-                                              image, kernel.ipc_dir, limits, labels)
+                                              image.tag, kernel.ipc_dir, limits,
+                                              image.labels)
             kernel.container_id = await self.containers.start_kernel(kernel.ipc_dir, args)
             if self._kernels.get(kernel_id) is not kernel:
                 raise Failure(f"kernel {kernel_id} was destroyed while it started")
@@ -121,8 +205,9 @@ class Kernels:
             raise Failure(f"could not start a {lang} kernel: {e}")
         kernel.ready = True
         kernel.runs.last_used = self.clock.seconds()
-        log.info("kernel {kernel} ({lang}) started in container {container}",
-                 kernel=kernel_id, lang=lang, container=kernel.container_id[:12])
+        if not pooled:
+            log.info("kernel {kernel} ({lang}) started in container {container}",
+                     kernel=kernel_id, lang=lang, container=kernel.container_id[:12])
         return kernel
 
     @deferred
@@ -130,16 +215,17 @@ class Kernels:
         """Forget kernels whose containers stopped: a crash, an OOM kill, a kill from outside.
 
         Only kernels ready before the listing are judged, so a kernel whose container is
-        still starting is never mistaken for a dead one.
+        still starting is never mistaken for a dead one. Containers are matched by id: a
+        warm kernel keeps the label of its pool id after it is handed out.
         """
         candidates = [k for k in self._kernels.values() if k.ready]
         if not candidates:
             return []
-        states = {kernel_id: status
-                  for _, kernel_id, status in await self.containers.list_kernels()}
+        states = {container_id: status
+                  for container_id, _, status in await self.containers.list_kernels()}
         dead = []
         for kernel in candidates:
-            status = states.get(kernel.kernel_id, "missing")
+            status = states.get(kernel.container_id, "missing")
             if status in ("running", "paused", "restarting"):
                 continue
             if self._kernels.get(kernel.kernel_id) is not kernel:
@@ -147,6 +233,9 @@ class Kernels:
             cause = await self.containers.death_cause(kernel.container_id)
             cause = cause or f"its container is {status}"
             log.warn("kernel {kernel} died: {cause}", kernel=kernel.kernel_id, cause=cause)
+            if kernel.pooled:
+                await self._remove(kernel)
+                continue
             dead.append(kernel.kernel_id)
             await self._remove(kernel, KernelDied(f"kernel {kernel.kernel_id} died: {cause}; "
                                                   f"create a new one"))
@@ -159,7 +248,8 @@ class Kernels:
             return []
         now = self.clock.seconds()
         idle = [k for k in self._kernels.values()
-                if k.ready and not k.runs.busy and now - k.last_used >= self.idle_timeout]
+                if k.ready and not k.pooled and not k.runs.busy
+                and now - k.last_used >= self.idle_timeout]
         for kernel in idle:
             log.info("kernel {kernel} was idle for {t:.0f} s; destroying it",
                      kernel=kernel.kernel_id, t=now - kernel.last_used)
@@ -169,9 +259,16 @@ class Kernels:
     @deferred
     async def destroy(self, kernel_id):
         kernel = self._kernels.get(kernel_id)
-        if kernel is None:
+        if kernel is None or kernel.pooled:
             raise KernelNotFound(f"no kernel has id {kernel_id} on this agent")
         await self._remove(kernel)
+
+    @deferred
+    async def close(self):
+        """Stop filling the pools (the start in progress ends first), then destroy every
+        kernel, warm ones included."""
+        await self.pools.close()
+        await self.destroy_all()
 
     def destroy_all(self):
         return defer.gatherResults([self._remove(k) for k in list(self._kernels.values())],
@@ -179,7 +276,7 @@ class Kernels:
 
     def _ready(self, kernel_id):
         kernel = self._kernels.get(kernel_id)
-        if kernel is None or not kernel.ready:
+        if kernel is None or not kernel.ready or kernel.pooled:
             raise KernelNotFound(f"no kernel has id {kernel_id} on this agent")
         return kernel
 
@@ -305,7 +402,7 @@ class Kernels:
             del self._kernels[kernel.kernel_id]
         kernel.ready = False
         gone = why or KernelNotFound(f"kernel {kernel.kernel_id} was destroyed")
-        if why is not None:
+        if why is not None and not kernel.pooled:
             self._gone[kernel.kernel_id] = (why.cause, self.clock.seconds())
         if kernel.runs is not None:
             kernel.runs.fail_all(gone)

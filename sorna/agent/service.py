@@ -115,6 +115,8 @@ class AgentService(MultiService):
             self.manager_addr, lambda frames: self.commands.on_message(b"manager", frames),
             send_hwm=10)
         self.commands.socket = _DealerAsRouter(self._dealer)
+        self.kernels.pools.open()
+        self.kernels.pools.fill()
         self._heartbeat = self._every(self.heartbeat_interval, self._beat, now=True)
         self._reaper = self._every(self.heartbeat_interval, self._reap, now=False)
         log.info("sorna-agent {agent} ready on {endpoint} (advertised as {addr}), "
@@ -162,6 +164,7 @@ class AgentService(MultiService):
         d = self.kernels.reap()
         d.addCallback(lambda _: self.kernels.cull_idle())
         d.addCallback(lambda _: self._look_for_images())
+        d.addCallback(lambda _: self.kernels.pools.fill())
         d.addErrback(lambda f: log.failure("could not check the kernels' containers", f))
         return d
 
@@ -188,6 +191,7 @@ class AgentService(MultiService):
             "leaving": leaving, "addr": self.advertised_addr,
             "max_kernels": self.kernels.max_kernels, "kernels": self.kernels.running(),
             "langs": self.langs, "aliases": self.kernels.aliases(),
+            "warm": self.kernels.pools.counts(),
             "instance": self.instance, "gone": self.kernels.gone(),
             "resources": {"cpus": os.cpu_count(), "sandbox": self.sandbox,
                           "executions": self.kernels.executions()},
@@ -201,7 +205,7 @@ class AgentService(MultiService):
         for loop in (self._heartbeat, self._reaper):
             if loop is not None and loop.running:
                 loop.stop()
-        await self.kernels.destroy_all()
+        await self.kernels.close()
         self.send_heartbeat(leaving=True)  # the manager frees our id for a restart at once
         await self.api.grader.stop()
         await self.frontend.in_flight.wait()

@@ -12,6 +12,7 @@ from sorna.agent import identity
 from sorna.agent.docker import Containers, real_client_factory
 from sorna.agent.grading import ProcessGrader
 from sorna.agent.kernels import Kernels
+from sorna.agent.pools import parse_warm_pools
 from sorna.agent.repl_link import UnixReplLinks
 from sorna.agent.s3 import S3Exporter
 from sorna.agent.sandbox import SandboxPolicy
@@ -82,6 +83,9 @@ class Options(usage.Options):
          float],
         ["idle-timeout", None, 600.0,
          "Destroy a kernel unused for this many seconds (0: never).", float],
+        ["warm-pool", None, "python3=2",
+         "Ready kernels kept per language, handed out at create (LANG=N,...; 0: none). "
+         "They use free slots only."],
     ]
 
     def postOptions(self):
@@ -96,6 +100,10 @@ class Options(usage.Options):
             raise usage.UsageError("--max-kernels must be at least 1")
         if not 0 < self["port"] < 65536:
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
+        try:
+            self["warm-pool"] = parse_warm_pools(self["warm-pool"])
+        except ValueError as e:
+            raise usage.UsageError(f"--warm-pool: {e}")
         if self["idle-timeout"] < 0:
             raise usage.UsageError("--idle-timeout must be 0 (never) or more seconds")
         for name in ("pids-limit", "nofile", "tmp-size-mb", "work-size-mb", "shm-size-mb",
@@ -185,7 +193,8 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
                       ipc_root=config["ipc-root"], max_kernels=config["max-kernels"],
                       idle_timeout=config["idle-timeout"], exporter=exporter,
                       max_executions=config["max-executions"],
-                      max_input_wait=config["max-input-wait"])
+                      max_input_wait=config["max-input-wait"],
+                      warm_pools=config["warm-pool"])
     return AgentService(
         agent_id=me.agent_id, instance=me.instance, manager_addr=config["manager-addr"],
         endpoint=f"tcp://{config['listen']}:{config['port']}",

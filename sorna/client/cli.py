@@ -233,11 +233,14 @@ def _status(args, stdout, stderr):
                  f"{status['capacity']} slots; languages: "
                  f"{', '.join(status['langs']) or 'none'}\n")
     if status["agents"]:
-        stdout.write(f"{'AGENT':24} {'ADDRESS':26} {'KERNELS':>9} {'SEEN':>6}  LANGUAGES\n")
+        stdout.write(f"{'AGENT':24} {'ADDRESS':26} {'KERNELS':>9} {'SEEN':>6}  "
+                     f"{'WARM':16} LANGUAGES\n")
     for a in status["agents"]:
+        warm = ",".join(f"{lang}={n}" for lang, n in sorted((a.get("warm") or {}).items())
+                        if n) or "-"
         stdout.write(f"{a['agent_id']:24} {a['addr']:26} "
                      f"{a['kernels']:>4}/{a['max_kernels']:<4} {a['last_heartbeat']:>5.1f}s  "
-                     f"{', '.join(a['langs'])}\n")
+                     f"{warm:16} {', '.join(a['langs'])}\n")
     return 0
 
 

@@ -132,7 +132,7 @@ class ManagerApi:
             "agent_id": a.agent_id, "addr": a.addr, "max_kernels": a.max_kernels,
             "kernels": a.kernels, "reserved": a.reserved, "free": a.free,
             "langs": sorted(a.langs), "last_heartbeat": round(now - a.last_seen, 3),
-            "instance": a.instance, "resources": a.resources,
+            "instance": a.instance, "resources": a.resources, "warm": a.warm,
         } for a in sorted(agents, key=lambda a: a.agent_id)],
             "kernels": sum(a.kernels for a in agents),
             "capacity": sum(a.max_kernels for a in agents),
@@ -161,7 +161,7 @@ class ManagerApi:
         await self.table.heartbeat(AgentRecord(
             agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
             langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},
-            resources=f["resources"] or {}, aliases=f["aliases"]), now)
+            resources=f["resources"] or {}, aliases=f["aliases"], warm=f["warm"]), now)
         await self._reconcile(agent_id, f["kernels"], f["gone"], now)
         return NO_REPLY
 

@@ -37,6 +37,8 @@ MANAGER = {
                        default={}),
         "instance": Anything(required=False, default={}),
         "resources": Anything(required=False, default={}),
+        "warm": DictOf(Lang(), Number(minimum=0, maximum=100000, integer=True),
+                       max_items=256, required=False, default={}),
     },
 }
 

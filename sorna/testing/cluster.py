@@ -165,7 +165,8 @@ class FakeCluster:
                 "--port", str(6001 + i), "--agent-id", f"agent-{i}",
                 "--max-kernels", str(max_kernels),
                 "--heartbeat-interval", str(heartbeat_interval),
-                "--ipc-root", self.ipc_roots[-1], "--ipc-tmpfs-mb", "0", *agent_argv])
+                "--ipc-root", self.ipc_roots[-1], "--ipc-tmpfs-mb", "0",
+                "--warm-pool", "0", *agent_argv])
             self.hosts.append(host)
             self.agents.append(agent_tap.makeService(
                 config, clock=clock, transport=self.network, reactor=self.reactor,

@@ -25,12 +25,14 @@ class FakeContainer:
         self.labels = dict(labels or {})
         self.kwargs = kwargs
         self.status = "running"
-        self.attrs = {"State": {"OOMKilled": False, "ExitCode": 0}}
+        self.attrs = {"State": {"OOMKilled": False, "ExitCode": 0},
+                      "HostConfig": {"Memory": _bytes(kwargs.get("mem_limit")),
+                                     "MemorySwap": _bytes(kwargs.get("memswap_limit"))}}
 
     def die(self, exit_code=137, oom=False):
         """As if the kernel's process died (a test's doing)."""
         self.status = "exited"
-        self.attrs = {"State": {"OOMKilled": oom, "ExitCode": exit_code}}
+        self.attrs["State"] = {"OOMKilled": oom, "ExitCode": exit_code}
 
     def remove(self, force=False):
         if self.id not in self._client._containers:
@@ -43,6 +45,16 @@ class FakeContainer:
 
     def stop(self, timeout=10):
         self.status = "exited"
+
+    def update(self, mem_limit=None, memswap_limit=None):
+        if self.id not in self._client._containers:
+            raise NotFound(f"No such container: {self.id}")
+        if self.status != "running":
+            raise APIError(f"Container {self.id} is not running")
+        if mem_limit is not None:
+            self.attrs["HostConfig"]["Memory"] = _bytes(mem_limit)
+        if memswap_limit is not None:
+            self.attrs["HostConfig"]["MemorySwap"] = _bytes(memswap_limit)
 
     def reload(self):
         if self.id not in self._client._containers:
@@ -139,3 +151,15 @@ def _as_list(value):
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+def _bytes(size):
+    """docker-py's memory sizes ("256m", or bytes) in bytes, as the engine reports them."""
+    if size is None:
+        return 0
+    if isinstance(size, int):
+        return size
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    if size[-1].lower() in units:
+        return int(size[:-1]) * units[size[-1].lower()]
+    return int(size)

@@ -238,7 +238,7 @@ class AgentProcess(TwistdProcess):
 
     def __init__(self, manager_addr, agent_id, port=None, max_kernels=4,
                  heartbeat_interval=None, max_message_size=None, extra_args=(),
-                 listen=LOOPBACK, advertise_host=None, **kw):
+                 listen=LOOPBACK, advertise_host=None, warm_pool="0", **kw):
         super().__init__(**kw)
         self.tmpdir = os.path.join(self.workdir, "tmp")
         os.makedirs(self.tmpdir, exist_ok=True)
@@ -252,6 +252,8 @@ class AgentProcess(TwistdProcess):
         self.heartbeat_interval = heartbeat_interval
         self.max_message_size = max_message_size
         self.extra_args = list(extra_args)
+        # Tests count the containers they cause: warm pools only where a test asks.
+        self.warm_pool = warm_pool
         self.ready_pattern = re.compile(
             rf"sorna-agent {re.escape(agent_id)} ready on (\S+)")
 
@@ -266,7 +268,7 @@ class AgentProcess(TwistdProcess):
     def plugin_args(self):
         args = ["sorna-agent", "--manager-addr", self.manager_addr, "--listen", self.listen,
                 "--port", str(self.port), "--agent-id", self.agent_id,
-                "--max-kernels", str(self.max_kernels)]
+                "--max-kernels", str(self.max_kernels), "--warm-pool", self.warm_pool]
         if self.advertise_host is not None:
             args += ["--advertise-host", self.advertise_host]
         if self.heartbeat_interval is not None:
