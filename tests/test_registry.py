@@ -188,7 +188,7 @@ class CapacityTableTests:
                    now=1700000000.123456)
         await self.table.add_kernel(k)
         self.assertEqual(await self.table.get_kernel("k1"), k)
-        self.assertEqual(await self.table.kernels_of("a"), [k])
+        self.assertEqual(await self.table.kernel_ages("a"), {"k1": 1700000000.123456})
         self.assertEqual(await self.table.remove_kernel("k1"), k)
 
     @table_test
@@ -235,7 +235,7 @@ class CapacityTableTests:
         self.assertIsNone(await self.table.get_kernel("k1"))
         self.assertIsNone(await self.table.find_session(("u", "e", "python3")))
         self.assertEqual([a.agent_id for a in await self.table.agents(now=9)], ["b"])
-        self.assertEqual(await self.table.kernels_of("a"), [])
+        self.assertEqual(await self.table.kernel_ages("a"), {})
 
     @table_test
     async def test_a_dead_agent_that_beats_again_is_alive(self):
@@ -246,12 +246,12 @@ class CapacityTableTests:
         self.assertEqual(await self.table.expire(now=20), {})
 
     @table_test
-    async def test_kernels_of(self):
+    async def test_kernel_ages(self):
         await self.table.heartbeat(agent("a"), now=0)
         await self.table.heartbeat(agent("b"), now=0)
-        await self.table.add_kernel(kernel("k1", "a"))
+        await self.table.add_kernel(kernel("k1", "a", now=2.5))
         await self.table.add_kernel(kernel("k2", "b"))
-        self.assertEqual([k.kernel_id for k in await self.table.kernels_of("a")], ["k1"])
+        self.assertEqual(await self.table.kernel_ages("a"), {"k1": 2.5})
 
 
     @table_test
@@ -269,6 +269,79 @@ class CapacityTableTests:
                                          warm={"python3": 1}), now=1)
         self.assertEqual((await self.table.reserve("python3", now=1,
                                                    placement="most-loaded")).agent_id, "b")
+
+    async def _check_counts(self, now, model):
+        for a in await self.table.agents(now):
+            leases = [1 for agent_id, _, until in model["leases"]
+                      if agent_id == a.agent_id and until > now]
+            kernels = [1 for agent_id in model["kernels"].values() if agent_id == a.agent_id]
+            self.assertEqual((a.reserved, a.kernels), (len(leases), len(kernels)), a.agent_id)
+
+    async def _expected(self, lang, now, placement, exclude):
+        sign = -1 if placement == "most-loaded" else 1
+        candidates = [a for a in await self.table.agents(now)
+                      if lang in a.langs and a.free > 0 and a.agent_id not in exclude]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda a: (a.warm.get(lang, 0) <= 0,
+                                              sign * (a.kernels + a.reserved) / a.max_kernels,
+                                              a.agent_id)).agent_id
+
+    @table_test
+    async def test_random_operations_keep_counts_and_choose_as_a_scan_would(self):
+        """Tables may place without scanning (heaps, sorted sets): a random mix of
+        operations must keep the counts a plain model keeps and choose what a scan of
+        `agents()` would."""
+        import random
+        rng = random.Random(1234)
+        ids = [f"a{i}" for i in range(12)]
+        now, serial = 0.0, 0
+        model = {"leases": [], "kernels": {}, "seen": {}}
+        for step in range(1500):
+            op = rng.random()
+            if op < 0.2:
+                agent_id = rng.choice(ids)
+                await self.table.heartbeat(agent(
+                    agent_id, max_kernels=rng.randint(1, 4),
+                    langs=rng.choice([["python3"], ["python3", "r"], ["r"]]),
+                    warm={"python3": rng.randint(0, 2)}), now=now)
+                model["seen"][agent_id] = now
+            elif op < 0.6:
+                lang = rng.choice(["python3", "r"])
+                placement = rng.choice(["least-loaded", "most-loaded"])
+                exclude = set(rng.sample(ids, rng.randint(0, 2)))
+                await self._check_counts(now, model)
+                want = await self._expected(lang, now, placement, exclude)
+                lease = rng.choice([1.0, 5.0])
+                got = await self.table.reserve(lang, now=now, placement=placement,
+                                               exclude=exclude, lease=lease)
+                self.assertEqual(got.agent_id if got else None, want, f"step {step}")
+                if got:
+                    model["leases"].append((got.agent_id, got.reservation, now + lease))
+            elif op < 0.75 and model["leases"]:
+                agent_id, reservation, until = model["leases"].pop(
+                    rng.randrange(len(model["leases"])))
+                serial += 1
+                if rng.random() < 0.5:
+                    await self.table.release(agent_id, reservation)
+                elif agent_id in model["seen"]:
+                    await self.table.add_kernel(kernel(f"k{serial}", agent_id, now=now),
+                                                reservation)
+                    model["kernels"][f"k{serial}"] = agent_id
+            elif op < 0.85 and model["kernels"]:
+                kernel_id = rng.choice(sorted(model["kernels"]))
+                await self.table.remove_kernel(kernel_id)
+                del model["kernels"][kernel_id]
+            elif op < 0.95:
+                now += rng.choice([0.5, 2.0])
+            else:
+                await self.table.expire(now)
+                dead = {a for a, seen in model["seen"].items() if now - seen >= 9.0}
+                model["leases"] = [x for x in model["leases"] if x[0] not in dead]
+                model["kernels"] = {k: a for k, a in model["kernels"].items()
+                                    if a not in dead}
+                for agent_id in dead:
+                    del model["seen"][agent_id]
 
     @table_test
     async def test_most_loaded_packs_kernels(self):
@@ -307,77 +380,3 @@ class MemoryCapacityTableTests(CapacityTableTests, SynchronousTestCase):
     def test_lost_entries_expire(self):
         self.successResultOf(self.table.mark_lost(["k1"], "gone", now=0))
         self.assertIsNone(self.successResultOf(self.table.lost("k1", now=3601)))
-
-
-class MemoryPlacementModelTests(SynchronousTestCase):
-    """The memory table places without scanning (heaps of lazily replaced entries): a
-    random mix of operations must keep the counts a plain model keeps, and choose what a
-    scan of the agents would."""
-
-    def check_counts(self, table, now, model):
-        for a in table.agents(now).result:
-            leases = [1 for agent_id, _, until in model["leases"]
-                      if agent_id == a.agent_id and until > now]
-            kernels = [1 for agent_id in model["kernels"].values() if agent_id == a.agent_id]
-            self.assertEqual((a.reserved, a.kernels), (len(leases), len(kernels)), a.agent_id)
-
-    def expected(self, table, lang, now, placement, exclude):
-        sign = -1 if placement == "most-loaded" else 1
-        candidates = [a for a in table.agents(now).result
-                      if lang in a.langs and a.free > 0 and a.agent_id not in exclude]
-        if not candidates:
-            return None
-        return min(candidates, key=lambda a: (a.warm.get(lang, 0) <= 0,
-                                              sign * (a.kernels + a.reserved) / a.max_kernels,
-                                              a.agent_id)).agent_id
-
-    def test_random_operations_match_a_scan(self):
-        import random
-        rng = random.Random(1234)
-        table = MemoryCapacityTable(agent_timeout=9.0)
-        ids = [f"a{i}" for i in range(12)]
-        now, serial = 0.0, 0
-        model = {"leases": [], "kernels": {}, "seen": {}}
-        for step in range(4000):
-            op = rng.random()
-            if op < 0.2:
-                agent_id = rng.choice(ids)
-                table.heartbeat(agent(agent_id, max_kernels=rng.randint(1, 4),
-                                      langs=rng.choice([["python3"], ["python3", "r"], ["r"]]),
-                                      warm={"python3": rng.randint(0, 2)}), now=now)
-                model["seen"][agent_id] = now
-            elif op < 0.6:
-                lang = rng.choice(["python3", "r"])
-                placement = rng.choice(["least-loaded", "most-loaded"])
-                exclude = set(rng.sample(ids, rng.randint(0, 2)))
-                self.check_counts(table, now, model)
-                want = self.expected(table, lang, now, placement, exclude)
-                lease = rng.choice([1.0, 5.0])
-                got = table.reserve(lang, now=now, placement=placement, exclude=exclude,
-                                    lease=lease).result
-                self.assertEqual(got.agent_id if got else None, want, f"step {step}")
-                if got:
-                    model["leases"].append((got.agent_id, got.reservation, now + lease))
-            elif op < 0.75 and model["leases"]:
-                agent_id, reservation, until = model["leases"].pop(
-                    rng.randrange(len(model["leases"])))
-                serial += 1
-                if rng.random() < 0.5:
-                    table.release(agent_id, reservation)
-                elif agent_id in table._agents:
-                    table.add_kernel(kernel(f"k{serial}", agent_id, now=now), reservation)
-                    model["kernels"][f"k{serial}"] = agent_id
-            elif op < 0.85 and model["kernels"]:
-                kernel_id = rng.choice(sorted(model["kernels"]))
-                table.remove_kernel(kernel_id)
-                del model["kernels"][kernel_id]
-            elif op < 0.95:
-                now += rng.choice([0.5, 2.0])
-            else:
-                table.expire(now)
-                dead = {a for a, seen in model["seen"].items() if now - seen >= 9.0}
-                model["leases"] = [x for x in model["leases"] if x[0] not in dead]
-                model["kernels"] = {k: a for k, a in model["kernels"].items()
-                                    if a not in dead}
-                for agent_id in dead:
-                    del model["seen"][agent_id]

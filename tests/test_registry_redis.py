@@ -136,7 +136,8 @@ class RedisOnlyTests(RedisTestCase):
         [a2] = yield two.agents(now=0)
         self.assertEqual((a1.max_kernels, a1.kernels), (2, 1))
         self.assertEqual((a2.max_kernels, a2.kernels), (1, 0))
-        self.assertEqual(keys(self.redis, "two:*"), ["two:agent:a", "two:agents"])
+        self.assertEqual(keys(self.redis, "two:*"), ["two:agent:a", "two:agents",
+                                                     "two:cand-ml:python3", "two:cand:python3"])
 
     @defer.inlineCallbacks
     def test_dead_kernels_and_agents_leave_no_keys(self):
@@ -156,7 +157,9 @@ class RedisOnlyTests(RedisTestCase):
         self.assertEqual(sorted(k.kernel_id for k in dead["a"]), ["k0", "k2"])
         [b] = yield table.agents(now=16)  # past b's lease, and b is still alive
         self.assertEqual(b.reserved, 0)
-        self.assertEqual(keys(self.redis), [f"{PREFIX}agent:b", f"{PREFIX}agents"])
+        self.assertEqual(keys(self.redis), [f"{PREFIX}agent:b", f"{PREFIX}agents",
+                                            f"{PREFIX}cand-ml:python3",
+                                            f"{PREFIX}cand:python3"])
         yield table.expire(now=100)
         self.assertEqual(keys(self.redis), [])
 
@@ -174,7 +177,7 @@ class RedisOnlyTests(RedisTestCase):
             "add_kernel": lambda: table.add_kernel(kernel("k1", "a")),
             "get_kernel": lambda: table.get_kernel("k1"),
             "remove_kernel": lambda: table.remove_kernel("k1"),
-            "kernels_of": lambda: table.kernels_of("a"),
+            "kernel_ages": lambda: table.kernel_ages("a"),
             "find_session": lambda: table.find_session(("u", "e", "python3")),
         }
         for name, call in calls.items():
@@ -295,7 +298,8 @@ class DockerLinkTests(RedisTestCase):
         yield service.startService()
         self.addCleanup(service.stopService)
         yield service.table.heartbeat(agent("a"), now=reactor.seconds())
-        self.assertEqual(keys(self.redis), ["sorna:agent:a", "sorna:agents"])
+        self.assertEqual(keys(self.redis), ["sorna:agent:a", "sorna:agents",
+                                            "sorna:cand-ml:python3", "sorna:cand:python3"])
 
 
 class ManagerProcessTests(TestCase):
@@ -372,7 +376,9 @@ class ManagerProcessTests(TestCase):
                        10, "agent a1 appearing in Redis")
         finally:
             sock.close()
-        self.assertEqual(keys(self.redis), ["sorna:agent:a1", "sorna:agents"])
+        self.assertEqual(keys(self.redis)[:2], ["sorna:agent:a1", "sorna:agents"])
+        self.assertTrue(set(keys(self.redis)[2:]) <= {
+            "sorna:cand-ml:python3", "sorna:cand:python3"}, keys(self.redis))
         with BlockingClient(manager.addr, timeout=5) as client:
             [a1] = client.status()["agents"]
         self.assertEqual((a1["agent_id"], a1["max_kernels"], a1["langs"]),

@@ -49,6 +49,7 @@ class ManagerApi:
         self._refusals = RateLimitedLog(log, clock)
         self._session_locks = KeyedLock()
         self._user_locks = KeyedLock()
+        self._recent = None  # (when, live agents): what names and errors are read from
 
     def handlers(self):
         return {
@@ -168,17 +169,16 @@ class ManagerApi:
     async def _reconcile(self, agent_id, reported, gone, now):
         """Forget kernels the agent no longer runs; destroy ones nobody asked for."""
         grace = 2 * self.heartbeat_interval
-        recorded = await self.table.kernels_of(agent_id)
-        for kernel in recorded:
-            if kernel.kernel_id not in reported and now - kernel.created_at > grace:
+        known = await self.table.kernel_ages(agent_id)
+        for kernel_id, created_at in known.items():
+            if kernel_id not in reported and now - created_at > grace:
                 log.info("kernel {kernel} is gone from agent {agent}",
-                         kernel=kernel.kernel_id, agent=agent_id)
-                await self.table.remove_kernel(kernel.kernel_id)
-                why = gone.get(kernel.kernel_id) or (
+                         kernel=kernel_id, agent=agent_id)
+                await self.table.remove_kernel(kernel_id)
+                why = gone.get(kernel_id) or (
                     f"it stopped running on agent {agent_id} (it crashed, was killed, or "
                     f"was idle too long)")
-                await self.table.mark_lost([kernel.kernel_id], why, now)
-        known = {kernel.kernel_id for kernel in recorded}
+                await self.table.mark_lost([kernel_id], why, now)
         destroying = self._destroying.setdefault(agent_id, set())
         for kernel_id in reported:
             if len(destroying) >= MAX_DESTROYS_IN_FLIGHT:
@@ -273,13 +273,21 @@ class ManagerApi:
                  kernel=kernel_id, lang=lang, agent=agent.agent_id)
         return kernel
 
+    async def _recent_agents(self, now):
+        """The live agents, as listed at most half a heartbeat interval ago: a create
+        must not cost a listing of every agent (O(agents), a large read from Redis)."""
+        if self._recent is None or now - self._recent[0] >= self.heartbeat_interval / 2:
+            agents = await self.table.agents(now)
+            self._recent = (now, agents, langs.alias_table(agents))
+        return self._recent
+
     async def _canonical(self, lang):
         """The language a request names, through the aliases live agents report."""
-        return langs.canonical(lang, langs.alias_table(
-            await self.table.agents(self.clock.seconds())))
+        _, _, aliases = await self._recent_agents(self.clock.seconds())
+        return langs.canonical(lang, aliases)
 
     async def _no_room(self, lang, now):
-        agents = await self.table.agents(now)
+        _, agents, _ = await self._recent_agents(now)
         served = sorted({lang for a in agents for lang in a.langs})
         if lang not in served and lang not in langs.KNOWN:
             return BadRequest(f"unknown language {lang!r}; the languages are: "

@@ -93,6 +93,73 @@ local function before(a, b)
   end
   return #a < #b
 end
+local function fmt(x) return string.format('%.17g', x) end
+-- Placement reads candidate sets instead of scanning agents: cand:<lang> (least loaded
+-- first) and cand-ml:<lang> (most loaded first), agents with a warm kernel of the
+-- language before the others, ties by id (members of equal score sort bytewise). An
+-- agent is in them while it has a free slot; `place` recomputes its scores from its
+-- record whenever its counts change ('placed' remembers the sets it is in).
+local function unplace(id)
+  local akey = prefix .. 'agent:' .. id
+  local placed = redis.call('HGET', akey, 'placed')
+  if placed then
+    for _, l in ipairs(cmsgpack.unpack(placed)) do
+      redis.call('ZREM', prefix .. 'cand:' .. l, id)
+      redis.call('ZREM', prefix .. 'cand-ml:' .. l, id)
+    end
+    redis.call('HDEL', akey, 'placed')
+  end
+end
+local function place(id)
+  unplace(id)
+  local akey = prefix .. 'agent:' .. id
+  local a = redis.call('HMGET', akey, 'max_kernels', 'kernels', 'langs', 'warm')
+  if not a[1] then return end
+  local max, kernels = tonumber(a[1]), tonumber(a[2] or '0')
+  local held = redis.call('ZCARD', prefix .. 'reservations:' .. id)
+  local placed = {}
+  if max - kernels - held > 0 then
+    local warm = a[4] and cmsgpack.unpack(a[4]) or {}
+    local load = (kernels + held) / max
+    for _, l in ipairs(cmsgpack.unpack(a[3])) do
+      local first = 2
+      if type(warm) == 'table' and (tonumber(warm[l]) or 0) > 0 then first = 0 end
+      redis.call('ZADD', prefix .. 'cand:' .. l, fmt(first + load), id)
+      redis.call('ZADD', prefix .. 'cand-ml:' .. l, fmt(first + (1 - load)), id)
+      table.insert(placed, l)
+    end
+  end
+  if #placed > 0 then redis.call('HSET', akey, 'placed', cmsgpack.pack(placed)) end
+end
+-- Leases that ended by `now` (lease-ends: "agent reservation" scored by their end) no
+-- longer count: their agents' places are recomputed.
+local function end_leases(now)
+  local key = prefix .. 'lease-ends'
+  local ended = redis.call('ZRANGEBYSCORE', key, '-inf', now)
+  if #ended == 0 then return end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local touched, order = {}, {}
+  for _, member in ipairs(ended) do
+    local space = string.find(member, ' ', 1, true)
+    local id = string.sub(member, 1, space - 1)
+    redis.call('ZREM', prefix .. 'reservations:' .. id, string.sub(member, space + 1))
+    if not touched[id] then touched[id] = true; table.insert(order, id) end
+  end
+  for _, id in ipairs(order) do place(id) end
+end
+-- An agent's live reservations: leases whose end (the score) is past are dropped first.
+local function reserved(id, now)
+  local rkey = prefix .. 'reservations:' .. id
+  local ended = redis.call('ZRANGEBYSCORE', rkey, '-inf', now)
+  if #ended > 0 then
+    redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now)
+    for _, reservation in ipairs(ended) do
+      redis.call('ZREM', prefix .. 'lease-ends', id .. ' ' .. reservation)
+    end
+    place(id)
+  end
+  return redis.call('ZCARD', rkey)
+end
 -- Forget a kernel: its record, its place in its agent's set and count, its session.
 local function forget(kernel_id)
   local kkey = prefix .. 'kernel:' .. kernel_id
@@ -102,6 +169,7 @@ local function forget(kernel_id)
   local akey = prefix .. 'agent:' .. k.agent_id
   if tonumber(redis.call('HGET', akey, 'kernels') or '0') > 0 then
     redis.call('HINCRBY', akey, 'kernels', -1)
+    place(k.agent_id)
   end
   redis.call('SREM', prefix .. 'agent-kernels:' .. k.agent_id, kernel_id)
   if k.user_key and k.user_key ~= '' then redis.call('SREM', k.user_key, kernel_id) end
@@ -110,12 +178,6 @@ local function forget(kernel_id)
   end
   redis.call('DEL', kkey)
   return flat
-end
--- An agent's live reservations: leases whose end (the score) is past are dropped first.
-local function reserved(id, now)
-  local rkey = prefix .. 'reservations:' .. id
-  redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now)
-  return redis.call('ZCARD', rkey)
 end
 local function with_reserved(flat, id, now)
   table.insert(flat, 'reserved')
@@ -132,6 +194,7 @@ redis.call('HSET', KEYS[2], 'agent_id', ARGV[2], 'addr', ARGV[3], 'max_kernels',
            'langs', ARGV[5], 'last_seen', ARGV[6], 'instance', ARGV[7],
            'resources', ARGV[8], 'aliases', ARGV[9], 'warm', ARGV[10],
            'kernels', redis.call('SCARD', KEYS[3]))
+place(ARGV[2])
 return 1
 """
 
@@ -151,51 +214,42 @@ _RESERVE = _LUA_COMMON + """
 local lang, now, timeout = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local excluded = {}
 for i = 8, #ARGV do excluded[ARGV[i]] = true end
-local pack = ARGV[5] == 'most-loaded'
-local function better(hot, load, id, best_hot, best_load, best_id)
-  if best_id == nil then return true end
-  if hot ~= best_hot then return hot end
-  if load ~= best_load then
-    if pack then return load > best_load end
-    return load < best_load
-  end
-  return before(id, best_id)
-end
-local best, best_load, best_key, best_hot, best_warm
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = prefix .. 'agent:' .. id
-  local a = redis.call('HMGET', key, 'max_kernels', 'kernels', 'last_seen', 'langs', 'warm')
-  if a[1] and not excluded[id] then
-    local max, kernels = tonumber(a[1]), tonumber(a[2])
-    local held = reserved(id, ARGV[3])
-    if now - tonumber(a[3]) < timeout and max - kernels - held > 0 then
-      local serves = false
-      for _, l in ipairs(cmsgpack.unpack(a[4])) do
-        if l == lang then serves = true; break end
-      end
-      if serves then
-        local load = (kernels + held) / max
-        local warm = a[5] and cmsgpack.unpack(a[5]) or {}
-        local hot = (tonumber(warm[lang]) or 0) > 0
-        if better(hot, load, id, best_hot, best_load, best) then
-          best, best_load, best_key, best_hot, best_warm = id, load, key, hot, warm
-        end
-      end
+end_leases(ARGV[3])
+local set = prefix .. (ARGV[5] == 'most-loaded' and 'cand-ml:' or 'cand:') .. lang
+local best
+local start = 0
+while best == nil do
+  local ids = redis.call('ZRANGE', set, start, start + 31)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    if not excluded[id] then
+      local seen = redis.call('HGET', prefix .. 'agent:' .. id, 'last_seen')
+      if seen and now - tonumber(seen) < timeout then best = id; break end
     end
   end
+  start = start + 32
 end
 if best == nil then return false end
+local best_key = prefix .. 'agent:' .. best
 redis.call('ZADD', prefix .. 'reservations:' .. best, ARGV[6], ARGV[7])
-if best_hot then
-  best_warm[lang] = tonumber(best_warm[lang]) - 1
-  redis.call('HSET', best_key, 'warm', cmsgpack.pack(best_warm))
+redis.call('ZADD', prefix .. 'lease-ends', ARGV[6], best .. ' ' .. ARGV[7])
+local warm_raw = redis.call('HGET', best_key, 'warm')
+if warm_raw then
+  local warm = cmsgpack.unpack(warm_raw)
+  if type(warm) == 'table' and (tonumber(warm[lang]) or 0) > 0 then
+    warm[lang] = tonumber(warm[lang]) - 1
+    redis.call('HSET', best_key, 'warm', cmsgpack.pack(warm))
+  end
 end
+place(best)
 return with_reserved(redis.call('HGETALL', best_key), best, ARGV[3])
 """
 
-# KEYS: reservations:<id>.  ARGV: prefix, reservation
-_RELEASE = """
+# KEYS: reservations:<id>.  ARGV: prefix, reservation, agent id
+_RELEASE = _LUA_COMMON + """
 redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREM', prefix .. 'lease-ends', ARGV[3] .. ' ' .. ARGV[2])
+place(ARGV[3])
 return 1
 """
 
@@ -208,7 +262,10 @@ local kernel_id, agent_id, session_key = ARGV[2], ARGV[3], ARGV[8]
 local user_key = ''
 if ARGV[10] ~= '' then user_key = prefix .. 'user-kernels:' .. redis.sha1hex(ARGV[10]) end
 local old = fields(redis.call('HGETALL', kkey))
-if ARGV[9] ~= '' then redis.call('ZREM', KEYS[4], ARGV[9]) end
+if ARGV[9] ~= '' then
+  redis.call('ZREM', KEYS[4], ARGV[9])
+  redis.call('ZREM', prefix .. 'lease-ends', agent_id .. ' ' .. ARGV[9])
+end
 if redis.call('EXISTS', akey) == 1 and old.agent_id == nil then
   redis.call('HINCRBY', akey, 'kernels', 1)
 end
@@ -231,6 +288,8 @@ redis.call('HSET', kkey, 'kernel_id', kernel_id, 'agent_id', agent_id, 'lang', A
 redis.call('SADD', KEYS[3], kernel_id)
 if user_key ~= '' then redis.call('SADD', user_key, kernel_id) end
 if session_key ~= '' then redis.call('SET', session_key, kernel_id) end
+if redis.call('EXISTS', akey) == 1 then place(agent_id) end
+if old.agent_id ~= nil and old.agent_id ~= agent_id then place(old.agent_id) end
 return 1
 """
 
@@ -239,12 +298,15 @@ _REMOVE_KERNEL = _LUA_COMMON + """
 return forget(ARGV[2]) or false
 """
 
-# KEYS: agent-kernels:<id>.  ARGV: prefix
-_KERNELS_OF = _LUA_COMMON + """
+# KEYS: agent-kernels:<id>.  ARGV: prefix.  Returns {kernel id, created_at, ...}.
+_KERNEL_AGES = _LUA_COMMON + """
 local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local flat = redis.call('HGETALL', prefix .. 'kernel:' .. id)
-  if #flat > 0 then table.insert(out, flat) end
+  local created = redis.call('HGET', prefix .. 'kernel:' .. id, 'created_at')
+  if created then
+    table.insert(out, id)
+    table.insert(out, created)
+  end
 end
 return out
 """
@@ -263,6 +325,10 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     for _, kernel_id in ipairs(redis.call('SMEMBERS', kset)) do
       local flat = forget(kernel_id)
       if flat then table.insert(kernels, flat) end
+    end
+    unplace(id)
+    for _, reservation in ipairs(redis.call('ZRANGE', prefix .. 'reservations:' .. id, 0, -1)) do
+      redis.call('ZREM', prefix .. 'lease-ends', id .. ' ' .. reservation)
     end
     redis.call('DEL', akey, kset, prefix .. 'reservations:' .. id)
     redis.call('SREM', KEYS[1], id)
@@ -411,7 +477,7 @@ class RedisCapacityTable(CapacityTable):
 
     def release(self, agent_id, reservation):
         d = self._eval("release", _RELEASE, [self._key("reservations:", agent_id)],
-                       [reservation])
+                       [reservation, agent_id])
         return d.addCallback(lambda _: None)
 
     def add_kernel(self, kernel, reservation=None):
@@ -440,10 +506,11 @@ class RedisCapacityTable(CapacityTable):
                        [kernel_id])
         return d.addCallback(lambda flat: _kernel(flat) if flat else None)
 
-    def kernels_of(self, agent_id):
-        d = self._eval("kernels_of", _KERNELS_OF, [self._key("agent-kernels:", agent_id)],
+    def kernel_ages(self, agent_id):
+        d = self._eval("kernel_ages", _KERNEL_AGES, [self._key("agent-kernels:", agent_id)],
                        [])
-        return d.addCallback(_kernels)
+        return d.addCallback(lambda flat: {
+            flat[i].decode(): float(flat[i + 1]) for i in range(0, len(flat), 2)})
 
     def find_session(self, session):
         key = self._key("session:", session_key_part(tuple(session)))

@@ -119,7 +119,9 @@ class CapacityTable:
         """Forget a kernel and its session; return its record or None."""
         raise NotImplementedError
 
-    def kernels_of(self, agent_id):
+    def kernel_ages(self, agent_id):
+        """{kernel_id: created_at} of an agent's kernels (what heartbeats are checked
+        against: each costs this, so it holds no more)."""
         raise NotImplementedError
 
     def find_session(self, session):
@@ -304,8 +306,8 @@ class MemoryCapacityTable(CapacityTable):
             del self._sessions[kernel.session]
         return kernel
 
-    def kernels_of(self, agent_id):
-        return defer.succeed(self._kernels_of(agent_id))
+    def kernel_ages(self, agent_id):
+        return defer.succeed({k.kernel_id: k.created_at for k in self._kernels_of(agent_id)})
 
     def _kernels_of(self, agent_id):
         return [self._kernels[k] for k in sorted(self._by_agent.get(agent_id, ()))]
@@ -318,11 +320,16 @@ class MemoryCapacityTable(CapacityTable):
                                  if k.session is not None and k.session[0] == user_id))
 
     def mark_lost(self, kernel_ids, reason, now):
+        # Entries stay in the order they end (re-marked ones move to the back), so the
+        # expired ones are at the front: a call costs what it adds and what has ended.
         for kernel_id in kernel_ids:
+            self._lost.pop(kernel_id, None)
             self._lost[kernel_id] = (reason, now + LOST_TTL)
-        for kernel_id, (_, until) in list(self._lost.items()):
-            if until <= now:
-                del self._lost[kernel_id]
+        while self._lost:
+            kernel_id, (_, until) = next(iter(self._lost.items()))
+            if until > now:
+                break
+            del self._lost[kernel_id]
         return defer.succeed(None)
 
     def lost(self, kernel_id, now):
