@@ -108,10 +108,14 @@ class ScriptedRepl:
         daemon.send({"id": rid, "event": "waiting-input", "prompt": prompt,
                      "password": password})
 
-    def finish(self, exceptions=(), files=(), run=None):
+    def finish(self, exceptions=(), files=(), run=None, records=None):
+        """`records`: the last output, carried by the end as the real daemon does."""
         daemon, rid, _ = run = run or self.run
         del self.runs[daemon.container_id]
         if self.run is run:
             self.run = None
-        daemon.send({"id": rid, "event": "finished", "reply": 200,
-                     "exceptions": list(exceptions), "files": list(files)})
+        event = {"id": rid, "event": "finished", "reply": 200,
+                 "exceptions": list(exceptions), "files": list(files)}
+        if records is not None:
+            event["records"] = records
+        daemon.send(event)

@@ -362,6 +362,22 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual((len(result["stdout"]), result["media"], result["truncated"]),
                          (1024, [], True))
 
+    def test_output_carried_by_the_end_is_kept_and_capped_too(self):
+        kid = self.successResultOf(self.client.create("python3"))["kernel_id"]
+        d = self.client.execute(kid, "spam")
+        self.daemon.output("stdout", "x" * 1000)
+        self.daemon.finish(records=[["stdout", "y" * 100], ["bogus"], ["stderr", "e"],
+                                    ["media", ["image/png", "A"]]])
+        result = self.successResultOf(d)
+        self.assertEqual(result["stdout"], "x" * 1000 + "y" * 24)
+        self.assertEqual((result["stderr"], result["media"], result["truncated"]),
+                         ("", [], True))
+        d = self.client.execute(kid, "spam")
+        self.daemon.finish(records=[["stdout", "short"], ["stderr", "e"]])
+        result = self.successResultOf(d)
+        self.assertEqual((result["stdout"], result["stderr"], result["truncated"]),
+                         ("short", "e", False))
+
     def test_executions_at_once_are_limited_per_agent(self):
         kernels = [self.successResultOf(self.client.create("python3"))["kernel_id"]
                    for _ in range(3)]

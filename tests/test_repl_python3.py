@@ -50,12 +50,13 @@ def short_tempdir(testcase):
 
 
 def text_of(events, kind="stdout"):
-    return "".join(data for e in events if e.get("event") == "output"
-                   for k, data in e["records"] if k == kind)
+    return "".join(data for e in events if e.get("event") in ("output", "finished")
+                   for k, data in e.get("records", []) if k == kind)
 
 
 def records_of(events):
-    return [r for e in events if e.get("event") == "output" for r in e["records"]]
+    return [r for e in events if e.get("event") in ("output", "finished")
+            for r in e.get("records", [])]
 
 
 def media_of(events):
@@ -155,9 +156,21 @@ class OutputTests(SynchronousTestCase):
     def test_emit_after_flushes_first(self):
         self.output.begin(3)
         self.output.add("stderr", "x")
+        self.output.emit_after({"id": 3, "event": "waiting-input"})
+        self.assertEqual([e["event"] for e in self.events], ["output", "waiting-input"])
+        self.assertTrue(self.output.active)
+
+    def test_the_end_carries_the_last_output(self):
+        self.output.begin(3)
+        self.output.add("stderr", "x")
+        self.output.add("stderr", "y")
         self.output.emit_after({"id": 3, "event": "finished"}, end=True)
-        self.assertEqual([e["event"] for e in self.events], ["output", "finished"])
+        self.assertEqual(self.events, [{"id": 3, "event": "finished",
+                                        "records": [["stderr", "xy"]]}])
         self.assertFalse(self.output.active)
+        self.output.begin(4)
+        self.output.emit_after({"id": 4, "event": "finished"}, end=True)
+        self.assertEqual(self.events[-1], {"id": 4, "event": "finished"})
 
     def test_idle_records_wait_for_the_next_run(self):
         self.output.add("stdout", "late")
@@ -240,7 +253,8 @@ class LocalDaemonTests(SynchronousTestCase):
     def test_output_comes_before_waiting_input(self):
         events = self.run_code("print('before')\ninput()")
         self.assertEqual([e["event"] for e in events],
-                         ["output", "waiting-input", "output", "finished"])
+                         ["output", "waiting-input", "finished"])
+        self.assertEqual(events[0]["records"], [["stdout", "before\n"]])
 
     def test_getpass_is_a_password(self):
         events = self.run_code("import getpass\nsecret = getpass.getpass()\nlen(secret)")
@@ -552,8 +566,9 @@ class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
         self.assertEqual(records_of(events),
                          [["stdout", "42\n"], ["stderr", "err\n"], ["stdout", "'last'\n"]])
         self.assertEqual(events[-1], {"id": "b", "event": "finished", "reply": 200,
-                                      "truncated": False,
-                                      "exceptions": [], "files": []})
+                                      "truncated": False, "exceptions": [], "files": [],
+                                      "records": [["stdout", "42\n"], ["stderr", "err\n"],
+                                                  ["stdout", "'last'\n"]]})
 
     def test_exceptions(self):
         events = self.run_ok("def f():\n    raise ValueError('a', 1, None, [1], 2**70)\n"

@@ -236,9 +236,15 @@ class Output:
             self._wake()
 
     def emit_after(self, event, end=False):
-        """Flush, then emit `event`; with `end`, the run is over afterwards."""
+        """Flush, then emit `event`; with `end`, the run is over afterwards, and the
+        output still pending travels in `event` itself (one message, not two)."""
         with self._lock:
-            self.flush()
+            if end and self._records and self.active:
+                event["records"] = [[kind, data if kind == "media" else "".join(data)]
+                                    for kind, data in self._records]
+                self._records, self._size = [], 0
+            else:
+                self.flush()
             self._emit(event)
             if end:
                 self.active = False

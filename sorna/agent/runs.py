@@ -64,8 +64,12 @@ class Run:
         return max(self.max_output - self.output_size, END_ROOM)
 
     def finish(self, event):
-        """Keep the end of the run: its exceptions and files, well formed and within
-        the output budget, whatever the daemon sent."""
+        """Keep the end of the run: its last output, exceptions and files, well formed
+        and within the output budget, whatever the daemon sent."""
+        records = event.get("records")
+        for record in records if isinstance(records, list) else ():
+            if _valid(record):
+                self._keep(record)
         room = self.end_room
         exceptions, used, cut = _exceptions(event.get("exceptions"), room)
         files, cut_files = _paths(event.get("files"), room - used)
