@@ -46,9 +46,10 @@ class Cluster:
     """A manager and one agent as real `twistd` processes; a context manager that stops
     them and removes every container of the agent on the way out."""
 
-    def __init__(self, docker_client, max_kernels=4, heartbeat_interval=0.5):
+    def __init__(self, docker_client, max_kernels=4, heartbeat_interval=0.5, warm_pool="0"):
         self.docker = docker_client
         self.max_kernels = max_kernels
+        self.warm_pool = warm_pool
         self.heartbeat_interval = heartbeat_interval
         self.manager = self.agent = None
 
@@ -58,7 +59,7 @@ class Cluster:
             self.manager = ManagerProcess(heartbeat_interval=self.heartbeat_interval).start()
             self.agent = AgentProcess(
                 self.manager.addr, agent_id=f"bench-{uuid.uuid4().hex[:10]}",
-                max_kernels=self.max_kernels,
+                max_kernels=self.max_kernels, warm_pool=self.warm_pool,
                 heartbeat_interval=self.heartbeat_interval).start()
             wait_for_agent(self.manager.addr, self.agent.agent_id, timeout=30)
         except BaseException:

@@ -1,14 +1,16 @@
 """Kernel creation through Sorna vs. a bare hardened `docker run` of the same image.
 
 (a) `create` through the manager (BlockingClient) until its reply: the manager reserves a
-    slot, the agent starts the container and answers once the REPL's first ping returned.
-    The kernel is then destroyed (not timed).
+    slot, the agent starts the container and answers once the REPL's first ping returned
+    (an agent without a warm pool). The kernel is then destroyed (not timed).
+(w) the same against an agent with a warm pool (`--warm-pool python3=2`), each create
+    made once the pool is full again (waiting for it is not timed): a hand-out.
 (b) baseline: docker-py `containers.run(detach=True)` of the same image with the same
     sandbox options (the agent's own SandboxPolicy: network none, read-only, cap-drop ALL,
     no-new-privileges, pids/memory limits, uid 1000, tmpfs, ipc folder bind-mounted),
     timed until the daemon inside answers a ZMQ ping; then removed (not timed).
 
-The two alternate, and the one that goes first swaps every round.
+The three alternate, and the order reverses every round.
 
     python bench/kernel_create.py [-n 10]
 """
@@ -34,7 +36,13 @@ IMAGE = "sorna/kernel-python3:latest"
 TIMEOUT = 30.0
 
 
-def create_through_sorna(client):
+def create_through_sorna(client, warm=0):
+    """`warm`: wait (untimed) until the manager lists that many warm kernels."""
+    deadline = time.monotonic() + TIMEOUT
+    while warm and client.status()["agents"][0]["warm"].get("python3", 0) < warm:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm pool did not refill")
+        time.sleep(0.05)
     started = time.perf_counter()
     kernel = client.create("python3")
     elapsed = time.perf_counter() - started
@@ -88,30 +96,39 @@ def main():
     args = parser.parse_args()
 
     docker_client = docker.from_env(timeout=60)
-    sorna_times, baseline_times = [], []
+    sorna_times, baseline_times, warm_times = [], [], []
     with Cluster(docker_client) as cluster, \
-            BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client:
+            Cluster(docker_client, warm_pool="python3=2") as warm_cluster, \
+            BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client, \
+            BlockingClient(warm_cluster.manager.addr, timeout=TIMEOUT) as warm_client:
         baseline = Baseline(docker_client)
         try:
             create_through_sorna(client)  # warm-up: the agent's first docker calls
+            create_through_sorna(warm_client, warm=2)
             baseline.run_once()
             for i in range(args.rounds):
-                pair = [(sorna_times, lambda: create_through_sorna(client)),
-                        (baseline_times, baseline.run_once)]
-                for times, run in (pair if i % 2 == 0 else pair[::-1]):
+                series = [(sorna_times, lambda: create_through_sorna(client)),
+                          (warm_times, lambda: create_through_sorna(warm_client, warm=2)),
+                          (baseline_times, baseline.run_once)]
+                for times, run in (series if i % 2 == 0 else series[::-1]):
                     times.append(run())
                 print(f"round {i + 1}/{args.rounds}: sorna {sorna_times[-1]:.3f} s, "
-                      f"docker run {baseline_times[-1]:.3f} s", file=sys.stderr)
+                      f"warm {warm_times[-1]:.3f} s, docker run {baseline_times[-1]:.3f} s",
+                      file=sys.stderr)
         finally:
             baseline.close()
     docker_client.close()
+    warm = summary(warm_times, 1000)
+    warm_ratio = round(warm["median"] / summary(baseline_times, 1000)["median"], 3)
     report("kernel_create", "ms", summary(sorna_times, 1000), summary(baseline_times, 1000), {
         "sorna": "create through the manager until its reply (container started and the "
                  "REPL's first ping answered), BlockingClient over TCP loopback",
         "baseline": "docker-py containers.run(detach=True) with the same sandbox options, "
                     "until the REPL daemon inside answers a ping over its Unix socket",
+        "warm": "create through the manager from an agent with a warm pool (python3=2), "
+                "with the pool full: a hand-out; not part of the ratio",
         "rounds": args.rounds,
-    })
+    }, extra={"warm": warm, "warm_ratio_to_baseline": warm_ratio})
 
 
 if __name__ == "__main__":
