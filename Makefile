@@ -31,13 +31,7 @@ unit: install
 	  tests.test_warm_pools
 
 bench: images
-	$(PYTHON) bench/kernel_create.py
-	$(PYTHON) bench/execute_roundtrip.py
-	$(PYTHON) bench/cluster_faults.py
-	$(PYTHON) bench/noisy_neighbour.py
-	$(PYTHON) bench/fuzz.py
-	$(PYTHON) bench/load.py
-	$(PYTHON) bench/languages.py
+	$(PYTHON) bench/run_all.py --json bench-results.json
 
 clean:
 	rm -rf _trial_temp* build dist *.egg-info
