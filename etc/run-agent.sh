@@ -12,6 +12,7 @@
 #   SORNA_INSTANCE_METADATA   auto, off, or the metadata service's URL    (auto)
 #   SORNA_HEARTBEAT_INTERVAL  seconds between heartbeats; as on the manager (3)
 #   SORNA_IPC_ROOT            folder for the kernels' ipc sockets         (a new temp folder)
+#   SORNA_WARM_POOL           ready kernels kept per language, LANG=N,... (python3=2; 0: none)
 #   SORNA_LOG_FORMAT          text or json                                (text)
 #   SORNA_AGENT_ARGS          further sorna-agent options, split on spaces
 #
@@ -35,6 +36,9 @@ if [ -n "${SORNA_ADVERTISE_HOST:-}" ]; then
 fi
 if [ -n "${SORNA_HEARTBEAT_INTERVAL:-}" ]; then
   set -- "$@" --heartbeat-interval "$SORNA_HEARTBEAT_INTERVAL"
+fi
+if [ -n "${SORNA_WARM_POOL:-}" ]; then
+  set -- "$@" --warm-pool "$SORNA_WARM_POOL"
 fi
 if [ -n "${SORNA_IPC_ROOT:-}" ]; then
   set -- "$@" --ipc-root "$SORNA_IPC_ROOT"

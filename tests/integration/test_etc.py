@@ -200,13 +200,15 @@ class ConfigTests(SynchronousTestCase):
             "SORNA_MAX_KERNELS": "3", "SORNA_LISTEN": "10.0.0.6", "SORNA_AGENT_ID": "a-1",
             "SORNA_ADVERTISE_HOST": "agent1.example", "SORNA_INSTANCE_METADATA": "off",
             "SORNA_HEARTBEAT_INTERVAL": "1.5", "SORNA_IPC_ROOT": "/run/sorna",
+            "SORNA_WARM_POOL": "python3=1,nodejs=1",
             "SORNA_AGENT_ARGS": "--docker-threads 2"}), "sorna-agent")
         self.assertEqual(
             (agent["manager-addr"], agent["port"], agent["max-kernels"], agent["listen"],
              agent["agent-id"], agent["advertise-host"], agent["instance-metadata"],
-             agent["heartbeat-interval"], agent["ipc-root"], agent["docker-threads"]),
+             agent["heartbeat-interval"], agent["ipc-root"], agent["docker-threads"],
+             agent["warm-pool"]),
             ("tcp://10.0.0.5:5001", 6101, 3, "10.0.0.6", "a-1", "agent1.example", "off",
-             1.5, "/run/sorna", 2))
+             1.5, "/run/sorna", 2, {"python3": 1, "nodejs": 1}))
 
 
 class ScriptProcess(TwistdProcess):
@@ -266,7 +268,9 @@ class RunScriptTests(ClusterTestCase):
         self.addCleanup(client.close)
         kernel = client.create("python3")
         self.assertEqual(client.execute(kernel["kernel_id"], "print(6*7)")["stdout"], "42\n")
-        self.assertEqual(len(self.docker_containers(instance_id)), 1)
+        # The default warm pool (python3=2) takes the one slot left.
+        wait_until(lambda: len(self.docker_containers(instance_id)) == 2, 30,
+                   "the warm pool filling the free slot")
 
         # SIGTERM with a kernel running: the agent destroys it, then both exit cleanly
         agent.stop(timeout=60)
