@@ -378,6 +378,20 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual((result["stdout"], result["stderr"], result["truncated"]),
                          ("short", "e", False))
 
+    def test_many_short_runs_are_no_flood_but_a_runs_stream_of_events_is(self):
+        kid = self.successResultOf(self.client.create("python3"))["kernel_id"]
+        for _ in range(700):  # all within one second of the clock: 1,400 messages
+            d = self.client.execute(kid, "spam")
+            self.daemon.output("stdout", "x")
+            self.daemon.finish()
+            self.assertEqual(self.successResultOf(d)["stdout"], "x")
+        d = self.client.execute(kid, "spam")
+        for _ in range(600):
+            self.daemon.output("stdout", "y")
+        e = self.failureResultOf(d, SornaError).value
+        self.assertEqual((e.code, e.error), (404, "kernel-died"))
+        self.assertIn("flooded the agent", e.cause)
+
     def test_executions_at_once_are_limited_per_agent(self):
         kernels = [self.successResultOf(self.client.create("python3"))["kernel_id"]
                    for _ in range(3)]

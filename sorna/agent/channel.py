@@ -28,6 +28,10 @@ BUDGET_WINDOW = 1.0  # seconds
 MAX_MESSAGES = 500
 MAX_BYTES = 32 << 20
 MAX_UNEXPECTED = 50  # messages that answer nothing: a bug or an attack
+# The first messages of each run answer the agent's own execute (an output event, a
+# prompt, the end): they are not charged, so a fast client's many short runs never look
+# like a flood. Runs start only when a front-end asks, one at a time per kernel.
+ANSWERS_PER_RUN = 4
 
 
 class ReplChannel:
@@ -37,7 +41,7 @@ class ReplChannel:
         self.max_frame = max_frame
         self.on_flood = on_flood
         self.pending = PendingRequests(clock)
-        self._runs = {}  # run id -> handler(message)
+        self._runs = {}  # run id -> [handler(message), messages left uncharged]
         self.unexpected = 0  # messages that matched no request: counted, logged sparingly
         self._log = RateLimitedLog(log, clock, burst=3, period=60.0)
         self._window = clock.seconds()
@@ -48,7 +52,7 @@ class ReplChannel:
     def open_run(self, handler):
         """A new run id whose messages go to `handler(message)` until `close_run`."""
         run_id = self.pending.new_id()
-        self._runs[run_id] = handler
+        self._runs[run_id] = [handler, ANSWERS_PER_RUN]
         return run_id
 
     def close_run(self, run_id):
@@ -94,12 +98,15 @@ class ReplChannel:
             self._unexpected(f"a bad message ({e.cause})", len(payload))
             return
         try:
-            handler = self._runs.get(message.get("id"))
+            run = self._runs.get(message.get("id"))
         except TypeError:  # an id that cannot be a key (a list, a map)
-            handler = None
-        if handler is not None:
-            if self._spend(len(payload)):
-                handler(message)
+            run = None
+        if run is not None:
+            if run[1] > 0:
+                run[1] -= 1
+                run[0](message)
+            elif self._spend(len(payload)):
+                run[0](message)
         elif not self.pending.resolve(message):
             self._unexpected("a message that answers nothing the agent asked",
                              len(payload))
