@@ -190,7 +190,9 @@ def placements(context, manager, count, clients, in_flight, rounds, seconds):
             sock.connect(manager.addr)
             dealers.append(sock)
         agents.beat_all()
-        listed = wait_listed(dealers[0], count, busy=agents.answer)
+        began = time.monotonic()
+        listed = wait_listed(dealers[0], count, busy=lambda: (
+            agents.answer(), agents.beat_due(began, time.monotonic())))
         if listed != count:
             raise RuntimeError(f"the manager does not list the {count} agents: {listed}")
         requests = [[b"", msgpack.packb({"action": "create", "id": i, "lang": "python3"})]
