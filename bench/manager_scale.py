@@ -214,7 +214,7 @@ def placements(context, manager, count, clients, in_flight, rounds, seconds):
             answered = drive(dealers, requests, seconds, check,
                              idle=lambda: (agents.answer(0),
                                            agents.beat_due(started, time.monotonic())))
-            rates.append(answered - (len(refused) - before) / seconds)
+            rates.append(max(0.0, answered - (len(refused) - before) / seconds))
         return rates[1:], refused
     finally:
         for sock in dealers:
