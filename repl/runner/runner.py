@@ -894,6 +894,9 @@ class Daemon:
         self.max_frame = self.files.max_size + 65536
         self.jobs = queue.Queue()
         self._outgoing = collections.deque()  # (connection, message)
+        # Held while messages go out, by either thread: the queue's order is kept
+        # when the main thread sends a run's events itself.
+        self._send_lock = threading.Lock()
         self._run_connection = None
         self._stopping = False
         self._wake_r = self._wake_w = None
@@ -908,7 +911,17 @@ class Daemon:
     # -- thread-safe hand-offs to the I/O thread
 
     def _emit(self, event):
-        self._outgoing.append((self._run_connection, event))
+        """Send a run's event. With nothing queued before it, the emitting thread sends
+        it itself: a short run's end costs no hand-off to the I/O thread (which is woken
+        only if the socket could not take it all)."""
+        connection = self._run_connection
+        with self._send_lock:
+            if self._outgoing or connection is None or connection.closed:
+                self._outgoing.append((connection, event))
+            else:
+                connection.send(_pack(event))
+                if not connection.unsent:
+                    return
         self._wake()
 
     def _wake(self):
@@ -1078,10 +1091,11 @@ class Daemon:
         poller.register(sock.fileno(), select.POLLIN)
 
     def _send_outgoing(self):
-        while self._outgoing:
-            connection, message = self._outgoing.popleft()
-            if connection is not None:
-                connection.send(_pack(message))
+        with self._send_lock:
+            while self._outgoing:
+                connection, message = self._outgoing.popleft()
+                if connection is not None:
+                    connection.send(_pack(message))
 
     def _on_payload(self, connection, payload):
         try:
@@ -1170,7 +1184,7 @@ def _listen(path):
 
 class _Connection:
     """One peer's connection: frames in and out, each a 4-byte big-endian length and
-    its payload. Used by the I/O thread only."""
+    its payload. The I/O thread reads; both threads may send (under the lock)."""
 
     def __init__(self, sock, log):
         sock.setblocking(False)
@@ -1178,6 +1192,7 @@ class _Connection:
         self.log = log
         self._in = bytearray()
         self._out = bytearray()
+        self._lock = threading.RLock()
         self.closed = False
 
     @property
@@ -1214,34 +1229,37 @@ class _Connection:
         return payloads
 
     def send(self, payload):
-        if self.closed:
-            return
-        if len(self._out) > MAX_UNSENT:
-            self.log("a peer does not read what it is sent; closing its connection")
-            self.close()
-            return
-        self._out += HEADER.pack(len(payload)) + payload
-        self.flush()
+        with self._lock:
+            if self.closed:
+                return
+            if len(self._out) > MAX_UNSENT:
+                self.log("a peer does not read what it is sent; closing its connection")
+                self.close()
+                return
+            self._out += HEADER.pack(len(payload)) + payload
+            self.flush()
 
     def flush(self, blocking=False):
-        if blocking and not self.closed:
-            self.sock.settimeout(5)
-        try:
-            while self._out and not self.closed:
-                sent = self.sock.send(self._out)
-                del self._out[:sent]
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            self.close()
-        finally:
+        with self._lock:
             if blocking and not self.closed:
-                self.sock.setblocking(False)
+                self.sock.settimeout(5)
+            try:
+                while self._out and not self.closed:
+                    sent = self.sock.send(self._out)
+                    del self._out[:sent]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.close()
+            finally:
+                if blocking and not self.closed:
+                    self.sock.setblocking(False)
 
     def close(self):
-        if not self.closed:
-            self.closed = True
-            self.sock.close()
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                self.sock.close()
 
 
 # Tracing syscalls per architecture: (AUDIT_ARCH, ptrace, process_vm_readv, _writev).

@@ -151,12 +151,14 @@ class Containers:
                 "runtimes": sorted(info.get("Runtimes") or {})}
 
     def _thd_kernel_images(self):
+        # One request: `images.list` would also inspect every image, every interval.
         images = {}
-        for image in self._client().images.list(filters={"label": LABEL_PREFIX + "lang"}):
-            lang = image.labels.get(LABEL_PREFIX + "lang")
+        for image in self._client().api.images(filters={"label": LABEL_PREFIX + "lang"}):
+            labels = image.get("Labels") or {}
+            lang = labels.get(LABEL_PREFIX + "lang")
             tag = f"sorna/kernel-{lang}:latest"
-            if lang and tag in image.tags:
-                images[lang] = KernelImage(tag, dict(image.labels), image.id)
+            if lang and tag in (image.get("RepoTags") or []):
+                images[lang] = KernelImage(tag, dict(labels), image["Id"])
         return images
 
 

@@ -116,6 +116,17 @@ class _Images:
         return found
 
 
+class _LowLevelApi:
+    """docker-py's APIClient, for the calls that answer in one request."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def images(self, filters=None):
+        return [{"Id": i.id, "RepoTags": list(i.tags), "Labels": dict(i.labels)}
+                for i in self._client.images.list(filters=filters)]
+
+
 class FakeDockerClient:
     def __init__(self):
         self._containers = {}
@@ -123,6 +134,7 @@ class FakeDockerClient:
         self._names = itertools.count(1)
         self.containers = _Containers(self)
         self.images = _Images(self)
+        self.api = _LowLevelApi(self)
         self.on_run = None
         self.on_remove = None
         self.fail_next_run = False
