@@ -24,7 +24,7 @@ import zmq
 from _common import Cluster, report, summary
 
 from sorna.client.blocking import BlockingClient
-from sorna.testing.processes import agent_containers
+from sorna.testing.processes import agent_containers, rss
 
 TIMEOUT = 60.0
 
@@ -35,14 +35,6 @@ def mem_available():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no MemAvailable in /proc/meminfo")
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def pings(sock, count):

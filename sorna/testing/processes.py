@@ -44,6 +44,18 @@ def free_port(host=LOOPBACK):
         return s.getsockname()[1]
 
 
+def rss(pid):
+    """A process's resident memory in bytes (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def wait_until(condition, timeout, what, interval=0.05):
     """Call `condition()` every `interval` s until it returns a true value (returned) or
     `timeout` s have passed (ProcessError naming `what`)."""

@@ -16,7 +16,7 @@ import zmq
 from twisted.python import log
 
 from sorna.client.blocking import BlockingClient
-from sorna.testing.processes import wait_until
+from sorna.testing.processes import rss, wait_until
 from tests.integration import HEARTBEAT
 from tests.integration.test_hostile import HostileTestCase, snippet
 
@@ -38,14 +38,6 @@ ON_THE_LINK = snippet("""
             sock.setblocking(True)
             sock.sendall(data)
 """)
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 class Watch:
