@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import UNIXServerEndpoint
 from twisted.trial.unittest import TestCase
 
@@ -161,6 +161,19 @@ class RealLinkTests(LinkContract, TestCase):
         yield waited
         self.assertEqual(self.received.items, [])
         self.assertFalse(link._protocol)
+
+    def test_a_starting_daemon_is_looked_for_often_then_less_often(self):
+        clock = task.Clock()
+        link = UnixReplLinks(reactor, clock).open(self.path, self.received,
+                                                  self.violations, MAX_FRAME)
+        self.addCleanup(link.close)
+        delays = []
+        for _ in range(300):
+            wait = link._retry.getTime() - clock.seconds()
+            delays.append(round(wait, 6))
+            clock.advance(wait)
+        self.assertEqual(set(delays[:249]), {0.02}, "5 s of looking every 20 ms")
+        self.assertEqual(delays[-1], 1.0)
 
     @defer.inlineCallbacks
     def test_a_burst_of_frames_is_handled_a_turn_at_a_time(self):

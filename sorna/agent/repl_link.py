@@ -27,6 +27,10 @@ log = Logger(namespace="sorna.agent")
 HEADER = struct.Struct(">I")
 RECONNECT_FIRST = 0.02
 RECONNECT_MAX = 1.0
+# A daemon binds its socket within a few seconds of its start (or restart): look every
+# RECONNECT_FIRST seconds that long, then back off. Doubling from the start made a
+# creation wait up to twice as long as the daemon took to start.
+FAST_RECONNECT_FOR = 5.0
 MAX_QUEUED = 16  # frames sent while the daemon is not connected (starting, restarting)
 
 
@@ -106,6 +110,7 @@ class ReplLink:
         self._queued = []
         self._retry = None
         self._delay = RECONNECT_FIRST
+        self._since = self.clock.seconds()  # when the looking began
         self._connect()
 
     def send(self, payload):
@@ -163,7 +168,8 @@ class ReplLink:
     def _later(self):
         if not self.closed:
             self._retry = self.clock.callLater(self._delay, self._connect)
-            self._delay = min(self._delay * 2, RECONNECT_MAX)
+            if self.clock.seconds() - self._since >= FAST_RECONNECT_FOR:
+                self._delay = min(self._delay * 2, RECONNECT_MAX)
 
     def _connected(self, reader):
         if self.closed:
@@ -177,6 +183,7 @@ class ReplLink:
     def _lost(self, reader):
         if self._protocol is reader:
             self._protocol = None
+            self._since = self.clock.seconds()  # a restart: its daemon binds again soon
             self._later()
 
     def _violation(self, cause):
