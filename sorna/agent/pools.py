@@ -6,6 +6,8 @@ is handed out at most once, and never comes back (used kernels are destroyed). P
 free slots only and give them back to creates (see `Kernels.create`).
 """
 
+from collections import Counter
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -51,11 +53,7 @@ class WarmPools:
 
     def counts(self):
         """{lang: ready pooled kernels}, as heartbeats and `status` report them."""
-        counts = {}
-        for kernel in self.kernels.pooled():
-            if kernel.ready:
-                counts[kernel.lang] = counts.get(kernel.lang, 0) + 1
-        return counts
+        return dict(Counter(k.lang for k in self.kernels.pooled() if k.ready))
 
     def open(self):
         """Fills are allowed again (an agent that starts after a stop)."""
@@ -89,11 +87,9 @@ class WarmPools:
         """A language below its target, when a slot is free for it."""
         if not self.kernels.has_free_slot():
             return None
-        have = {}
-        for kernel in self.kernels.pooled():
-            have[kernel.lang] = have.get(kernel.lang, 0) + 1
+        have = Counter(k.lang for k in self.kernels.pooled())  # starting ones too
         for lang, target in sorted(self.targets.items()):
-            if lang in self.kernels.images and have.get(lang, 0) < target:
+            if lang in self.kernels.images and have[lang] < target:
                 return lang
         return None
 

@@ -49,7 +49,9 @@ class ManagerApi:
         self._refusals = RateLimitedLog(log, clock)
         self._session_locks = KeyedLock()
         self._user_locks = KeyedLock()
-        self._recent = None  # (when, live agents): what names and errors are read from
+        # (when, live agents, alias table): what creates resolve names and word errors
+        # from, refreshed at most every half interval
+        self._recent = None
 
     def handlers(self):
         return {

@@ -259,21 +259,22 @@ class MemoryCapacityTable(CapacityTable):
         return defer.succeed(replace(best, reservation=reservation))
 
     def _end_lease(self, agent_id, reservation):
-        if self._leases.get(agent_id, {}).pop(reservation, None) is not None:
-            self._changed(agent_id)
+        """Whether the lease was still held (then the agent's places must change)."""
+        return self._leases.get(agent_id, {}).pop(reservation, None) is not None
 
     def release(self, agent_id, reservation):
-        self._end_lease(agent_id, reservation)
+        if self._end_lease(agent_id, reservation):
+            self._changed(agent_id)
         return defer.succeed(None)
 
     def add_kernel(self, kernel, reservation=None):
         agent = self._agents.get(kernel.agent_id)
-        if reservation is not None:
-            self._end_lease(kernel.agent_id, reservation)
-        if agent is not None:
-            if kernel.kernel_id not in self._kernels:
-                agent.kernels += 1
-                self._changed(kernel.agent_id)
+        changed = reservation is not None and self._end_lease(kernel.agent_id, reservation)
+        if agent is not None and kernel.kernel_id not in self._kernels:
+            agent.kernels += 1
+            changed = True
+        if changed:  # once: a placement turns a lease into a kernel, one new place
+            self._changed(kernel.agent_id)
         old = self._kernels.get(kernel.kernel_id)
         if old is not None and old.agent_id != kernel.agent_id:
             self._by_agent.get(old.agent_id, set()).discard(kernel.kernel_id)
