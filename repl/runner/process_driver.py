@@ -32,11 +32,16 @@ import struct
 import subprocess
 import termios
 import threading
+import time
 
 # read, pread64, readv, preadv, preadv2
 _READS = {"x86_64": {0, 17, 19, 295, 327}, "aarch64": {63, 65, 67, 69, 286}}
 READ_SYSCALLS = _READS.get(platform.machine(), set())
 MAX_FIELD = 64 * 1024 * 1024  # a driver message field; the output cap cuts it further
+# Seconds an interpreter whose session ended may take to finish exiting before its group
+# is killed: it closes its pipes before its exit status is set, and killing it then
+# would report `exit 3` as SIGKILL.
+EXIT_GRACE = 1.0
 
 
 class DriverError(Exception):
@@ -145,18 +150,35 @@ class _Child:
                     continue
         return False
 
-    def _reap(self):
-        """Kill the program's whole group and collect its status (None if gone)."""
+    def _reap(self, grace=0.0):
+        """Kill the program's whole group and collect its status (None if gone).
+        `grace`: seconds the program may take to finish exiting on its own first (an
+        interpreter closes its pipes before its exit status is set)."""
         pid, self.pid = self.pid, None
         if self._stdin_w is not None:
             os.close(self._stdin_w)
             self._stdin_w = self._stdin_link = None
         if pid is None:
             return None
+        status = None
+        deadline = time.monotonic() + grace
         try:
-            os.killpg(pid, signal.SIGKILL)
+            while status is None:
+                done, exited = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = exited
+                elif time.monotonic() >= deadline:
+                    break
+                else:
+                    time.sleep(0.005)
+        except ChildProcessError:
+            pass
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the group: whatever it started goes too
         except OSError:
             pass
+        if status is not None:
+            return status
         try:
             return os.waitpid(pid, 0)[1]
         except ChildProcessError:
@@ -200,12 +222,12 @@ class InterpreterDriver(_Child):
             os.close(from_w)
         self._to, self._from, self._buffer = to_w, from_r, b""
 
-    def stop(self):
+    def stop(self, grace=0.0):
         for fd in (self._to, self._from):
             if fd is not None:
                 os.close(fd)
         self._to = self._from = None
-        return self._reap()
+        return self._reap(grace)
 
     def run(self, code):
         if self.pid is None:
@@ -232,7 +254,7 @@ class InterpreterDriver(_Child):
         except KeyboardInterrupt:  # asked for before the code was sent
             exceptions.append(["Interrupt", [], True, "interrupted before it started"])
         except DriverError as e:
-            status = self.stop()
+            status = self.stop(grace=EXIT_GRACE)
             why = str(e) if status is None else _ended(status)
             exceptions.append(["SessionEnded", [why], False,
                                f"The {self.language} session ended ({why}); a fresh one "
