@@ -11,6 +11,7 @@ setup(
         "twisted>=22.10",
         "txzmq>=1.0",
         "txredisapi>=1.4",
+        "hiredis>=2",  # txredisapi parses replies with it (in C) when it is installed
         "pyzmq>=22",
         "msgpack>=1.0",
         "docker>=6.0",

@@ -188,7 +188,8 @@ class CapacityTableTests:
                    now=1700000000.123456)
         await self.table.add_kernel(k)
         self.assertEqual(await self.table.get_kernel("k1"), k)
-        self.assertEqual(await self.table.kernel_ages("a"), {"k1": 1700000000.123456})
+        self.assertEqual(await self.table.heartbeat(agent("a"), now=2),
+                         {"k1": 1700000000.123456})
         self.assertEqual(await self.table.remove_kernel("k1"), k)
 
     @table_test
@@ -235,7 +236,7 @@ class CapacityTableTests:
         self.assertIsNone(await self.table.get_kernel("k1"))
         self.assertIsNone(await self.table.find_session(("u", "e", "python3")))
         self.assertEqual([a.agent_id for a in await self.table.agents(now=9)], ["b"])
-        self.assertEqual(await self.table.kernel_ages("a"), {})
+        self.assertEqual(await self.table.heartbeat(agent("a"), now=10), {})
 
     @table_test
     async def test_a_dead_agent_that_beats_again_is_alive(self):
@@ -246,12 +247,14 @@ class CapacityTableTests:
         self.assertEqual(await self.table.expire(now=20), {})
 
     @table_test
-    async def test_kernel_ages(self):
-        await self.table.heartbeat(agent("a"), now=0)
+    async def test_a_heartbeat_returns_the_ages_of_the_agents_kernels(self):
+        self.assertEqual(await self.table.heartbeat(agent("a"), now=0), {})
         await self.table.heartbeat(agent("b"), now=0)
         await self.table.add_kernel(kernel("k1", "a", now=2.5))
         await self.table.add_kernel(kernel("k2", "b"))
-        self.assertEqual(await self.table.kernel_ages("a"), {"k1": 2.5})
+        self.assertEqual(await self.table.heartbeat(agent("a"), now=3), {"k1": 2.5})
+        await self.table.remove_kernel("k1")
+        self.assertEqual(await self.table.heartbeat(agent("a"), now=4), {})
 
 
     @table_test

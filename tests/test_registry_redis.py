@@ -177,7 +177,6 @@ class RedisOnlyTests(RedisTestCase):
             "add_kernel": lambda: table.add_kernel(kernel("k1", "a")),
             "get_kernel": lambda: table.get_kernel("k1"),
             "remove_kernel": lambda: table.remove_kernel("k1"),
-            "kernel_ages": lambda: table.kernel_ages("a"),
             "find_session": lambda: table.find_session(("u", "e", "python3")),
         }
         for name, call in calls.items():

@@ -161,17 +161,17 @@ class ManagerApi:
             raise BadRequest(f"a heartbeat may list at most max_kernels + {HEARTBEAT_SLACK} "
                              f"kernels ({slack}); it listed {len(f['kernels'])} running "
                              f"and {len(f['gone'])} gone")
-        await self.table.heartbeat(AgentRecord(
+        known = await self.table.heartbeat(AgentRecord(
             agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
             langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},
             resources=f["resources"] or {}, aliases=f["aliases"], warm=f["warm"]), now)
-        await self._reconcile(agent_id, f["kernels"], f["gone"], now)
+        await self._reconcile(agent_id, known, f["kernels"], f["gone"], now)
         return NO_REPLY
 
-    async def _reconcile(self, agent_id, reported, gone, now):
-        """Forget kernels the agent no longer runs; destroy ones nobody asked for."""
+    async def _reconcile(self, agent_id, known, reported, gone, now):
+        """Forget kernels the agent no longer runs; destroy ones nobody asked for.
+        `known`: {kernel_id: created_at} of the kernels the table holds on the agent."""
         grace = 2 * self.heartbeat_interval
-        known = await self.table.kernel_ages(agent_id)
         for kernel_id, created_at in known.items():
             if kernel_id not in reported and now - created_at > grace:
                 log.info("kernel {kernel} is gone from agent {agent}",

@@ -179,6 +179,18 @@ local function forget(kernel_id)
   redis.call('DEL', kkey)
   return flat
 end
+-- {kernel id, created_at, ...} of an agent's kernels
+local function kernel_ages(id)
+  local out = {}
+  for _, kernel_id in ipairs(redis.call('SMEMBERS', prefix .. 'agent-kernels:' .. id)) do
+    local created = redis.call('HGET', prefix .. 'kernel:' .. kernel_id, 'created_at')
+    if created then
+      table.insert(out, kernel_id)
+      table.insert(out, created)
+    end
+  end
+  return out
+end
 local function with_reserved(flat, id, now)
   table.insert(flat, 'reserved')
   table.insert(flat, tostring(reserved(id, now)))
@@ -188,6 +200,7 @@ end
 
 # KEYS: agents, agent:<id>, agent-kernels:<id>
 # ARGV: prefix, id, addr, max_kernels, langs, now, instance, resources, aliases, warm
+# Returns the agent's kernels: {kernel id, created_at, ...}.
 _HEARTBEAT = _LUA_COMMON + """
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'agent_id', ARGV[2], 'addr', ARGV[3], 'max_kernels', ARGV[4],
@@ -195,7 +208,7 @@ redis.call('HSET', KEYS[2], 'agent_id', ARGV[2], 'addr', ARGV[3], 'max_kernels',
            'resources', ARGV[8], 'aliases', ARGV[9], 'warm', ARGV[10],
            'kernels', redis.call('SCARD', KEYS[3]))
 place(ARGV[2])
-return 1
+return kernel_ages(ARGV[2])
 """
 
 # KEYS: agents.  ARGV: prefix, now.  Every agent record, live or not.
@@ -296,19 +309,6 @@ return 1
 # KEYS: kernel:<id>.  ARGV: prefix, kernel_id
 _REMOVE_KERNEL = _LUA_COMMON + """
 return forget(ARGV[2]) or false
-"""
-
-# KEYS: agent-kernels:<id>.  ARGV: prefix.  Returns {kernel id, created_at, ...}.
-_KERNEL_AGES = _LUA_COMMON + """
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local created = redis.call('HGET', prefix .. 'kernel:' .. id, 'created_at')
-  if created then
-    table.insert(out, id)
-    table.insert(out, created)
-  end
-end
-return out
 """
 
 # KEYS: agents.  ARGV: prefix, now, agent_timeout
@@ -452,7 +452,8 @@ class RedisCapacityTable(CapacityTable):
                        [a, agent.addr, str(int(agent.max_kernels)), _pack(list(agent.langs)),
                         _num(now), _pack(agent.instance), _pack(agent.resources),
                         _pack(agent.aliases), _pack(agent.warm)])
-        return d.addCallback(lambda _: None)
+        return d.addCallback(lambda flat: {
+            flat[i].decode(): float(flat[i + 1]) for i in range(0, len(flat), 2)})
 
     def agents(self, now):
         d = self._eval("agents", _AGENTS, [self._key("agents")], [_num(now)])
@@ -505,12 +506,6 @@ class RedisCapacityTable(CapacityTable):
         d = self._eval("remove_kernel", _REMOVE_KERNEL, [self._key("kernel:", kernel_id)],
                        [kernel_id])
         return d.addCallback(lambda flat: _kernel(flat) if flat else None)
-
-    def kernel_ages(self, agent_id):
-        d = self._eval("kernel_ages", _KERNEL_AGES, [self._key("agent-kernels:", agent_id)],
-                       [])
-        return d.addCallback(lambda flat: {
-            flat[i].decode(): float(flat[i + 1]) for i in range(0, len(flat), 2)})
 
     def find_session(self, session):
         key = self._key("session:", session_key_part(tuple(session)))

@@ -78,7 +78,9 @@ class CapacityTable:
         raise NotImplementedError
 
     def heartbeat(self, agent, now):
-        """Insert or refresh an AgentRecord (its reserved/kernels counts are ours)."""
+        """Insert or refresh an AgentRecord (its reserved/kernels counts are ours).
+        Returns {kernel_id: created_at} of the agent's kernels, which the heartbeat is
+        checked against (one call: a heartbeat costs one round trip to Redis)."""
         raise NotImplementedError
 
     def agents(self, now):
@@ -117,11 +119,6 @@ class CapacityTable:
 
     def remove_kernel(self, kernel_id):
         """Forget a kernel and its session; return its record or None."""
-        raise NotImplementedError
-
-    def kernel_ages(self, agent_id):
-        """{kernel_id: created_at} of an agent's kernels (what heartbeats are checked
-        against: each costs this, so it holds no more)."""
         raise NotImplementedError
 
     def find_session(self, session):
@@ -208,7 +205,8 @@ class MemoryCapacityTable(CapacityTable):
         agent.last_seen = now
         self._agents[agent.agent_id] = agent
         self._changed(agent.agent_id)
-        return defer.succeed(None)
+        return defer.succeed({k: self._kernels[k].created_at
+                              for k in self._by_agent.get(agent.agent_id, ())})
 
     def agents(self, now):
         self._expire_leases(now)
@@ -306,9 +304,6 @@ class MemoryCapacityTable(CapacityTable):
         if kernel.session is not None and self._sessions.get(kernel.session) == kernel_id:
             del self._sessions[kernel.session]
         return kernel
-
-    def kernel_ages(self, agent_id):
-        return defer.succeed({k.kernel_id: k.created_at for k in self._kernels_of(agent_id)})
 
     def _kernels_of(self, agent_id):
         return [self._kernels[k] for k in sorted(self._by_agent.get(agent_id, ()))]
