@@ -17,6 +17,7 @@ baseline:   the same clients and requests in flight against a ROUTER echo thread
 """
 
 import argparse
+import contextlib
 import multiprocessing
 import resource
 import secrets
@@ -222,6 +223,18 @@ def placements(context, manager, count, clients, in_flight, rounds, seconds):
         agents.close()
 
 
+@contextlib.contextmanager
+def _fresh_manager(extra_args, redis):
+    """A manager on an empty table (Redis is flushed)."""
+    redis.call("FLUSHALL")
+    manager = ManagerProcess(heartbeat_interval=INTERVAL, extra_args=extra_args).start()
+    try:
+        yield manager
+    finally:
+        manager.stop()
+        manager.remove_workdir()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -248,20 +261,17 @@ def main():
     results = {}
     try:
         for table, extra in (("memory", []), ("redis", ["--redis", redis.url])):
-            manager = ManagerProcess(heartbeat_interval=INTERVAL, extra_args=extra).start()
-            try:
+            # Each figure on a fresh manager and table: the kernels placed in the first
+            # would make the second's agents look like they lost them all.
+            with _fresh_manager(extra, redis) as manager:
                 print(f"{table}: {args.agents} agents placing", file=sys.stderr, flush=True)
                 rates, refused = placements(context, manager, args.agents, args.clients,
                                             args.in_flight, args.rounds, args.seconds)
+            with _fresh_manager(extra, redis) as manager:
                 print(f"{table}: {args.heartbeat_agents} agents heartbeating",
                       file=sys.stderr, flush=True)
                 beats = heartbeat_cost(context, manager, args.heartbeat_agents,
                                        args.rounds, args.seconds)
-            finally:
-                manager.stop()
-                manager.remove_workdir()
-            if table == "redis":
-                redis.call("FLUSHALL")
             results[table] = {"placements_per_s": summary(rates, digits=0),
                               "refused_503": len(refused), "heartbeats": beats}
         with RouterEcho(context) as echo:

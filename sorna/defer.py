@@ -15,6 +15,17 @@ def deferred(fn):
     return wrapper
 
 
+def returns_deferred(fn):
+    """A function that returns a Deferred, or raises: its errors come as a failed
+    Deferred too. Cheaper than `deferred` on a path that awaits nothing itself."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return defer.maybeDeferred(fn, *args, **kwargs)
+
+    return wrapper
+
+
 class InFlight:
     """Tracks running Deferreds so that shutdown can wait for them."""
 

@@ -2,7 +2,7 @@
 heartbeat connection."""
 
 from sorna.agent.grading import InlineGrader
-from sorna.defer import deferred
+from sorna.defer import deferred, returns_deferred
 from sorna.proto import codes
 from sorna.proto.errors import BadRequest, Forbidden
 
@@ -27,8 +27,8 @@ class AgentApi:
     def ping(self, req):
         return {"reply": codes.PONG, "body": req.fields["body"]}
 
-    @deferred
-    async def execute(self, req):
+    @returns_deferred
+    def execute(self, req):
         f = req.fields
         text = f["text"]
         if f["mode"] in (None, "query") and f["code"] is None:
@@ -40,13 +40,24 @@ class AgentApi:
                 raise BadRequest("`text` is missing: mode input needs the text to answer "
                                  "the program with (or `code`, as Backend.AI sends it)")
         if f["match"] is not None:
-            await self.grader.check(f["match"])
-        reply = await self.kernels.execute(
+            return self._execute_and_grade(req, text)
+        d = self._execute(req, text)
+        return d.addCallback(lambda reply: dict(reply, kernel_id=f["kernel_id"]))
+
+    def _execute(self, req, text):
+        f = req.fields
+        return self.kernels.execute(
             f["kernel_id"], f["code"], f["mode"], text, f["wait"],
             partial=req.partial if f["stream"] else None, entry_id=f["entry_id"])
-        if f["match"] is not None and reply["status"] == "finished":
+
+    @deferred
+    async def _execute_and_grade(self, req, text):
+        f = req.fields
+        await self.grader.check(f["match"])
+        reply = dict(await self._execute(req, text), kernel_id=f["kernel_id"])
+        if reply["status"] == "finished":  # a copy: run.final is every asker's
             reply["match_result"] = await self.grader.grade(f["match"], reply["result"])
-        return dict(reply, kernel_id=f["kernel_id"])
+        return reply
 
     def interrupt(self, req):
         return self.kernels.interrupt(req.fields["kernel_id"])

@@ -11,7 +11,7 @@ from twisted.logger import Logger
 from sorna.agent.channel import ReplChannel
 from sorna.agent.pools import WarmPools
 from sorna.agent.scheduler import RunQueue
-from sorna.defer import deferred
+from sorna.defer import deferred, returns_deferred
 from sorna.ids import new_kernel_id
 from sorna.langs import parse_aliases
 from sorna.proto.actions import MAX_FILE_SIZE
@@ -280,9 +280,9 @@ class Kernels:
             raise KernelNotFound(f"no kernel has id {kernel_id} on this agent")
         return kernel
 
-    @deferred
-    async def execute(self, kernel_id, code=None, mode=None, text=None, wait=None,
-                      partial=None, entry_id=None):
+    @returns_deferred
+    def execute(self, kernel_id, code=None, mode=None, text=None, wait=None,
+                partial=None, entry_id=None):
         """Start, continue or feed a run; fire with the reply fields.
 
         Without `mode` the reply comes when the run finishes or waits for input; with a
@@ -291,25 +291,25 @@ class Kernels:
         """
         kernel = self._ready(kernel_id)
         runs = kernel.runs
+        if mode is not None and wait is None:
+            wait = self.default_wait
         if mode in (None, "query"):
             if code is None:
                 raise BadRequest("`code` is missing")
             if self.max_executions and self.executions() >= self.max_executions:
                 raise Busy(f"this agent already runs its maximum of {self.max_executions} "
                            f"executions at once; try again shortly", error="agent-busy")
-            run = runs.submit(code, entry_id)
-        else:
-            # The last run stays reachable after its end, so that a late `continue`
-            # (or one after an abandoned request) still gets the end of it.
-            run = runs.current or runs.last
-            if mode == "input":
-                await runs.feed(run, text)
-            elif run is None:
-                raise KernelNotFound(f"no execution is running on kernel {kernel_id}",
-                                     error="no-run")
-        if mode is not None and wait is None:
-            wait = self.default_wait
-        return await runs.follow(run, wait, partial)
+            return runs.follow(runs.submit(code, entry_id), wait, partial)
+        # The last run stays reachable after its end, so that a late `continue` (or
+        # one after an abandoned request) still gets the end of it.
+        run = runs.current or runs.last
+        if mode == "input":
+            return runs.feed(run, text).addCallback(
+                lambda _: runs.follow(run, wait, partial))
+        if run is None:
+            raise KernelNotFound(f"no execution is running on kernel {kernel_id}",
+                                 error="no-run")
+        return runs.follow(run, wait, partial)
 
     def executions(self):
         return sum(1 for k in self._kernels.values()

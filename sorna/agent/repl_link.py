@@ -123,7 +123,12 @@ class ReplLink:
             self._queued.append(payload)
             del self._queued[:-MAX_QUEUED]
             return
-        self._protocol.transport.write(frame(payload))
+        transport = self._protocol.transport
+        transport.write(frame(payload))
+        # Twisted writes at the reactor's next turn; writing now spares an execute that
+        # turn (its epoll wait and callbacks) on its way to the daemon. What the socket
+        # cannot take stays buffered, and an error is the reactor's to see next turn.
+        transport.doWrite()
 
     def close(self):
         self.closed = True
