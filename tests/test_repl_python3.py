@@ -126,6 +126,25 @@ class OutputTests(SynchronousTestCase):
         self.output.tick()
         self.assertEqual(self.events[-1]["records"], [["stdout", "1\n"]])
 
+    def test_output_within_the_watched_time_wakes_no_one_and_still_goes_out(self):
+        self.output.watch()  # the I/O thread hands a run over: it looks within linger
+        self.assertAlmostEqual(self.output.due_in(), repl.FLUSH_LINGER)
+        self.output.begin(1)
+        self.clock.now += repl.FLUSH_LINGER / 2
+        self.output.add("stdout", "0")
+        self.assertEqual(self.wakes, [])
+        self.clock.now += repl.FLUSH_LINGER / 2  # the promised look: not due yet
+        self.output.tick()
+        self.assertEqual(self.events, [])
+        self.assertAlmostEqual(self.output.due_in(), repl.FLUSH_LINGER / 2)
+        self.clock.now += repl.FLUSH_LINGER / 2
+        self.output.tick()
+        self.assertEqual(self.events, [{"id": 1, "event": "output",
+                                        "records": [["stdout", "0"]]}])
+        self.clock.now += repl.FLUSH_INTERVAL
+        self.output.add("stdout", "1")  # past the watched time: the I/O thread is woken
+        self.assertEqual(self.wakes, [1])
+
     def test_a_run_keeps_at_most_its_output_budget(self):
         output = repl.Output(self.events.append, clock=self.clock, max_run=10)
         output.begin("r")

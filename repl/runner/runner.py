@@ -153,6 +153,7 @@ class Output:
         self._size = 0
         self._first = 0.0  # when the oldest pending record arrived
         self._last = float("-inf")  # when the last output event was emitted
+        self._watched_until = float("-inf")  # the I/O thread looks by then anyway
         self.run_id = None
         self.active = False
 
@@ -187,7 +188,7 @@ class Output:
             if wait:
                 time.sleep(wait)
             self.flush()
-        elif empty and self._wake:
+        elif empty and self._wake and self._clock() >= self._watched_until:
             self._wake()
 
     def _drop_last(self, kind, data):
@@ -203,13 +204,22 @@ class Output:
         """Characters of output the current run may still send."""
         return max(0, self.max_run - self.run_size)
 
-    def due_in(self):
-        """Seconds until pending records should go out; None when there are none."""
+    def watch(self):
+        """A run is about to begin: the I/O thread will look within `linger` seconds
+        (`due_in` says so), so the run's first output need not wake it. A short run
+        then ends without a hand-off to the I/O thread."""
         with self._lock:
+            self._watched_until = self._clock() + self.linger
+
+    def due_in(self):
+        """Seconds until pending records should go out (or until the look `watch`
+        promised); None when there is nothing to look for."""
+        with self._lock:
+            now = self._clock()
             if not self._records or not self.active:
-                return None
+                return self._watched_until - now if self._watched_until > now else None
             due = max(self._first + self.linger, self._last + self.interval)
-            return max(0.0, due - self._clock())
+            return max(0.0, due - now)
 
     def tick(self):
         with self._lock:
@@ -1126,6 +1136,7 @@ class Daemon:
                 raise RequestError(409, "kernel-busy", "A run is going on already; "
                                                        "wait for its finished event.")
             self._run_connection = connection
+            self.session.output.watch()
             self.jobs.put((request_id, request["code"]))
             try:
                 os.write(self._doorbell_w, b"j")

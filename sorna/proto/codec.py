@@ -56,16 +56,18 @@ def decode(data, max_size=DEFAULT_MAX_SIZE):
 
 
 def _shallow(obj, limit):
-    """Whether no list or map in `obj` sits deeper than `limit` (without recursion)."""
-    stack = [(obj, 1)]
-    while stack:
-        value, depth = stack.pop()
+    """Whether no list or map in `obj` sits deeper than `limit` (without recursion):
+    level by level, looking into containers only."""
+    level, depth = [obj], 1
+    while level:
         if depth > limit:
             return False
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+        deeper = []
+        for value in level:
+            for item in (value.values() if isinstance(value, dict) else value):
+                if isinstance(item, (dict, list)):
+                    deeper.append(item)
+        level, depth = deeper, depth + 1
     return True
 
 
