@@ -16,6 +16,8 @@ agent does, without the agent: the daemon's own cost plus one ipc hop.
 import argparse
 import glob
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -32,34 +34,55 @@ from sorna.testing.repl_socket import ReplSocket
 TIMEOUT = 30.0
 
 
+def serve_echo(context, addr, ready=lambda: None):
+    """A REP socket answering every message with itself, until `stop`."""
+    sock = context.socket(zmq.REP)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(addr)
+    ready()
+    try:
+        while True:
+            message = sock.recv()
+            if message == b"stop":
+                sock.send(b"stopped")
+                return
+            sock.send(message)
+    finally:
+        sock.close()
+
+
 class EchoServer:
-    """A REP socket answering every message with itself, in a thread."""
+    """The echo in a thread of this process."""
 
     def __init__(self, context):
         self.context = context
         self.addr = f"tcp://{LOOPBACK}:{free_port()}"
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread = threading.Thread(target=serve_echo, daemon=True,
+                                        args=(context, self.addr, self._ready.set))
 
     def start(self):
         self._thread.start()
         if not self._ready.wait(TIMEOUT):
             raise RuntimeError("the echo thread did not start")
 
-    def _serve(self):
-        sock = self.context.socket(zmq.REP)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.addr)
-        self._ready.set()
-        try:
-            while True:
-                message = sock.recv()
-                if message == b"stop":
-                    sock.send(b"stopped")
-                    return
-                sock.send(message)
-        finally:
-            sock.close()
+
+class ProcessEcho:
+    """The echo in a process of its own, as every service is to its clients: a round
+    trip then includes two switches between processes."""
+
+    def __init__(self):
+        self.addr = f"tcp://{LOOPBACK}:{free_port()}"
+        self.process = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                                         "--echo-at", self.addr])
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(TIMEOUT)
 
 
 def zmq_peer(sock, payload):
@@ -96,7 +119,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=500)
     parser.add_argument("--block", type=int, default=50)
+    parser.add_argument("--echo-at", help=argparse.SUPPRESS)  # ProcessEcho's own process
     args = parser.parse_args()
+    if args.echo_at:
+        serve_echo(zmq.Context(), args.echo_at)
+        return
 
     docker_client = docker.from_env(timeout=60)
     context = zmq.Context()
@@ -105,9 +132,12 @@ def main():
     req = context.socket(zmq.REQ)
     req.setsockopt(zmq.LINGER, 0)
     req.connect(echo.addr)
-    sorna_ns, baseline_ns, direct_ns = [], [], []
-    with Cluster(docker_client) as cluster, \
+    sorna_ns, baseline_ns, direct_ns, other_ns = [], [], [], []
+    with Cluster(docker_client) as cluster, ProcessEcho() as other_echo, \
             BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client:
+        other_req = context.socket(zmq.REQ)
+        other_req.setsockopt(zmq.LINGER, 0)
+        other_req.connect(other_echo.addr)
         kernel = client.create("python3")
         try:
             dealer = context.socket(zmq.DEALER)
@@ -144,18 +174,22 @@ def main():
             through_agent = zmq_peer(dealer, execute)
             raw_echo = zmq_peer(req, ping)
             straight = repl_peer(direct, repl_execute)
+            other_process = zmq_peer(other_req, ping)
             time_round_trips(through_agent, 50, check_execute)  # warm-up
             time_round_trips(raw_echo, 50, check_echo)
             time_round_trips(straight, 50, check_direct, finished)
+            time_round_trips(other_process, 50, check_echo)
             done = 0
             while done < args.count:
                 block = min(args.block, args.count - done)
                 sorna_ns += time_round_trips(through_agent, block, check_execute)
                 baseline_ns += time_round_trips(raw_echo, block, check_echo)
                 direct_ns += time_round_trips(straight, block, check_direct, finished)
+                other_ns += time_round_trips(other_process, block, check_echo)
                 done += block
             dealer.close(0)
             direct.close()
+            other_req.close(0)
         finally:
             client.destroy(kernel["kernel_id"])
     req.send(b"stop")
@@ -170,8 +204,12 @@ def main():
                     "to an echo thread",
         "repl_direct": "execute `1+1` sent straight to the REPL daemon's Unix socket "
                        "(no agent); not part of the ratio",
+        "echo_other_process": "the same echo in a process of its own (two switches "
+                              "between processes, as any service costs its clients); not "
+                              "part of the ratio",
         "count": args.count, "block": args.block,
-    }, extra={"repl_direct": summary(direct_ns, 1e-3)})
+    }, extra={"repl_direct": summary(direct_ns, 1e-3),
+              "echo_other_process": summary(other_ns, 1e-3)})
 
 
 if __name__ == "__main__":

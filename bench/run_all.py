@@ -41,6 +41,10 @@ def rows(name, doc):
                f"{doc['warm_ratio_to_baseline']:g}")
     if "repl_direct" in doc:
         yield (f"{name}: REPL alone", fmt(doc["repl_direct"]), "", "")
+    if "echo_other_process" in doc:
+        other = doc["echo_other_process"]
+        yield (f"{name}: vs. an echo in another process", fmt(doc["sorna"]), fmt(other),
+               f"{doc['sorna']['median'] / other['median']:.2f}")
     if "agent_cpu_us_per_execute" in doc:
         series = doc["agent_cpu_us_per_execute"]
         yield (f"{name}: agent CPU per execute", f"{series['median']:g} µs", "", "")
