@@ -2,7 +2,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 LANGS ?=
 
-.PHONY: help install images run test unit bench clean
+.PHONY: help install host-packages test-packages images run test unit bench clean
 
 help:
 	@echo "make run    build the images (every language; LANGS=python3 for one), then run"
@@ -12,16 +12,24 @@ help:
 	@echo "make bench  run the benchmarks"
 
 install:
-	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, docker, moto" 2>/dev/null || \
+	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, hiredis, docker, moto" 2>/dev/null || \
 	  $(PIP) install --config-settings editable_mode=compat -e ".[test]"
 
-images: install
+# Debian packages: debootstrap builds the base image; the tests start redis-server and
+# supervisord processes of their own.
+host-packages:
+	@bash etc/install-host-packages.sh debootstrap debian-archive-keyring
+
+test-packages: host-packages
+	@bash etc/install-host-packages.sh redis-server supervisor
+
+images: install host-packages
 	sorna images build $(LANGS)
 
 run: images
 	@bash etc/dev-cluster.sh
 
-test: install
+test: install test-packages
 	$(PYTHON) -m tests.summary tests
 
 unit: install

@@ -8,6 +8,17 @@ AGENT_PORT=${SORNA_AGENT_PORT:-6001}
 MAX_KERNELS=${SORNA_MAX_KERNELS:-4}
 MANAGER=tcp://127.0.0.1:$PORT
 
+if ! python3 -c "
+from twisted.plugin import getPlugins
+from twisted.application.service import IServiceMaker
+names = {p.tapname for p in getPlugins(IServiceMaker)}
+raise SystemExit(not {'sorna-manager', 'sorna-agent'} <= names)" 2>/dev/null; then
+  echo "twistd does not find the sorna-manager and sorna-agent plugins. Install Sorna with" >&2
+  echo "    make install   (pip install --config-settings editable_mode=compat -e .)" >&2
+  echo "or pip install . (a plain pip install -e . hides twisted/plugins from twistd)." >&2
+  exit 1
+fi
+
 twistd -n --pidfile= sorna-manager --listen 127.0.0.1 --port "$PORT" &
 manager=$!
 twistd -n --pidfile= sorna-agent --manager-addr "$MANAGER" --listen 127.0.0.1 \

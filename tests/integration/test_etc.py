@@ -211,6 +211,31 @@ class ConfigTests(SynchronousTestCase):
              1.5, "/run/sorna", 2, {"python3": 1, "nodejs": 1}))
 
 
+class HostPackagesTests(SynchronousTestCase):
+    """etc/install-host-packages.sh, which `make run`, `make test` and CI call."""
+
+    script = os.path.join(ETC, "install-host-packages.sh")
+
+    def run_script(self, *packages, user=None):
+        command = ["bash", self.script, *packages]
+        if user is not None:
+            command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
+                       *command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    def test_installed_packages_need_nothing(self):
+        done = self.run_script("bash", "coreutils")  # every Debian machine has them
+        self.assertEqual((done.returncode, done.stdout, done.stderr), (0, "", ""))
+
+    def test_without_root_it_prints_the_command_that_installs_what_is_missing(self):
+        if os.geteuid() != 0 or not shutil.which("setpriv"):
+            raise SkipTest("needs root (to run the script as another user) and setpriv")
+        done = self.run_script("bash", "sorna-no-such-package", user=65534)
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("apt-get install -y sorna-no-such-package", done.stderr)
+        self.assertNotIn("bash", done.stderr.split("\n", 1)[1])  # only what is missing
+
+
 class ScriptProcess(TwistdProcess):
     """A run script from `etc/`, which execs twistd (so the pid is twistd's)."""
 
