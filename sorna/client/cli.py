@@ -68,6 +68,20 @@ def _parser():
     build.add_argument("--rebuild-base", action="store_true",
                        help="rebuild the base image even if it exists")
     build.set_defaults(run=_images_build)
+
+    keys = commands.add_parser("keys", help="the cluster's CurveZMQ keys")
+    key_commands = keys.add_subparsers(title="key commands", required=True,
+                                       metavar="COMMAND")
+    init = key_commands.add_parser("init", help="create the keys of a cluster in DIR: "
+                                                "the manager's, an agent's, a client's")
+    init.add_argument("folder", metavar="DIR")
+    init.set_defaults(run=_keys_init)
+    for kind, what in (("agents", "an agent allowed to register"),
+                       ("clients", "a front-end allowed to ask")):
+        add = key_commands.add_parser(f"add-{kind[:-1]}", help=f"create the keys of {what}")
+        add.add_argument("folder", metavar="DIR")
+        add.add_argument("name", metavar="NAME", help="the key's file name, e.g. the host")
+        add.set_defaults(run=_keys_add, kind=kind)
     return parser
 
 
@@ -254,6 +268,38 @@ def _images_build(args, stdout, stderr):
         stderr.write(f"sorna images build: {e}\n")
         return EXIT_ERROR
     return 0
+
+
+def _keys_init(args, stdout, stderr):
+    from sorna import keys
+
+    try:
+        made = keys.init(args.folder)
+    except keys.KeysError as e:
+        stderr.write(f"sorna keys init: {e}\n")
+        return EXIT_ERROR
+    _list_made(made, stdout)
+    stdout.write("Give each host only what it needs: the manager its key pair and the "
+                 "allowed agents/ and clients/ *.key files; an agent or a client its own "
+                 "pair and manager.key.\n")
+    return 0
+
+
+def _keys_add(args, stdout, stderr):
+    from sorna import keys
+
+    try:
+        made = keys.add(args.folder, args.kind, args.name)
+    except keys.KeysError as e:
+        stderr.write(f"sorna keys add-{args.kind[:-1]}: {e}\n")
+        return EXIT_ERROR
+    _list_made(made, stdout)
+    return 0
+
+
+def _list_made(paths, stdout):
+    for path in paths:
+        stdout.write(f"{'secret' if path.endswith('_secret') else 'public'}  {path}\n")
 
 
 if __name__ == "__main__":
