@@ -35,6 +35,9 @@ def rows(name, doc):
     def fmt(series):
         return f"{series['median']:g} (p90 {series['p90']:g}) {unit}"
 
+    if "sorna" not in doc:  # a benchmark of several series, without one baseline
+        yield from _series_rows(name, doc, unit)
+        return
     yield (name, fmt(doc["sorna"]), fmt(doc["baseline"]), f"{doc['ratio_of_medians']:g}")
     if "warm" in doc:
         yield (f"{name}: warm", fmt(doc["warm"]), fmt(doc["baseline"]),
@@ -54,6 +57,27 @@ def rows(name, doc):
         yield (f"{name}: {table}, {beats['agents']} agents' heartbeats",
                f"{beats['manager_core_percent']['median']:g}% of a core, "
                f"{beats['manager_cpu_us_per_heartbeat']['median']:g} µs each", "", "")
+
+
+def _series_rows(name, doc, unit, path=""):
+    """A row for every summary (a map with a median) anywhere in the document."""
+    for key, value in doc.items():
+        if isinstance(value, list):  # one summary per setting, e.g. per interval
+            value = {_setting(item): item for item in value if isinstance(item, dict)}
+        if not isinstance(value, dict) or key == "notes":
+            continue
+        label = f"{path}{key}"
+        if "median" in value and "p90" in value:
+            yield (f"{name}: {label}", f"{value['median']:g} (p90 {value['p90']:g}) {unit}",
+                   "", "")
+        else:
+            yield from _series_rows(name, value, unit, f"{label} ")
+
+
+def _setting(item):
+    """"(interval 1)": what a list item's plain fields say it was measured with."""
+    plain = [f"{k} {v}" for k, v in item.items() if not isinstance(v, (dict, list))]
+    return f"({', '.join(plain)})"
 
 
 def main():
