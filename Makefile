@@ -12,7 +12,7 @@ help:
 	@echo "make bench  run the benchmarks"
 
 install:
-	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, hiredis, docker, moto" 2>/dev/null || \
+	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, hiredis, prometheus_client, docker, moto" 2>/dev/null || \
 	  $(PIP) install --config-settings editable_mode=compat -e ".[test]"
 
 # Debian packages: debootstrap builds the base image; the tests start redis-server and

@@ -16,6 +16,7 @@ setup(
         "msgpack>=1.0",
         "docker>=6.0",
         "boto3>=1.20",
+        "prometheus_client>=0.16",
     ],
     # The tests start an S3-compatible server (moto's server mode) to export files to.
     extras_require={"test": ["moto[server]>=4"]},

@@ -72,11 +72,15 @@ class RequestServer:
     """
 
     def __init__(self, name, actions, legacy, handlers, on_reply=None,
-                 max_size=DEFAULT_MAX_SIZE, served_while_draining=("ping",), clock=None):
+                 max_size=DEFAULT_MAX_SIZE, served_while_draining=("ping",), clock=None,
+                 metrics=None):
+        """`metrics`: a sorna.metrics.RequestMetrics that counts every answer."""
         self.name = name.split(".")[0]
         self.log = Logger(namespace=f"sorna.{name}")
         if clock is None:
             from twisted.internet import reactor as clock
+        self.clock = clock
+        self.metrics = metrics
         self._refusals = RateLimitedLog(self.log, clock)
         self.budget = ReplyBudget(clock)
         # Once `draining` (shutdown), other actions get 503 shutting-down at once.
@@ -113,16 +117,18 @@ class RequestServer:
             self._refuse(peer, envelope, encoding, req_id, e)
             return
         if self.draining and action not in self._served_while_draining:
-            self.send(peer, envelope, encoding, req_id, NoCapacity(
-                f"the {self.name} is shutting down; try again once it is back (or ask "
-                f"another one)", error="shutting-down").reply_fields())
+            error = NoCapacity(f"the {self.name} is shutting down; try again once it is "
+                               f"back (or ask another one)", error="shutting-down")
+            self._count(action, error.code, None)
+            self.send(peer, envelope, encoding, req_id, error.reply_fields())
             return
         request = Request(peer, action, req_id, fields, encoding)
+        started = self.clock.seconds()
         request.partial = lambda fields: self.send(
             peer, envelope, encoding, req_id, dict(fields, reply=codes.SUCCESS, partial=True))
         d = defer.maybeDeferred(self._handlers[action], request)
         d.addCallbacks(self._success, self._failure, errbackArgs=(request,))
-        d.addCallback(self._send_reply, peer, envelope, request)
+        d.addCallback(self._send_reply, peer, envelope, request, started)
         d.addErrback(lambda f: self.log.failure("could not send a reply", f))
         self.in_flight.track(d)
 
@@ -143,14 +149,22 @@ class RequestServer:
             self.log.warn("{action} failed: {cause}", action=request.action, cause=error.cause)
         return error.reply_fields()
 
-    def _send_reply(self, reply, peer, envelope, request):
+    def _send_reply(self, reply, peer, envelope, request, started):
+        elapsed = self.clock.seconds() - started
         if reply is NO_REPLY:
+            self._count(request.action, "none", elapsed)
             return
+        self._count(request.action, reply.get("reply", codes.SUCCESS), elapsed)
         self.send(peer, envelope, request.encoding, request.id, reply)
+
+    def _count(self, action, code, seconds):
+        if self.metrics is not None:
+            self.metrics.observe(action, code, seconds)
 
     def _refuse(self, peer, envelope, encoding, req_id, error):
         self._refusals.info("refused a message from {peer!r}: {cause}", peer=peer[:32],
                             cause=error.cause[:300])
+        self._count(None, error.code, None)
         self.send(peer, envelope, encoding, req_id, error.reply_fields())
 
     def send(self, peer, envelope, encoding, req_id, reply):

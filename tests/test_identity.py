@@ -302,6 +302,6 @@ class TapTests(SynchronousTestCase):
         for argv in (["--instance-metadata", "sometimes"],
                      ["--instance-metadata", "ftp://127.0.0.1/"],
                      ["--instance-metadata-timeout", "0"],
-                     ["--agent-id", "no spaces"]):
+                     ["--agent-id", "no spaces"], ["--metrics-port", "0"]):
             self.assertRaises(usage.UsageError, self.options, *argv)
         self.assertEqual(self.options()["instance-metadata"], "auto")

@@ -357,7 +357,8 @@ class ManagerTests(SynchronousTestCase):
     def test_options_are_validated(self):
         for argv in (["--port", "0"], ["--heartbeat-interval", "0"],
                      ["--max-message-size", "10"], ["--placement", "random"],
-                     ["--max-kernels-per-user", "-1"]):
+                     ["--max-kernels-per-user", "-1"], ["--metrics-port", "0"],
+                     ["--metrics-port", "70000"]):
             self.assertRaises(Exception, tap.Options().parseOptions, argv)
 
 

@@ -9,6 +9,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from sorna.agent.channel import ReplChannel
+from sorna.agent.metrics import AgentMetrics
 from sorna.agent.pools import WarmPools
 from sorna.agent.scheduler import RunQueue
 from sorna.defer import deferred, returns_deferred
@@ -80,11 +81,20 @@ class Kernels:
         self.pools = WarmPools(self, warm_pools or {})
         self._kernels = {}
         self._gone = {}
+        self.metrics = AgentMetrics(self)
 
     def running(self):
         """{kernel_id: lang} of users' kernels that are ready, as heartbeats report them."""
         return {k.kernel_id: k.lang for k in self._kernels.values()
                 if k.ready and not k.pooled}
+
+    def count(self):
+        """Users' kernels that are ready."""
+        return sum(1 for k in self._kernels.values() if k.ready and not k.pooled)
+
+    def queued(self):
+        """Runs waiting behind another run on their kernel."""
+        return sum(k.runs.queued for k in self._kernels.values() if k.runs is not None)
 
     def pooled(self):
         """Kernels in the warm pools, ready or starting, oldest first."""
@@ -384,7 +394,9 @@ class Kernels:
             max_queued=self.max_queued, max_output=self.policy.max_output,
             interrupt_grace=self.interrupt_grace, start_timeout=self.start_timeout,
             on_stuck=lambda run: self._stuck(kernel, run),
-            on_end=lambda run: self._ended(kernel, run), max_input_wait=self.max_input_wait)
+            on_end=lambda run: self._ended(kernel, run), max_input_wait=self.max_input_wait,
+            on_over=lambda run, error, seconds: self.metrics.run_ended(
+                kernel.lang, seconds, error, run.truncated))
 
     def gone(self):
         """{kernel_id: why} of kernels that ended lately, for the manager (heartbeats)."""
@@ -404,6 +416,7 @@ class Kernels:
         gone = why or KernelNotFound(f"kernel {kernel.kernel_id} was destroyed")
         if why is not None and not kernel.pooled:
             self._gone[kernel.kernel_id] = (why.cause, self.clock.seconds())
+            self.metrics.died(why)
         if kernel.runs is not None:
             kernel.runs.fail_all(gone)
         if kernel.channel is not None:

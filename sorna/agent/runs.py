@@ -26,7 +26,8 @@ class Run:
         self.output_size = 0
         self.truncated = False
         self.budget = budget  # seconds of execution left; time waiting for input is free
-        self.started_at = None
+        self.started_at = None  # when its execution clock last started
+        self.began = None  # when it reached the daemon
         self.timer = None
         self.grace = None
         self.timed_out = None  # the Timeout that ended it (execution or input wait)

@@ -27,10 +27,13 @@ def restarted():
 
 class RunQueue:
     """`on_stuck(run)`: a timed-out run ignored its interrupt (the kernel must go);
-    `on_end(run)`: a run has finished (its files may be exported)."""
+    `on_end(run)`: a run has finished (its files may be exported); `on_over(run, error,
+    seconds)`: a run is over, finished (`error` None) or not, after `seconds` at the
+    daemon (None if it never got there)."""
 
     def __init__(self, name, channel, clock, limits, max_queued, max_output,
-                 interrupt_grace, start_timeout, on_stuck, on_end, max_input_wait=300.0):
+                 interrupt_grace, start_timeout, on_stuck, on_end, max_input_wait=300.0,
+                 on_over=None):
         self.name = name
         self.channel = channel
         self.clock = clock
@@ -42,6 +45,7 @@ class RunQueue:
         self.max_input_wait = max_input_wait
         self.on_stuck = on_stuck
         self.on_end = on_end
+        self.on_over = on_over
         self.current = None  # the run at the daemon
         self.last = None  # the run that ended last: a late `continue` still finds it
         self._queue = collections.deque()
@@ -50,6 +54,10 @@ class RunQueue:
         self._ready_waiters = []  # everyone else who waits for it: fired with None
         self._closed = False
         self.last_used = clock.seconds()
+
+    @property
+    def queued(self):
+        return len(self._queue)
 
     @property
     def busy(self):
@@ -71,6 +79,7 @@ class RunQueue:
         if self.current is not None or self._restarting or self._closed or not self._queue:
             return
         run = self.current = self._queue.popleft()
+        run.began = self.clock.seconds()
         run.id = self.channel.open_run(lambda message: self._on_message(run, message))
         self.last_used = self.clock.seconds()
         self.channel.send({"action": "execute", "id": run.id, "code": run.code})
@@ -114,6 +123,9 @@ class RunQueue:
             self.last_used = self.clock.seconds()
         if run.finished is not None:
             self.on_end(run)
+        if self.on_over is not None:
+            self.on_over(run, run.error if run.finished is None else run.timed_out,
+                         None if run.began is None else self.clock.seconds() - run.began)
         self._start_next()
 
     # -- time

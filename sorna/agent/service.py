@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from sorna.agent.api import AgentApi
 from sorna.agent.docker import thd_prepare_ipc_root
 from sorna.defer import deferred
+from sorna.metrics import metrics_service
 from sorna.proto import actions
 from sorna.proto.codec import encode
 from sorna.proto.errors import NoCapacity
@@ -35,9 +36,11 @@ class AgentService(MultiService):
     def __init__(self, agent_id, manager_addr, endpoint, advertised_addr, kernels, transport,
                  clock, pool, heartbeat_interval=3.0, ipc_root=None,
                  max_message_size=17 << 20, on_fatal=None, close_transport=False,
-                 instance=None, grader=None, extra_pools=(), own_ipc_root=None):
+                 instance=None, grader=None, extra_pools=(), own_ipc_root=None,
+                 metrics_port=None, metrics_interface="127.0.0.1"):
         """`grader` grades `match` patterns; `extra_pools` (S3 uploads) start and stop
-        with the agent, like the Docker `pool`."""
+        with the agent, like the Docker `pool`. `metrics_port`: serve Prometheus metrics
+        there (on `metrics_interface`)."""
         super().__init__()
         self.agent_id = agent_id
         self.instance = instance or {}  # what EC2 instance metadata said, if anything
@@ -54,12 +57,18 @@ class AgentService(MultiService):
         self.close_transport = close_transport
         self.pools = [pool] + list(extra_pools)
         self.api = AgentApi(kernels, grader)
+        metrics = kernels.metrics
         self.frontend = RequestServer("agent", actions.AGENT, actions.AGENT_LEGACY,
                                       self.api.frontend_handlers(),
-                                      max_size=max_message_size, clock=clock)
+                                      max_size=max_message_size, clock=clock,
+                                      metrics=metrics.requests)
         self.commands = RequestServer("agent.commands", actions.AGENT, actions.AGENT_LEGACY,
                                       self.api.manager_handlers(),
-                                      max_size=max_message_size, clock=clock)
+                                      max_size=max_message_size, clock=clock,
+                                      metrics=metrics.requests)
+        if metrics_port is not None:
+            metrics_service(metrics.registry, metrics_port,
+                            metrics_interface).setServiceParent(self)
         # Drawn per process and sent to the manager only: the id any peer could claim,
         # the session only this process knows (sorna.manager.connections).
         self.session = secrets.token_hex(16)

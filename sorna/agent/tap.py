@@ -18,6 +18,7 @@ from sorna.agent.s3 import S3Exporter
 from sorna.agent.sandbox import SandboxPolicy
 from sorna.agent.service import AgentService
 from sorna.fatal import stop_reactor_with_error
+from sorna.metrics import METRICS_PORT_OPTION, check_metrics_port
 from sorna.proto.schema import AGENT_ID_RE
 from sorna.threadpool import WorkerPool
 from sorna.transport import ZmqTransport
@@ -78,6 +79,7 @@ class Options(usage.Options):
          "Seconds a grading pattern may run before it is stopped (504 match-timeout).",
          float],
         ["match-workers", None, 1, "Grading processes at once.", int],
+        METRICS_PORT_OPTION,
         ["max-input-wait", None, 300.0,
          "Seconds a run may wait for input before it is interrupted (504 input-timeout).",
          float],
@@ -133,6 +135,7 @@ class Options(usage.Options):
             raise usage.UsageError("--match-timeout must be in (0, 600] seconds")
         if not 1 <= self["match-workers"] <= 64:
             raise usage.UsageError("--match-workers must be 1-64")
+        check_metrics_port(self)
         if self["docker-threads"] < 1:
             raise usage.UsageError("--docker-threads must be at least 1")
         try:
@@ -209,4 +212,5 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
                                        timeout=config["match-timeout"]),
         extra_pools=extra_pools,
         on_fatal=lambda error: stop_reactor_with_error(reactor),
-        close_transport=transport is None)
+        close_transport=transport is None,
+        metrics_port=config["metrics-port"], metrics_interface=config["listen"])

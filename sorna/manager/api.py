@@ -6,6 +6,7 @@ from sorna import langs
 from sorna.defer import KeyedLock, deferred
 from sorna.ids import new_kernel_id
 from sorna.manager.connections import TOO_SOON, AgentConnections
+from sorna.manager.metrics import ManagerMetrics
 from sorna.manager.registry import AgentRecord, KernelRecord
 from sorna.proto import codes
 from sorna.proto.errors import (
@@ -30,7 +31,7 @@ class ManagerApi:
     def __init__(self, table, commands, clock, heartbeat_interval,
                  create_timeout=60.0, destroy_timeout=30.0, placement="least-loaded",
                  max_kernels_per_user=0, connections=None, create_attempt_timeout=20.0,
-                 failing_cooldown=60.0):
+                 failing_cooldown=60.0, metrics=None):
         self.table = table
         self.commands = commands
         self.clock = clock
@@ -52,6 +53,7 @@ class ManagerApi:
         # (when, live agents, alias table): what creates resolve names and word errors
         # from, refreshed at most every half interval
         self._recent = None
+        self.metrics = metrics or ManagerMetrics()
 
     def handlers(self):
         return {
@@ -147,12 +149,15 @@ class ManagerApi:
         now = self.clock.seconds()
         agent_id = f["agent_id"]
         if f["leaving"]:
+            self.metrics.heartbeats.labels("leaving").inc()
             self.connections.release(agent_id, f["session"])
             return NO_REPLY
         refused = self.connections.claim(agent_id, req.peer, f["session"], now)
         if refused is TOO_SOON:
+            self.metrics.heartbeats.labels("too-soon").inc()
             return NO_REPLY  # heartbeats faster than the protocol's: the extra do nothing
         if refused is not None:
+            self.metrics.heartbeats.labels("refused").inc()
             self._refusals.warn("refused a heartbeat for agent {agent}: {cause}",
                                 agent=agent_id, cause=refused)
             raise Forbidden(refused, error="agent-id-taken")
@@ -161,6 +166,7 @@ class ManagerApi:
             raise BadRequest(f"a heartbeat may list at most max_kernels + {HEARTBEAT_SLACK} "
                              f"kernels ({slack}); it listed {len(f['kernels'])} running "
                              f"and {len(f['gone'])} gone")
+        self.metrics.heartbeats.labels("accepted").inc()
         known = await self.table.heartbeat(AgentRecord(
             agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
             langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},
@@ -181,6 +187,7 @@ class ManagerApi:
                     f"it stopped running on agent {agent_id} (it crashed, was killed, or "
                     f"was idle too long)")
                 await self.table.mark_lost([kernel_id], why, now)
+                self.metrics.lost("left-agent")
         destroying = self._destroying.setdefault(agent_id, set())
         for kernel_id in reported:
             if len(destroying) >= MAX_DESTROYS_IN_FLIGHT:
@@ -215,10 +222,22 @@ class ManagerApi:
         for agent_id, kernels in dead.items():
             self.connections.forget(agent_id)
             self._destroying.pop(agent_id, None)
+            self.metrics.agents_died.inc()
             await self.table.mark_lost([k.kernel_id for k in kernels],
                                        f"its agent {agent_id} stopped answering", now)
+            self.metrics.lost("agent-died", len(kernels))
 
     async def _create_kernel(self, lang, limits, session=None):
+        started = self.clock.seconds()
+        try:
+            kernel = await self._place_kernel(lang, limits, session)
+        except SornaError as e:
+            self.metrics.created(lang, None, e)
+            raise
+        self.metrics.created(lang, self.clock.seconds() - started)
+        return kernel
+
+    async def _place_kernel(self, lang, limits, session):
         """Place a kernel: an agent that fails or does not answer in time is passed over
         (for `failing_cooldown` s) and the next one is asked, until `create_timeout`."""
         deadline = self.clock.seconds() + self.create_timeout
@@ -275,21 +294,23 @@ class ManagerApi:
                  kernel=kernel_id, lang=lang, agent=agent.agent_id)
         return kernel
 
-    async def _recent_agents(self, now):
+    @deferred
+    async def recent_agents(self, now):
         """The live agents, as listed at most half a heartbeat interval ago: a create
         must not cost a listing of every agent (O(agents), a large read from Redis)."""
         if self._recent is None or now - self._recent[0] >= self.heartbeat_interval / 2:
             agents = await self.table.agents(now)
             self._recent = (now, agents, langs.alias_table(agents))
+            self.metrics.listed(agents)
         return self._recent
 
     async def _canonical(self, lang):
         """The language a request names, through the aliases live agents report."""
-        _, _, aliases = await self._recent_agents(self.clock.seconds())
+        _, _, aliases = await self.recent_agents(self.clock.seconds())
         return langs.canonical(lang, aliases)
 
     async def _no_room(self, lang, now):
-        _, agents, _ = await self._recent_agents(now)
+        _, agents, _ = await self.recent_agents(now)
         served = sorted({lang for a in agents for lang in a.langs})
         if lang not in served and lang not in langs.KNOWN:
             return BadRequest(f"unknown language {lang!r}; the languages are: "

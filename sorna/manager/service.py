@@ -5,6 +5,8 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from sorna.manager.api import ManagerApi
+from sorna.manager.metrics import ManagerMetrics
+from sorna.metrics import metrics_service
 from sorna.pending import PendingRequests
 from sorna.proto import actions
 from sorna.proto.codec import encode
@@ -17,8 +19,9 @@ log = Logger(namespace="sorna.manager")
 class ManagerService(MultiService):
     def __init__(self, endpoint, table, transport, clock, heartbeat_interval=3.0,
                  max_message_size=1 << 20, create_timeout=60.0, close_transport=False,
-                 on_fatal=None, **policy):
-        """`policy`: `placement` and `max_kernels_per_user`, for ManagerApi."""
+                 on_fatal=None, metrics_port=None, metrics_interface="127.0.0.1", **policy):
+        """`policy`: `placement` and `max_kernels_per_user`, for ManagerApi.
+        `metrics_port`: serve Prometheus metrics there (on `metrics_interface`)."""
         super().__init__()
         self.endpoint = endpoint
         self.table = table
@@ -26,12 +29,18 @@ class ManagerService(MultiService):
         self.clock = clock
         self.heartbeat_interval = heartbeat_interval
         self.pending = PendingRequests(clock)
+        self.metrics = ManagerMetrics()
         self.api = ManagerApi(table, self.send_command, clock, heartbeat_interval,
-                              create_timeout=create_timeout, **policy)
+                              create_timeout=create_timeout, metrics=self.metrics, **policy)
         self.server = RequestServer("manager", actions.MANAGER, actions.MANAGER_LEGACY,
                                     self.api.handlers(), on_reply=self._on_agent_reply,
                                     max_size=max_message_size, clock=clock,
-                                    served_while_draining=("ping", "heartbeat"))
+                                    served_while_draining=("ping", "heartbeat"),
+                                    metrics=self.metrics.requests)
+        self.metrics_served = metrics_port is not None
+        if self.metrics_served:
+            metrics_service(self.metrics.registry, metrics_port,
+                            metrics_interface).setServiceParent(self)
         self._started = None
         self._expiry = None
         self._expiring = None
@@ -127,5 +136,7 @@ class ManagerService(MultiService):
                 self.pending.fail_all(Failure(f"agent {agent_id} is dead"), peer=peer)
         try:
             yield self.api.agents_died(dead)
+            if self.metrics_served:  # the gauges, from a listing at most half as old
+                yield self.api.recent_agents(self.clock.seconds())
         except SornaError as e:
             log.warn("could not record the lost kernels: {cause}", cause=e.cause)

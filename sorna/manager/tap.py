@@ -8,6 +8,7 @@ from sorna.fatal import stop_reactor_with_error
 from sorna.manager.redis_registry import RedisCapacityTable, parse_redis_url
 from sorna.manager.registry import PLACEMENTS, MemoryCapacityTable
 from sorna.manager.service import ManagerService
+from sorna.metrics import METRICS_PORT_OPTION, check_metrics_port
 from sorna.transport import ZmqTransport
 
 
@@ -32,6 +33,7 @@ class Options(usage.Options):
         ["placement", None, "least-loaded",
          "Where new kernels go: least-loaded (spread over agents) or most-loaded (pack "
          "agents one after the other)."],
+        METRICS_PORT_OPTION,
         ["max-kernels-per-user", None, 0,
          "Most kernels one user_id may hold through get_or_create (0: no limit); more "
          "get 429.", int],
@@ -48,6 +50,7 @@ class Options(usage.Options):
             raise usage.UsageError("--heartbeat-interval must be positive")
         if self["placement"] not in PLACEMENTS:
             raise usage.UsageError(f"--placement must be one of {', '.join(PLACEMENTS)}")
+        check_metrics_port(self)
         if self["max-kernels-per-user"] < 0:
             raise usage.UsageError("--max-kernels-per-user must be 0 (no limit) or more")
         for name in ("create-timeout", "create-attempt-timeout"):
@@ -98,4 +101,6 @@ def makeService(config, clock=None, transport=None, reactor=None):
         max_kernels_per_user=config["max-kernels-per-user"],
         create_attempt_timeout=config["create-attempt-timeout"],
         failing_cooldown=config["failing-cooldown"],
+        metrics_port=config["metrics-port"],
+        metrics_interface=config["listen"],
     )
