@@ -217,11 +217,15 @@ class HostPackagesTests(SynchronousTestCase):
     script = os.path.join(ETC, "install-host-packages.sh")
 
     def run_script(self, *packages, user=None):
-        command = ["bash", self.script, *packages]
+        # The script comes on stdin and the process starts in /: another user may not be
+        # able to read the checkout.
+        command = ["bash", "-s", "--", *packages]
         if user is not None:
             command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
                        *command]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+        with open(self.script, "rb") as script:
+            return subprocess.run(command, stdin=script, capture_output=True, text=True,
+                                  timeout=60, cwd="/")
 
     def test_installed_packages_need_nothing(self):
         done = self.run_script("bash", "coreutils")  # every Debian machine has them
