@@ -24,6 +24,7 @@ import msgpack
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.agent.sandbox import SandboxPolicy
+from sorna.testing.processes import rss
 from sorna.testing.repl_socket import ReplSocket
 from tests.support import require_docker, require_image
 
@@ -771,6 +772,22 @@ class ContainerTests(DaemonTestsMixin, SynchronousTestCase):
 
     def setUp(self):
         self.container, self.peer = start_container_daemon(self)
+
+    def test_refused_frames_cost_the_daemon_no_memory(self):
+        # msgpack's C unpacker before 1.2 (the image's is Debian's 1.0.3) leaked about
+        # 80 KiB for every frame nested too deep: this many would have taken 80 MiB.
+        [pid] = [int(p[1]) for p in self.container.top()["Processes"]
+                 if "runner.py" in p[-1] and "docker-init" not in p[-1]]
+        deep, bad_utf8 = b"\x91" * 5000 + b"\xc0", b"\x82\xa6action\xa4ping\xa2id\xa3\xff\xfe"
+        for rounds in (50, 1000):  # a warm-up, then the measured frames
+            before = rss(pid)
+            for _ in range(rounds):
+                self.peer.send(deep)
+                self.peer.send(bad_utf8)
+            for _ in range(2 * rounds):
+                self.assertEqual(self.peer.reply_to(None)["reply"], 400)
+        self.assertLess(rss(pid) - before, 8 << 20)
+        self.assertAlive()
 
     def test_runs_as_uid_1000_in_the_work_folder(self):
         events = self.run_ok("import os\nopen('note.txt', 'w').write('x')\n"

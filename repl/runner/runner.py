@@ -724,12 +724,20 @@ class _os_errors:
 
 ACTIONS = ("ping", "execute", "input", "interrupt", "restart", "upload", "download",
            "list")
+# msgpack's C unpacker before 1.2 leaks memory on every frame it refuses as nested too
+# deep (about 80 KiB each) or as bad UTF-8: garbage on the socket would fill the kernel's
+# memory. Its pure-Python twin refuses the same frames without leaking (Debian's
+# python3-msgpack is 1.0.3).
+if msgpack.version >= (1, 2):
+    unpack = msgpack.unpackb
+else:
+    from msgpack.fallback import unpackb as unpack
 
 
 def parse_request(payload):
     """The request map in `payload`; RequestError 400 when it is not one."""
     try:
-        request = msgpack.unpackb(payload, raw=False)
+        request = unpack(payload, raw=False)
     except Exception:
         raise RequestError(400, "invalid-input", "The message is not a valid msgpack "
                                                  "document.")
@@ -751,7 +759,7 @@ def parse_request(payload):
 
 def _request_id(payload):
     try:
-        request = msgpack.unpackb(payload, raw=False)
+        request = unpack(payload, raw=False)
         return request.get("id") if isinstance(request, dict) else None
     except Exception:
         return None
