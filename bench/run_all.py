@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("fuzz", []),
     ("load", []),
     ("languages", []),
+    ("curve_cost", []),
 ]
 
 
@@ -48,6 +49,9 @@ def rows(name, doc):
         other = doc["echo_other_process"]
         yield (f"{name}: vs. an echo in another process", fmt(doc["sorna"]), fmt(other),
                f"{doc['sorna']['median'] / other['median']:.2f}")
+    if "upload_curve" in doc:
+        yield (f"{name}: 1 MiB upload", fmt(doc["upload_curve"]), fmt(doc["upload_plain"]),
+               f"{doc['upload_ratio_of_medians']:g}")
     if "agent_cpu_us_per_execute" in doc:
         series = doc["agent_cpu_us_per_execute"]
         yield (f"{name}: agent CPU per execute", f"{series['median']:g} µs", "", "")
