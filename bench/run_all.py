@@ -34,7 +34,8 @@ def rows(name, doc):
     unit = doc.get("unit", "")
 
     def fmt(series):
-        return f"{series['median']:g} (p90 {series['p90']:g}) {unit}"
+        p90 = f" (p90 {series['p90']:g})" if "p90" in series else ""
+        return f"{series['median']:g}{p90} {unit}"
 
     if "sorna" not in doc:  # a benchmark of several series, without one baseline
         yield from _series_rows(name, doc, unit)
