@@ -51,11 +51,18 @@ class RequestMetrics:
                                  "Time from a request's arrival to its reply", ["action"],
                                  buckets=REQUEST_BUCKETS, registry=registry)
 
+        self._children = {}  # (action, code) -> (count, duration): labels() locks
+
     def observe(self, action, code, seconds):
-        action = bounded(action, self.actions)
-        self.answered.labels(action, str(code)).inc()
+        children = self._children.get((action, code))
+        if children is None:
+            label = bounded(action, self.actions)
+            children = (self.answered.labels(label, str(code)), self.seconds.labels(label))
+            if label != OTHER and len(self._children) < 4096:
+                self._children[action, code] = children
+        children[0].inc()
         if seconds is not None:
-            self.seconds.labels(action).observe(seconds)
+            children[1].observe(seconds)
 
 
 def metrics_service(registry, port, interface):

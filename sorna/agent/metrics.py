@@ -41,13 +41,20 @@ class AgentMetrics:
         Gauge("sorna_agent_queued_runs", "Runs waiting behind another on their kernel",
               registry=registry).set_function(kernels.queued)
         registry.register(_WarmKernels(kernels))
+        self._finished = {}  # lang -> (count, duration) of finished runs
 
     def run_ended(self, lang, seconds, error, truncated):
         lang = bounded(lang, langs.KNOWN)
-        self.executions.labels(lang, bounded(error.error if error else "finished",
-                                             RUN_ENDS)).inc()
+        if error is None:  # the usual end: its series are looked up once
+            count, duration = self._finished.get(lang) or self._finished.setdefault(
+                lang, (self.executions.labels(lang, "finished"),
+                       self.execution_seconds.labels(lang)))
+            count.inc()
+        else:
+            self.executions.labels(lang, bounded(error.error, RUN_ENDS)).inc()
+            duration = self.execution_seconds.labels(lang)
         if seconds is not None:
-            self.execution_seconds.labels(lang).observe(seconds)
+            duration.observe(seconds)
         if truncated:
             self.truncations.labels(lang).inc()
 

@@ -149,15 +149,15 @@ class ManagerApi:
         now = self.clock.seconds()
         agent_id = f["agent_id"]
         if f["leaving"]:
-            self.metrics.heartbeats.labels("leaving").inc()
+            self.metrics.heartbeat("leaving")
             self.connections.release(agent_id, f["session"])
             return NO_REPLY
         refused = self.connections.claim(agent_id, req.peer, f["session"], now)
         if refused is TOO_SOON:
-            self.metrics.heartbeats.labels("too-soon").inc()
+            self.metrics.heartbeat("too-soon")
             return NO_REPLY  # heartbeats faster than the protocol's: the extra do nothing
         if refused is not None:
-            self.metrics.heartbeats.labels("refused").inc()
+            self.metrics.heartbeat("refused")
             self._refusals.warn("refused a heartbeat for agent {agent}: {cause}",
                                 agent=agent_id, cause=refused)
             raise Forbidden(refused, error="agent-id-taken")
@@ -166,7 +166,7 @@ class ManagerApi:
             raise BadRequest(f"a heartbeat may list at most max_kernels + {HEARTBEAT_SLACK} "
                              f"kernels ({slack}); it listed {len(f['kernels'])} running "
                              f"and {len(f['gone'])} gone")
-        self.metrics.heartbeats.labels("accepted").inc()
+        self.metrics.heartbeat("accepted")
         known = await self.table.heartbeat(AgentRecord(
             agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
             langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},

@@ -18,6 +18,8 @@ class ManagerMetrics:
                                   "Agent heartbeats, by what became of them "
                                   "(accepted, too-soon, refused, leaving)", ["result"],
                                   registry=registry)
+        self._heartbeats = {result: self.heartbeats.labels(result)
+                            for result in ("accepted", "too-soon", "refused", "leaving")}
         self.creations = Counter("sorna_manager_creations",
                                  "Kernel creations, by language and outcome (created, "
                                  "timeout, client-error, server-error)", ["lang", "outcome"],
@@ -39,6 +41,9 @@ class ManagerMetrics:
         self.warm = Gauge("sorna_manager_warm_kernels",
                           "Warm kernels the live agents report, by language", ["lang"],
                           registry=registry)
+
+    def heartbeat(self, result):
+        self._heartbeats[result].inc()
 
     def created(self, lang, seconds, error=None):
         lang = bounded(lang, langs.KNOWN)
