@@ -13,7 +13,7 @@ setup(
         "txredisapi>=1.4",
         "hiredis>=2",  # txredisapi parses replies with it (in C) when it is installed
         "pyzmq>=22",
-        "msgpack>=1.0",
+        "msgpack>=1.2",  # the C unpacker of older ones leaks on refused frames
         "docker>=6.0",
         "boto3>=1.20",
         "prometheus_client>=0.16",
