@@ -39,30 +39,39 @@ def bounded(value, known):
     return value if value in known else OTHER
 
 
+class LabelCache:
+    """`metric.labels(*values)`, looked up once per set of values (prometheus_client's
+    `labels()` takes a lock every time). The values must come from small sets."""
+
+    def __init__(self, metric):
+        self.metric = metric
+        self._children = {}
+
+    def __call__(self, *values):
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class RequestMetrics:
     """Requests answered by a RequestServer, by action and reply code."""
 
     def __init__(self, registry, service, actions):
         self.actions = frozenset(actions)
-        self.answered = Counter(f"sorna_{service}_requests",
-                                "Requests answered, by action and reply code",
-                                ["action", "code"], registry=registry)
-        self.seconds = Histogram(f"sorna_{service}_request_seconds",
-                                 "Time from a request's arrival to its reply", ["action"],
-                                 buckets=REQUEST_BUCKETS, registry=registry)
-
-        self._children = {}  # (action, code) -> (count, duration): labels() locks
+        self.answered = LabelCache(Counter(f"sorna_{service}_requests",
+                                           "Requests answered, by action and reply code",
+                                           ["action", "code"], registry=registry))
+        self.seconds = LabelCache(Histogram(f"sorna_{service}_request_seconds",
+                                            "Time from a request's arrival to its reply",
+                                            ["action"], buckets=REQUEST_BUCKETS,
+                                            registry=registry))
 
     def observe(self, action, code, seconds):
-        children = self._children.get((action, code))
-        if children is None:
-            label = bounded(action, self.actions)
-            children = (self.answered.labels(label, str(code)), self.seconds.labels(label))
-            if label != OTHER and len(self._children) < 4096:
-                self._children[action, code] = children
-        children[0].inc()
+        action = bounded(action, self.actions)
+        self.answered(action, str(code)).inc()
         if seconds is not None:
-            children[1].observe(seconds)
+            self.seconds(action).observe(seconds)
 
 
 def metrics_service(registry, port, interface):

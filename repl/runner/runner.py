@@ -79,6 +79,7 @@ class RequestError(Exception):
     def __init__(self, code, error, cause):
         super().__init__(cause)
         self.code, self.error, self.cause = code, error, cause
+        self.request_id = None  # the refused request's id, when it could be read
 
 
 def _text(value):
@@ -735,7 +736,8 @@ else:
 
 
 def parse_request(payload):
-    """The request map in `payload`; RequestError 400 when it is not one."""
+    """The request map in `payload`; RequestError 400 when it is not one (with the
+    request's id when the map could be read, so that it is decoded once)."""
     try:
         request = unpack(payload, raw=False)
     except Exception:
@@ -744,6 +746,14 @@ def parse_request(payload):
     if not isinstance(request, dict):
         raise RequestError(400, "invalid-input", f"The message must be a msgpack map, "
                                                  f"not a {type(request).__name__}.")
+    try:
+        return _checked(request)
+    except RequestError as e:
+        e.request_id = request.get("id")
+        raise
+
+
+def _checked(request):
     action = request.get("action")
     if action not in ACTIONS:
         raise RequestError(400, "invalid-input", f"Unknown action {action!r}; expected "
@@ -755,14 +765,6 @@ def parse_request(payload):
         raise RequestError(400, "invalid-input", f"'text' must be a string, not "
                                                  f"{type(request.get('text')).__name__}.")
     return request
-
-
-def _request_id(payload):
-    try:
-        request = unpack(payload, raw=False)
-        return request.get("id") if isinstance(request, dict) else None
-    except Exception:
-        return None
 
 
 def error_reply(request_id, e):
@@ -847,7 +849,7 @@ class LocalDaemon:
         try:
             request = parse_request(payload)
         except RequestError as e:
-            return [_pack(error_reply(_request_id(payload), e))]
+            return [_pack(error_reply(e.request_id, e))]
         return [_pack(m) for m in self.handle(request)]
 
     @property
@@ -1119,7 +1121,7 @@ class Daemon:
         try:
             request = parse_request(payload)
         except RequestError as e:
-            connection.send(_pack(error_reply(_request_id(payload), e)))
+            connection.send(_pack(error_reply(e.request_id, e)))
             return
         try:
             reply = self._answer(request, connection)

@@ -90,7 +90,7 @@ class Kernels:
 
     def count(self):
         """Users' kernels that are ready."""
-        return sum(1 for k in self._kernels.values() if k.ready and not k.pooled)
+        return len(self.running())
 
     def queued(self):
         """Runs waiting behind another run on their kernel."""

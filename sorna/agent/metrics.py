@@ -4,7 +4,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from sorna import langs
-from sorna.metrics import RequestMetrics, bounded, new_registry
+from sorna.metrics import LabelCache, RequestMetrics, bounded, new_registry
 from sorna.proto import actions
 
 EXECUTION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -20,46 +20,36 @@ class AgentMetrics:
     def __init__(self, kernels):
         self.registry = registry = new_registry()
         self.requests = RequestMetrics(registry, "agent", actions.AGENT)
-        self.executions = Counter("sorna_agent_executions",
-                                  "Runs ended, by language and how (finished, or the "
-                                  "error that ended them)", ["lang", "outcome"],
-                                  registry=registry)
-        self.execution_seconds = Histogram("sorna_agent_execution_seconds",
-                                           "Time from a run's start at the daemon to its "
-                                           "end", ["lang"], buckets=EXECUTION_BUCKETS,
-                                           registry=registry)
-        self.truncations = Counter("sorna_agent_output_truncations",
-                                   "Runs whose output went past the output budget",
-                                   ["lang"], registry=registry)
-        self.deaths = Counter("sorna_agent_kernel_deaths",
-                              "Kernels destroyed by the agent, by reason", ["reason"],
-                              registry=registry)
+        self.executions = LabelCache(Counter(
+            "sorna_agent_executions", "Runs ended, by language and how (finished, or the "
+            "error that ended them)", ["lang", "outcome"], registry=registry))
+        self.execution_seconds = LabelCache(Histogram(
+            "sorna_agent_execution_seconds", "Time from a run's start at the daemon to its "
+            "end", ["lang"], buckets=EXECUTION_BUCKETS, registry=registry))
+        self.truncations = LabelCache(Counter(
+            "sorna_agent_output_truncations", "Runs whose output went past the output "
+            "budget", ["lang"], registry=registry))
+        self.deaths = LabelCache(Counter(
+            "sorna_agent_kernel_deaths", "Kernels destroyed by the agent, by reason",
+            ["reason"], registry=registry))
         Gauge("sorna_agent_kernels", "Kernels handed out and alive", registry=registry
-              ).set_function(lambda: kernels.count())
+              ).set_function(kernels.count)
         Gauge("sorna_agent_runs_in_progress", "Runs at a daemon now", registry=registry
               ).set_function(kernels.executions)
         Gauge("sorna_agent_queued_runs", "Runs waiting behind another on their kernel",
               registry=registry).set_function(kernels.queued)
         registry.register(_WarmKernels(kernels))
-        self._finished = {}  # lang -> (count, duration) of finished runs
 
     def run_ended(self, lang, seconds, error, truncated):
         lang = bounded(lang, langs.KNOWN)
-        if error is None:  # the usual end: its series are looked up once
-            count, duration = self._finished.get(lang) or self._finished.setdefault(
-                lang, (self.executions.labels(lang, "finished"),
-                       self.execution_seconds.labels(lang)))
-            count.inc()
-        else:
-            self.executions.labels(lang, bounded(error.error, RUN_ENDS)).inc()
-            duration = self.execution_seconds.labels(lang)
+        self.executions(lang, bounded(error.error if error else "finished", RUN_ENDS)).inc()
         if seconds is not None:
-            duration.observe(seconds)
+            self.execution_seconds(lang).observe(seconds)
         if truncated:
-            self.truncations.labels(lang).inc()
+            self.truncations(lang).inc()
 
     def died(self, error):
-        self.deaths.labels(bounded(error.error, DEATHS)).inc()
+        self.deaths(bounded(error.error, DEATHS)).inc()
 
 
 class _WarmKernels:

@@ -3,7 +3,9 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 from sorna import langs
-from sorna.metrics import REQUEST_BUCKETS, RequestMetrics, bounded, new_registry
+from sorna.metrics import (
+    REQUEST_BUCKETS, LabelCache, RequestMetrics, bounded, new_registry,
+)
 from sorna.proto import actions
 from sorna.proto.errors import Timeout
 
@@ -14,23 +16,19 @@ class ManagerMetrics:
     def __init__(self):
         self.registry = registry = new_registry()
         self.requests = RequestMetrics(registry, "manager", actions.MANAGER)
-        self.heartbeats = Counter("sorna_manager_heartbeats",
-                                  "Agent heartbeats, by what became of them "
-                                  "(accepted, too-soon, refused, leaving)", ["result"],
-                                  registry=registry)
-        self._heartbeats = {result: self.heartbeats.labels(result)
-                            for result in ("accepted", "too-soon", "refused", "leaving")}
-        self.creations = Counter("sorna_manager_creations",
-                                 "Kernel creations, by language and outcome (created, "
-                                 "timeout, client-error, server-error)", ["lang", "outcome"],
-                                 registry=registry)
-        self.creation_seconds = Histogram("sorna_manager_creation_seconds",
-                                          "Time a creation took, placement and retries "
-                                          "included", ["lang"], buckets=REQUEST_BUCKETS,
-                                          registry=registry)
-        self.kernels_lost = Counter("sorna_manager_kernels_lost",
-                                    "Kernels lost, by reason (agent-died, left-agent)",
-                                    ["reason"], registry=registry)
+        self.heartbeats = LabelCache(Counter(
+            "sorna_manager_heartbeats", "Agent heartbeats, by what became of them "
+            "(accepted, too-soon, refused, leaving)", ["result"], registry=registry))
+        self.creations = LabelCache(Counter(
+            "sorna_manager_creations", "Kernel creations, by language and outcome "
+            "(created, timeout, client-error, server-error)", ["lang", "outcome"],
+            registry=registry))
+        self.creation_seconds = LabelCache(Histogram(
+            "sorna_manager_creation_seconds", "Time a creation took, placement and "
+            "retries included", ["lang"], buckets=REQUEST_BUCKETS, registry=registry))
+        self.kernels_lost = LabelCache(Counter(
+            "sorna_manager_kernels_lost", "Kernels lost, by reason (agent-died, "
+            "left-agent)", ["reason"], registry=registry))
         self.agents_died = Counter("sorna_manager_agents_died",
                                    "Agents declared dead after missing their heartbeats",
                                    registry=registry)
@@ -43,7 +41,7 @@ class ManagerMetrics:
                           registry=registry)
 
     def heartbeat(self, result):
-        self._heartbeats[result].inc()
+        self.heartbeats(result).inc()
 
     def created(self, lang, seconds, error=None):
         lang = bounded(lang, langs.KNOWN)
@@ -53,13 +51,13 @@ class ManagerMetrics:
             outcome = "timeout"
         else:
             outcome = "client-error" if error.code < 500 else "server-error"
-        self.creations.labels(lang, outcome).inc()
+        self.creations(lang, outcome).inc()
         if error is None:
-            self.creation_seconds.labels(lang).observe(seconds)
+            self.creation_seconds(lang).observe(seconds)
 
     def lost(self, reason, count=1):
         if count:
-            self.kernels_lost.labels(bounded(reason, LOST_REASONS)).inc(count)
+            self.kernels_lost(bounded(reason, LOST_REASONS)).inc(count)
 
     def listed(self, agents):
         """The gauges, from a listing of the live agents."""

@@ -136,7 +136,11 @@ class ManagerService(MultiService):
                 self.pending.fail_all(Failure(f"agent {agent_id} is dead"), peer=peer)
         try:
             yield self.api.agents_died(dead)
-            if self.metrics_served:  # the gauges, from a listing at most half as old
-                yield self.api.recent_agents(self.clock.seconds())
         except SornaError as e:
             log.warn("could not record the lost kernels: {cause}", cause=e.cause)
+        if self.metrics_served:  # the gauges, from a listing at most half as old
+            try:
+                yield self.api.recent_agents(self.clock.seconds())
+            except SornaError as e:
+                log.warn("could not list the agents for the metrics: {cause}",
+                         cause=e.cause)
