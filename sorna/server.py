@@ -11,7 +11,7 @@ from sorna.defer import InFlight
 from sorna.proto import codes
 from sorna.proto.actions import parse_request
 from sorna.proto.codec import DEFAULT_MAX_SIZE, JSON, MSGPACK, decode, encode
-from sorna.proto.errors import BadRequest, Failure, NoCapacity, SornaError
+from sorna.proto.errors import BadRequest, Failure, Forbidden, NoCapacity, SornaError
 from sorna.proto.schema import request_id
 from sorna.ratelog import RateLimitedLog
 
@@ -50,15 +50,19 @@ class ReplyBudget:
 
 
 class Request:
-    __slots__ = ("peer", "action", "id", "fields", "encoding", "partial")
+    __slots__ = ("peer", "action", "id", "fields", "encoding", "partial", "key",
+                 "key_kind")
 
-    def __init__(self, peer, action, id, fields, encoding, partial=None):
+    def __init__(self, peer, action, id, fields, encoding, partial=None, key=None,
+                 key_kind=None):
         self.peer = peer
         self.action = action
         self.id = id
         self.fields = fields
         self.encoding = encoding
         self.partial = partial  # sends a partial reply (to streaming DEALER clients)
+        self.key = key  # the CurveZMQ public key the request came with (Z85), if any
+        self.key_kind = key_kind  # "agents" or "clients": where the cluster lists it
 
     @property
     def legacy(self):
@@ -69,11 +73,15 @@ class RequestServer:
     """`handlers` maps action names to callables taking a Request and returning a map
     (or a Deferred of one, or NO_REPLY). Maps that carry `reply` but no `action` are
     replies to our own requests and go to `on_reply(peer, message)`.
+
+    With `access` (sorna.curve.Access) every message must come with a key it allows
+    now, and each action only from the kinds of key it names: a key removed from the
+    cluster's folder gets 403 from the next reload on, on connections opened before.
     """
 
     def __init__(self, name, actions, legacy, handlers, on_reply=None,
                  max_size=DEFAULT_MAX_SIZE, served_while_draining=("ping",), clock=None,
-                 metrics=None):
+                 metrics=None, access=None):
         """`metrics`: a sorna.metrics.RequestMetrics that counts every answer."""
         self.name = name.split(".")[0]
         self.log = Logger(namespace=f"sorna.{name}")
@@ -92,10 +100,12 @@ class RequestServer:
         self._on_reply = on_reply
         self.max_size = max_size
         self.in_flight = InFlight()
+        self.access = access
         self.socket = None
 
-    def on_message(self, peer, frames):
+    def on_message(self, peer, frames, key=None):
         envelope, body = _split_envelope(frames)
+
         if len(body) != 1:
             self._refuse(peer, envelope, MSGPACK, None, BadRequest(
                 f"a request is one frame holding a msgpack map after the empty delimiter; "
@@ -106,6 +116,14 @@ class RequestServer:
         except SornaError as e:
             self._refuse(peer, envelope, getattr(e, "encoding", MSGPACK), None, e)
             return
+        kind = None
+        if self.access is not None:
+            kind = self.access.kind_of(key)
+            if kind is None:
+                self._refuse(peer, envelope, encoding, request_id(message), Forbidden(
+                    "this connection's key is not (or no longer) allowed by the cluster",
+                    error="key-refused"))
+                return
         if "reply" in message and "action" not in message:
             if self._on_reply is not None:
                 self._on_reply(peer, message)
@@ -116,13 +134,19 @@ class RequestServer:
         except SornaError as e:
             self._refuse(peer, envelope, encoding, req_id, e)
             return
+        if kind is not None:
+            refusal = self.access.refusal(action, kind)
+            if refusal is not None:
+                self._refuse(peer, envelope, encoding, req_id,
+                             Forbidden(refusal, error="key-refused"))
+                return
         if self.draining and action not in self._served_while_draining:
             error = NoCapacity(f"the {self.name} is shutting down; try again once it is "
                                f"back (or ask another one)", error="shutting-down")
             self._count(action, error.code, None)
             self.send(peer, envelope, encoding, req_id, error.reply_fields())
             return
-        request = Request(peer, action, req_id, fields, encoding)
+        request = Request(peer, action, req_id, fields, encoding, key=key, key_kind=kind)
         started = self.clock.seconds()
         request.partial = lambda fields: self.send(
             peer, envelope, encoding, req_id, dict(fields, reply=codes.SUCCESS, partial=True))

@@ -4,10 +4,15 @@
 same methods in memory. Both pass `tests/test_transport.py`.
 """
 
+import itertools
+
 import zmq
 from twisted.logger import Logger
-from txzmq import ZmqEndpoint, ZmqEndpointType, ZmqFactory
+from txzmq import ZmqConnection, ZmqEndpoint, ZmqEndpointType, ZmqFactory
 from txzmq.router_dealer import ZmqDealerConnection, ZmqRouterConnection
+from zmq.utils.monitor import parse_monitor_message
+
+from sorna.curve import ZAP_ENDPOINT, Authenticator, zap_reply
 
 log = Logger()
 
@@ -76,6 +81,66 @@ class _Router(_Fair, ZmqRouterConnection):
         self._on_message(sender, list(frames))
 
 
+class _KeyedRouter(_Router):
+    """A CURVE server's ROUTER: each message goes on with the public key its connection
+    authenticated with (what the ZAP handler gave as its user id)."""
+
+    _key = None
+
+    def _readMultipart(self):
+        frames = self.socket.recv_multipart(_NOBLOCK, copy=False)
+        self._key = frames[-1].get("User-Id").encode()
+        return [frame.bytes for frame in frames]
+
+    def gotMessage(self, sender, *frames):
+        self._on_message(sender, list(frames), self._key)
+
+
+# What the client side of a handshake reports (sorna.transport's names for libzmq's).
+HANDSHAKE_EVENTS = {
+    int(zmq.EVENT_HANDSHAKE_SUCCEEDED): "ok",
+    int(zmq.EVENT_HANDSHAKE_FAILED_AUTH): "refused",  # the server's ZAP said no
+    # CURVE on one side only, or not the server's key: libzmq reports either one as
+    # either of these, depending on the transport
+    int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL): "failed",
+    int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): "failed",
+}
+_HANDSHAKE_MASK = 0
+for _event in HANDSHAKE_EVENTS:
+    _HANDSHAKE_MASK |= _event
+_monitors = itertools.count(1)
+
+
+class _Monitor(_Fair, ZmqConnection):
+    """The PAIR end of a socket monitor, read on the reactor like any other socket."""
+
+    socketType = zmq.PAIR
+
+    def __init__(self, factory, on_event):
+        self._on_event = on_event
+        super().__init__(factory)
+
+    def messageReceived(self, message):
+        event = parse_monitor_message(message)
+        name = HANDSHAKE_EVENTS.get(int(event["event"]))
+        if name is not None:
+            self._on_event(name)
+
+
+class _Zap(_Router):
+    """The process's ZAP handler: answers the handshakes of every CURVE server socket
+    of the context, on the reactor, from the Authenticator's decisions."""
+
+    def __init__(self, factory, authenticator):
+        self.authenticator = authenticator
+        super().__init__(factory, self._answer)
+
+    def _answer(self, sender, frames):
+        reply = zap_reply(self.authenticator, frames)
+        if reply is not None:
+            self.sendMultipart(sender, reply)
+
+
 class _Dealer(_Fair, ZmqDealerConnection):
     highWaterMark = HIGH_WATER_MARK
 
@@ -88,8 +153,10 @@ class _Dealer(_Fair, ZmqDealerConnection):
 
 
 class RouterSocket:
-    def __init__(self, conn):
+    def __init__(self, conn, authenticator=None, domain=None):
         self._conn = conn
+        self._authenticator = authenticator
+        self._domain = domain
 
     def send(self, peer, frames):
         """Send to one peer; an unknown or vanished peer is silently dropped by ZMQ."""
@@ -99,13 +166,17 @@ class RouterSocket:
             log.warn("could not send to a peer: {error}", error=e)
 
     def close(self):
+        if self._domain is not None:
+            self._authenticator.unregister(self._domain)
+            self._domain = None
         if self._conn.socket is not None:
             self._conn.shutdown()
 
 
 class DealerSocket:
-    def __init__(self, conn):
+    def __init__(self, conn, monitor=None):
         self._conn = conn
+        self._monitor = monitor
 
     def send(self, frames):
         """Send, or return False when ZMQ cannot take the message now (peer absent)."""
@@ -118,15 +189,26 @@ class DealerSocket:
             raise
 
     def close(self):
+        if self._monitor is not None and self._monitor.socket is not None:
+            self._conn.socket.disable_monitor()
+            self._monitor.shutdown()
         if self._conn.socket is not None:
             self._conn.shutdown()
 
 
 class ZmqTransport:
-    """Creates the process's ZMQ context lazily: nothing happens at construction."""
+    """Creates the process's ZMQ context lazily: nothing happens at construction.
+
+    A router with `curve` (sorna.curve.ServerCurve) is a CURVE server: the ZAP handler
+    is bound before it, and its `on_message(peer, frames, key)` gets each message's key.
+    A dealer with `curve` (ClientCurve) is a CURVE client; `on_handshake(outcome)`
+    hears how each of its handshakes went (see HANDSHAKE_EVENTS).
+    """
 
     def __init__(self):
         self._factory = None
+        self._zap = None
+        self.authenticator = Authenticator()
 
     def _get_factory(self):
         if self._factory is None:
@@ -134,17 +216,50 @@ class ZmqTransport:
             self._factory.lingerPeriod = 200
         return self._factory
 
-    def router(self, endpoint, on_message):
-        conn = _Router(self._get_factory(), on_message)
+    def router(self, endpoint, on_message, curve=None):
+        factory = self._get_factory()
+        if curve is None:
+            conn = _Router(factory, on_message)
+        else:
+            if self._zap is None:  # a CURVE socket bound without a handler lets all in
+                zap = _Zap(factory, self.authenticator)
+                _open(zap, ZmqEndpoint(ZmqEndpointType.bind, ZAP_ENDPOINT))
+                self._zap = zap
+            if curve.domain in self.authenticator:
+                raise OSError(f"another socket of this process serves ZAP domain "
+                              f"{curve.domain!r}")
+            self.authenticator.register(curve.domain, curve.allows)
+            conn = _KeyedRouter(factory, on_message)
+            conn.socket.curve_server = True
+            conn.socket.curve_secretkey = curve.secret
+            conn.socket.zap_domain = curve.domain.encode()
         # No ROUTER_HANDOVER: a second connection with a peer's identity never takes
         # that peer's place (its messages are dropped by ZMQ).
         conn.socket.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
-        _open(conn, ZmqEndpoint(ZmqEndpointType.bind, endpoint))
-        return RouterSocket(conn)
+        try:
+            _open(conn, ZmqEndpoint(ZmqEndpointType.bind, endpoint))
+        except Exception:
+            if curve is not None:
+                self.authenticator.unregister(curve.domain)
+            raise
+        return RouterSocket(conn, self.authenticator, curve and curve.domain)
 
-    def dealer(self, endpoint, on_message, identity=None, immediate=False, send_hwm=0):
+    def dealer(self, endpoint, on_message, identity=None, immediate=False, send_hwm=0,
+               curve=None, on_handshake=None):
         """Connect a DEALER. `immediate` drops messages while no peer is connected."""
-        conn = _Dealer(self._get_factory(), on_message, identity)
+        factory = self._get_factory()
+        conn = _Dealer(factory, on_message, identity)
+        if curve is not None:
+            conn.socket.curve_serverkey = curve.server
+            conn.socket.curve_publickey = curve.public
+            conn.socket.curve_secretkey = curve.secret
+        monitor = None
+        if on_handshake is not None:
+            address = f"inproc://sorna-monitor-{next(_monitors)}"
+            conn.socket.monitor(address, _HANDSHAKE_MASK)
+            monitor = _Monitor(factory, on_handshake)
+            monitor.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, address)])
+            monitor.doRead()  # connecting can take the descriptor's edge
         conn.socket.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
         conn.socket.setsockopt(zmq.RECONNECT_IVL, 20)
         conn.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
@@ -152,10 +267,18 @@ class ZmqTransport:
             conn.socket.setsockopt(zmq.IMMEDIATE, 1)
         if send_hwm:
             conn.socket.setsockopt(zmq.SNDHWM, send_hwm)
-        _open(conn, ZmqEndpoint(ZmqEndpointType.connect, endpoint))
-        return DealerSocket(conn)
+        try:
+            _open(conn, ZmqEndpoint(ZmqEndpointType.connect, endpoint))
+        except Exception:
+            if monitor is not None:
+                monitor.shutdown()
+            raise
+        return DealerSocket(conn, monitor)
 
     def close(self):
+        if self._zap is not None:
+            self._zap.shutdown()
+            self._zap = None
         if self._factory is not None:
             self._factory.shutdown()
             self._factory = None

@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sorna.proto.codec import decode, encode
 from sorna.proto.errors import SornaError
 from sorna.testing.cluster import FakeCluster
+from sorna.testing.keys import client_curve
 
 
 class AgentTests(SynchronousTestCase):
@@ -31,10 +32,26 @@ class AgentTests(SynchronousTestCase):
     def error(self, d):
         return self.failureResultOf(d, SornaError).value
 
-    def raw(self, addr="tcp://127.0.0.1:6001"):
+    def raw(self, addr="tcp://127.0.0.1:6001", curve="agent"):
         replies = []
-        sock = self.cluster.network.dealer(addr, lambda frames: replies.append(frames[-1]))
+        sock = self.cluster.network.dealer(
+            addr, lambda frames: replies.append(frames[-1]),
+            curve=client_curve(curve) if curve else None)
         return sock, replies
+
+    def test_the_agent_allows_the_clusters_client_keys_only(self):
+        sock, replies = self.raw(curve="agent")
+        sock.send([b"", encode({"action": "ping", "body": 1})])
+        self.assertEqual(decode(replies[-1])[0]["body"], 1)
+        handshakes = []
+        stranger = self.cluster.network.dealer(
+            "tcp://127.0.0.1:6001", replies.append, on_handshake=handshakes.append,
+            curve=client_curve("agent", "agents/agent"))  # an agent's key is no client's
+        stranger.send([b"", encode({"action": "ping", "body": 2})])
+        plain = self.cluster.network.dealer("tcp://127.0.0.1:6001", replies.append,
+                                            on_handshake=handshakes.append)
+        plain.send([b"", encode({"action": "ping", "body": 3})])
+        self.assertEqual((handshakes, len(replies)), (["refused", "failed"], 1))
 
     def test_kernels_run_locked_down(self):
         kernel = self.create()
@@ -85,8 +102,15 @@ class AgentTests(SynchronousTestCase):
         self.assertEqual(self.host.running(), [])
 
     def test_2016_json_execute_at_the_agent(self):
+        self.client.close()
+        self.successResultOf(self.cluster.stop())
+        self.cluster = FakeCluster(self.clock, insecure=True)  # what 2016 front-ends need
+        self.cluster.start()
+        self.host = self.cluster.hosts[0]
+        self.client = self.cluster.client(timeout=10)
         kernel = self.create()
-        sock, replies = self.raw(kernel["kernel_addr"])
+        self.assertNotIn("agent_key", kernel)
+        sock, replies = self.raw(kernel["kernel_addr"], curve=None)
         sock.send([b"", json.dumps({"action": 1, "kernel_id": kernel["kernel_id"],
                                     "entry_id": "e", "cell_id": 3,
                                     "code": "print(1+1)"}).encode()])

@@ -26,7 +26,7 @@ class ClientTests(SynchronousTestCase):
     def test_session_round_trip(self):
         self.assertEqual(self.successResultOf(self.client.ping("x")), "x")
         kernel = self.successResultOf(self.client.get_or_create("u", "e", "python"))
-        self.assertEqual(set(kernel), {"kernel_id", "kernel_addr", "lang"})
+        self.assertEqual(set(kernel), {"kernel_id", "kernel_addr", "lang", "agent_key"})
         result = self.successResultOf(self.client.execute(kernel["kernel_id"], "6*7"))
         self.assertEqual(result["stdout"], "42\n")
         self.successResultOf(self.client.destroy(kernel["kernel_id"]))

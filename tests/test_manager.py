@@ -1,16 +1,24 @@
 """The manager, on the in-memory network with a Clock; the tests play the agents."""
 
 import json
+import os
 import secrets
+
+import zmq
+import zmq.auth
 
 from twisted.internet import defer, task
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from sorna import keys
 from sorna.client.api import SornaClient
+from sorna.cluster_keys import ServerKeys
+from sorna.curve import ClientCurve
 from sorna.manager import tap
 from sorna.proto.codec import decode, encode
 from sorna.proto.errors import SornaError
+from sorna.testing.keys import agent_curve, client_curve, use_test_keys
 from sorna.testing.transport import FakeNetwork
 
 MANAGER = "tcp://127.0.0.1:5001"
@@ -19,7 +27,9 @@ MANAGER = "tcp://127.0.0.1:5001"
 class FakeAgent:
     """An agent connection: heartbeats, and answers to commands (now, or when told)."""
 
-    def __init__(self, network, agent_id, max_kernels=3, langs=("python3",), auto=True):
+    def __init__(self, network, agent_id, max_kernels=3, langs=("python3",), auto=True,
+                 curve="test"):
+        """`curve`: the ClientCurve it dials with ("test": the test agent key's)."""
         self.agent_id = agent_id
         self.max_kernels = max_kernels
         self.langs = list(langs)
@@ -28,7 +38,9 @@ class FakeAgent:
         self.commands = []
         self.failure = None
         self.session = secrets.token_hex(16)
-        self.socket = network.dealer(MANAGER, self._on_message)
+        self.replies = []  # what the manager answered its heartbeats (refusals)
+        self.socket = network.dealer(MANAGER, self._on_message,
+                                     curve=agent_curve() if curve == "test" else curve)
 
     def heartbeat(self, kernels=None, **fields):
         self.socket.send([b"", encode(dict({
@@ -40,6 +52,7 @@ class FakeAgent:
     def _on_message(self, frames):
         message, _ = decode(frames[-1])
         if "action" not in message:
+            self.replies.append(message)
             return
         self.commands.append(message)
         if self.auto:
@@ -67,7 +80,7 @@ class ManagerTests(SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.network = FakeNetwork()
-        options = tap.Options(environ={})
+        options = tap.Options(environ={"SORNA_KEYS": use_test_keys()})
         options.parseOptions(["--listen", "127.0.0.1", "--create-timeout", "10",
                               "--create-attempt-timeout", "5", *self.argv])
         self.manager = tap.makeService(options, clock=self.clock, transport=self.network)
@@ -100,9 +113,10 @@ class ManagerTests(SynchronousTestCase):
         [command] = agent.creates()
         self.assertEqual(command["lang"], "python3")
         self.assertEqual(kernel, {"kernel_id": command["kernel_id"],
-                                  "kernel_addr": "tcp://a1:6001", "lang": "python3"})
+                                  "kernel_addr": "tcp://a1:6001", "lang": "python3",
+                                  "agent_key": agent_curve().public.decode()})
         info = self.successResultOf(self.client.kernel_info(kernel["kernel_id"]))
-        self.assertEqual(info["agent_id"], "a1")
+        self.assertEqual((info["agent_id"], info["agent_key"]), ("a1", kernel["agent_key"]))
 
     def test_unknown_language(self):
         self.agent()
@@ -310,26 +324,11 @@ class ManagerTests(SynchronousTestCase):
         agent = self.agent(auto=False)
         d = self.client.create("python3")
         [command] = agent.creates()
-        forger = self.network.dealer(MANAGER, lambda frames: None)
+        forger = self.network.dealer(MANAGER, lambda frames: None, curve=agent_curve())
         forger.send([b"", encode({"id": command["id"], "reply": 200})])
         self.assertNoResult(d)
         agent.answer(command)
         self.successResultOf(d)
-
-    def test_2016_json_front_end(self):
-        self.agent()
-        replies = []
-        req = self.network.dealer(MANAGER, lambda frames: replies.append(json.loads(frames[-1])))
-        req.send([b"", b'{"action": 0, "body": "hello"}'])
-        req.send([b"", b'{"action": 2, "user_id": 1, "entry_id": "e", "lang": "python3"}'])
-        req.send([b"", b'{"action": 2, "user_id": 1, "entry_id": "e", "lang": "python3"}'])
-        self.assertEqual(replies[0], {"reply": 0, "body": "hello"})
-        self.assertEqual(replies[1]["reply"], 200)
-        self.assertEqual(replies[1]["kernel_id"], replies[2]["kernel_id"])
-        req.send([b"", json.dumps({"action": 3, "kernel_id": replies[1]["kernel_id"]}).encode()])
-        self.assertEqual(replies[3]["reply"], 200)
-        req.send([b"", b'{"action": 3, "kernel_id": "nope"}'])
-        self.assertEqual(replies[4]["reply"], 400)
 
     def test_shutdown_refuses_new_work_and_ends_what_waits_on_agents_first(self):
         agent = self.agent(auto=False)
@@ -362,6 +361,151 @@ class ManagerTests(SynchronousTestCase):
             self.assertRaises(Exception, tap.Options().parseOptions, argv)
 
 
+class InsecureManagerTests(SynchronousTestCase):
+    """`--insecure`: plaintext, as the 2016 JSON front-ends need."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.network = FakeNetwork()
+        options = tap.Options(environ={})
+        options.parseOptions(["--listen", "127.0.0.1", "--insecure"])
+        self.manager = tap.makeService(options, clock=self.clock, transport=self.network)
+        self.manager.startService()
+        self.addCleanup(lambda: self.successResultOf(self.manager.stopService()))
+
+    def agent(self):
+        agent = FakeAgent(self.network, "a1", curve=None)
+        agent.heartbeat()
+        return agent
+
+    def test_status_says_insecure(self):
+        client = SornaClient(MANAGER, transport=self.network, clock=self.clock,
+                             insecure=True)
+        self.addCleanup(client.close)
+        self.assertEqual(self.successResultOf(client.status())["security"], "insecure")
+
+    def test_a_client_with_keys_is_told_the_manager_speaks_plaintext(self):
+        client = SornaClient(MANAGER, transport=self.network, clock=self.clock,
+                             keys=client_curve())
+        self.addCleanup(client.close)
+        e = self.failureResultOf(client.status(), SornaError).value
+        self.assertEqual((e.code, e.error), (403, "handshake-failed"))
+        self.assertIn("runs --insecure (then set SORNA_INSECURE=1)", e.cause)
+
+    def test_2016_json_front_end(self):
+        self.agent()
+        replies = []
+        req = self.network.dealer(MANAGER, lambda frames: replies.append(json.loads(frames[-1])))
+        req.send([b"", b'{"action": 0, "body": "hello"}'])
+        req.send([b"", b'{"action": 2, "user_id": 1, "entry_id": "e", "lang": "python3"}'])
+        req.send([b"", b'{"action": 2, "user_id": 1, "entry_id": "e", "lang": "python3"}'])
+        self.assertEqual(replies[0], {"reply": 0, "body": "hello"})
+        self.assertEqual(replies[1]["reply"], 200)
+        self.assertEqual(replies[1]["kernel_id"], replies[2]["kernel_id"])
+        req.send([b"", json.dumps({"action": 3, "kernel_id": replies[1]["kernel_id"]}).encode()])
+        self.assertEqual(replies[3]["reply"], 200)
+        req.send([b"", b'{"action": 3, "kernel_id": "nope"}'])
+        self.assertEqual(replies[4]["reply"], 400)
+
+
+
+class CurveManagerTests(SynchronousTestCase):
+    """Which keys may do what on a manager with keys."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.network = FakeNetwork()
+        self.folder = os.path.join(self.mktemp(), "keys")
+        keys.init(self.folder)
+        keys.add(self.folder, "agents", "other")
+        keys.add(self.folder, "clients", "other")
+        options = tap.Options(environ={})
+        options.parseOptions(["--listen", "127.0.0.1", "--keys", self.folder])
+        self.ring = options["keys"].ring
+        self.manager = tap.makeService(options, clock=self.clock, transport=self.network)
+        self.manager.startService()
+        self.addCleanup(lambda: self.successResultOf(self.manager.stopService()))
+        self.logged = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+
+    def curve(self, relative):
+        public, secret = zmq.auth.load_certificate(
+            os.path.join(self.folder, f"{relative}.key_secret"))
+        return ClientCurve(public, secret, keys.manager_key(self.folder))
+
+    def client(self, relative="clients/client"):
+        client = SornaClient(MANAGER, transport=self.network, clock=self.clock,
+                             keys=self.curve(relative))
+        self.addCleanup(client.close)
+        return client
+
+    def status(self):
+        return self.successResultOf(self.client().status())
+
+    def test_replies_name_the_agents_key_and_status_says_curve(self):
+        FakeAgent(self.network, "a1", curve=self.curve("agents/agent")).heartbeat()
+        kernel = self.successResultOf(self.client().create("python3"))
+        self.assertEqual(kernel["agent_key"], keys.own_pair(self.folder, "agents")[0].decode())
+        self.assertEqual(self.status()["security"], "curve")
+
+    def test_a_key_of_another_cluster_is_refused_at_the_handshake(self):
+        stranger = ClientCurve(*zmq.curve_keypair(), keys.manager_key(self.folder))
+        client = SornaClient(MANAGER, transport=self.network, clock=self.clock,
+                             keys=stranger)
+        self.addCleanup(client.close)
+        e = self.failureResultOf(client.status(), SornaError).value
+        self.assertEqual((e.code, e.error), (403, "key-refused"))
+        self.assertIn("refused this client's key", e.cause)
+        rogue = FakeAgent(self.network, "rogue", curve=stranger)
+        rogue.heartbeat()
+        self.assertEqual(self.status()["agents"], [])
+
+    def test_a_client_key_cannot_register_an_agent(self):
+        impostor = FakeAgent(self.network, "a1", curve=self.curve("clients/client"))
+        impostor.heartbeat()
+        replies = impostor.replies
+        self.assertEqual(self.status()["agents"], [])
+        self.assertEqual((replies[0]["reply"], replies[0]["error"]), (403, "key-refused"))
+
+    def test_an_agent_key_cannot_create_kernels(self):
+        FakeAgent(self.network, "a1", curve=self.curve("agents/agent")).heartbeat()
+        e = self.failureResultOf(self.client("agents/other").create("python3"),
+                                 SornaError).value
+        self.assertEqual((e.code, e.error), (403, "key-refused"))
+        self.assertIn("'create' needs a key listed in the cluster's clients folder",
+                      e.cause)
+
+    def test_an_agent_id_stays_bound_to_its_first_key(self):
+        first = FakeAgent(self.network, "a1", curve=self.curve("agents/agent"))
+        first.heartbeat()
+        first.heartbeat(leaving=True)  # gone: the id is free for the same key only
+        second = FakeAgent(self.network, "a1", curve=self.curve("agents/other"))
+        second.heartbeat()
+        replies = second.replies
+        self.assertEqual((replies[0]["reply"], replies[0]["error"]),
+                         (403, "agent-key-mismatch"))
+        self.assertTrue(any("agents/other" in str(e.get("key")) for e in self.logged))
+        os.unlink(os.path.join(self.folder, "agents", "agent.key"))
+        self.clock.advance(keys.WATCH_INTERVAL)  # the watch sees the key go
+        second.heartbeat()
+        self.assertEqual(len(replies), 1)  # accepted: no second refusal
+        kernel = self.successResultOf(self.client().create("python3"))
+        self.assertEqual(kernel["agent_key"], second.socket.curve.public.decode())
+
+    def test_a_revoked_client_key_is_refused_on_its_open_connection(self):
+        client = self.client("clients/other")
+        self.successResultOf(client.status())
+        os.unlink(os.path.join(self.folder, "clients", "other.key"))
+        self.clock.advance(keys.WATCH_INTERVAL)
+        e = self.failureResultOf(client.status(), SornaError).value
+        self.assertEqual((e.code, e.error), (403, "key-refused"))
+        self.assertIn("no longer", e.cause)
+        self.successResultOf(self.client("clients/client").status())
+        self.assertTrue(any("1 removed" in (e.get("log_format", "") + str(e.get("removed")))
+                            or e.get("removed") == 1 for e in self.logged))
+
+
 class PackingManagerTests(ManagerTests):
     argv = ["--placement", "most-loaded"]
 
@@ -376,7 +520,7 @@ class QuotaManagerTests(SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.network = FakeNetwork()
-        options = tap.Options(environ={})
+        options = tap.Options(environ={"SORNA_KEYS": use_test_keys()})
         options.parseOptions(["--listen", "127.0.0.1", "--max-kernels-per-user", "2"])
         self.manager = tap.makeService(options, clock=self.clock, transport=self.network)
         self.manager.startService()
@@ -427,7 +571,8 @@ class RestartedManagerTests(SynchronousTestCase):
         self.successResultOf(table.add_kernel(KernelRecord(
             "K" * 22, "a1", "python3", "tcp://a1:6001", 0, ("u", "e", "python3"))))
         network = FakeNetwork()
-        manager = ManagerService(MANAGER, table, network, clock)
+        manager = ManagerService(MANAGER, table, network, clock,
+                                 keys=ServerKeys.load(use_test_keys(), "manager"))
         manager.startService()
         self.addCleanup(lambda: self.successResultOf(manager.stopService()))
         clock.pump([0.5] * 4)

@@ -7,6 +7,9 @@ import tempfile
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
+import zmq
+
+from sorna.curve import ClientCurve, ServerCurve
 from sorna.testing.transport import FakeNetwork
 from sorna.transport import ZmqTransport
 
@@ -125,6 +128,53 @@ class TransportTests:
         thief.close()
         first.close()
         router.close()
+
+    # -- CurveZMQ
+    def curve_pairs(self, allowed=True):
+        server, client = zmq.curve_keypair(), zmq.curve_keypair()
+        allow = {client[0]} if allowed else set()
+        return (ServerCurve(server[0], server[1], "test", allow.__contains__),
+                ClientCurve(client[0], client[1], server[0]))
+
+    @defer.inlineCallbacks
+    def test_a_curve_message_comes_with_the_key_it_was_sent_with(self):
+        inbox, replies, handshakes = Inbox(), Inbox(), Inbox()
+        server, client = self.curve_pairs()
+        router = self.transport.router(self.endpoint, inbox, curve=server)
+        dealer = self.transport.dealer(self.endpoint, replies, curve=client,
+                                       on_handshake=handshakes)
+        dealer.send([b"", b"secret"])
+        peer, frames, key = yield inbox.next()
+        self.assertEqual((frames, key), ([b"", b"secret"], client.public))
+        self.assertEqual((yield handshakes.next()), ("ok",))
+        router.send(peer, [b"", b"answer"])
+        self.assertEqual((yield replies.next()), ([b"", b"answer"],))
+        dealer.close()
+        router.close()
+
+    @defer.inlineCallbacks
+    def check_handshake_fails(self, outcome, server, client):
+        inbox, handshakes = Inbox(), Inbox()
+        router = self.transport.router(self.endpoint, inbox, curve=server)
+        dealer = self.transport.dealer(self.endpoint, Inbox(), curve=client,
+                                       on_handshake=handshakes)
+        dealer.send([b"", b"let me in"])
+        self.assertEqual((yield handshakes.next()), (outcome,))
+        self.assertEqual(inbox.messages, [])
+        dealer.close()
+        router.close()
+
+    def test_a_key_the_server_does_not_allow_is_refused(self):
+        return self.check_handshake_fails("refused", *self.curve_pairs(allowed=False))
+
+    def test_a_client_that_expects_another_server_key_fails(self):
+        server, client = self.curve_pairs()
+        return self.check_handshake_fails("failed", server,
+                                          client.towards(zmq.curve_keypair()[0]))
+
+    def test_plaintext_and_curve_do_not_mix(self):
+        server, client = self.curve_pairs()
+        return self.check_handshake_fails("failed", server, None)
 
     def test_binding_a_taken_port_fails(self):
         endpoint = f"tcp://127.0.0.1:{free_port()}"

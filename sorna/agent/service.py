@@ -12,11 +12,13 @@ from twisted.logger import Logger
 
 from sorna.agent.api import AgentApi
 from sorna.agent.docker import thd_prepare_ipc_root
+from sorna.cluster_keys import KeyWatch, agent_access, warn_insecure
 from sorna.defer import deferred
 from sorna.metrics import metrics_service
 from sorna.proto import actions
 from sorna.proto.codec import encode
 from sorna.proto.errors import NoCapacity
+from sorna.ratelog import RateLimitedLog
 from sorna.server import RequestServer
 
 log = Logger(namespace="sorna.agent")
@@ -37,11 +39,16 @@ class AgentService(MultiService):
                  clock, pool, heartbeat_interval=3.0, ipc_root=None,
                  max_message_size=17 << 20, on_fatal=None, close_transport=False,
                  instance=None, grader=None, extra_pools=(), own_ipc_root=None,
-                 metrics_port=None, metrics_interface="127.0.0.1"):
+                 metrics_port=None, metrics_interface="127.0.0.1", keys=None):
         """`grader` grades `match` patterns; `extra_pools` (S3 uploads) start and stop
         with the agent, like the Docker `pool`. `metrics_port`: serve Prometheus metrics
-        there (on `metrics_interface`)."""
+        there (on `metrics_interface`). `keys`: a sorna.cluster_keys.ServerKeys
+        (CurveZMQ on both sockets), or None for plaintext."""
         super().__init__()
+        self.keys = keys
+        self.access = agent_access(keys.ring) if keys else None
+        self._handshakes = RateLimitedLog(log, clock)
+        self._manager_refused = False
         self.agent_id = agent_id
         self.instance = instance or {}  # what EC2 instance metadata said, if anything
         self.manager_addr = manager_addr
@@ -61,7 +68,9 @@ class AgentService(MultiService):
         self.frontend = RequestServer("agent", actions.AGENT, actions.AGENT_LEGACY,
                                       self.api.frontend_handlers(),
                                       max_size=max_message_size, clock=clock,
-                                      metrics=metrics.requests)
+                                      metrics=metrics.requests, access=self.access)
+        if keys is not None:
+            KeyWatch.for_clock(keys.ring, clock).setServiceParent(self)
         self.commands = RequestServer("agent.commands", actions.AGENT, actions.AGENT_LEGACY,
                                       self.api.manager_handlers(),
                                       max_size=max_message_size, clock=clock,
@@ -118,11 +127,18 @@ class AgentService(MultiService):
         self.langs = await self.kernels.refresh_images()
         if not self.langs:
             log.warn("no kernel image found: build them with `sorna images build`")
-        self._router = self.transport.router(self.endpoint, self.frontend.on_message)
+        curve = manager_curve = None
+        if self.keys is not None:
+            curve = self.keys.server_curve("sorna-agent", self.access)
+            manager_curve = self.keys.manager_curve()
+        else:
+            warn_insecure("sorna-agent", self.endpoint)
+        self._router = self.transport.router(self.endpoint, self.frontend.on_message,
+                                             curve=curve)
         self.frontend.socket = self._router
         self._dealer = self.transport.dealer(
             self.manager_addr, lambda frames: self.commands.on_message(b"manager", frames),
-            send_hwm=10)
+            send_hwm=10, curve=manager_curve, on_handshake=self._manager_handshake)
         self.commands.socket = _DealerAsRouter(self._dealer)
         self.kernels.pools.open()
         self.kernels.pools.fill()
@@ -132,6 +148,26 @@ class AgentService(MultiService):
                  "manager {manager}, languages: {langs}", agent=self.agent_id,
                  endpoint=self.endpoint, addr=self.advertised_addr,
                  manager=self.manager_addr, langs=", ".join(self.langs) or "none")
+
+    def _manager_handshake(self, outcome):
+        if outcome == "ok":
+            if self._manager_refused:
+                log.info("the manager at {manager} accepted this agent's key",
+                         manager=self.manager_addr)
+            self._manager_refused = False
+            return
+        self._manager_refused = True
+        if outcome == "refused":
+            why = (f"it does not allow this agent's key ({self.keys.name}): add that "
+                   f"key's .key file to the manager's agents/ folder")
+        elif self.keys is None:
+            why = ("it uses CurveZMQ keys and this agent runs --insecure: give the agent "
+                   "the cluster's keys (--keys)")
+        else:
+            why = (f"it is not the manager whose key is {self.keys.folder}/manager.key, "
+                   f"or it runs --insecure")
+        self._handshakes.warn("the manager at {manager} refused the connection: {why}",
+                              manager=self.manager_addr, why=why)
 
     async def _remove_leftovers(self):
         """Containers labelled with our id outlived an earlier run of this agent."""

@@ -17,6 +17,9 @@ from sorna.agent.repl_link import UnixReplLinks
 from sorna.agent.s3 import S3Exporter
 from sorna.agent.sandbox import SandboxPolicy
 from sorna.agent.service import AgentService
+from sorna.cluster_keys import (
+    INSECURE_FLAG, KEY_NAME_OPTION, KEYS_OPTION, check_keys_options,
+)
 from sorna.fatal import stop_reactor_with_error
 from sorna.metrics import METRICS_PORT_OPTION, check_metrics_port
 from sorna.proto.schema import AGENT_ID_RE
@@ -25,8 +28,11 @@ from sorna.transport import ZmqTransport
 
 
 class Options(usage.Options):
+    optFlags = [INSECURE_FLAG]
     optParameters = [
         ["manager-addr", "m", None, "The manager's address, e.g. tcp://127.0.0.1:5001."],
+        KEYS_OPTION,
+        KEY_NAME_OPTION,
         ["max-kernels", "n", 8, "Most kernels this agent runs at once.", int],
         ["port", "p", 6001, "TCP port of the ROUTER socket for front-ends.", int],
         ["listen", None, "*", "Address to bind (e.g. 127.0.0.1); * binds every interface."],
@@ -98,6 +104,7 @@ class Options(usage.Options):
         parts = urlsplit(addr)
         if parts.scheme != "tcp" or not parts.hostname or not parts.port:
             raise usage.UsageError(f"--manager-addr must look like tcp://HOST:PORT, not {addr}")
+        check_keys_options(self, "sorna-agent", "agent", os.environ)
         if self["max-kernels"] < 1:
             raise usage.UsageError("--max-kernels must be at least 1")
         if not 0 < self["port"] < 65536:
@@ -213,4 +220,5 @@ def makeService(config, clock=None, transport=None, client_factory=None, pool=No
         extra_pools=extra_pools,
         on_fatal=lambda error: stop_reactor_with_error(reactor),
         close_transport=transport is None,
-        metrics_port=config["metrics-port"], metrics_interface=config["listen"])
+        metrics_port=config["metrics-port"], metrics_interface=config["listen"],
+        keys=config["keys"])

@@ -16,12 +16,15 @@ class SornaClient(ClientCalls):
     `transport` defaults to real ZMQ sockets (opened on first use); tests pass a
     `sorna.testing.transport.FakeNetwork`, and `clock` an `IReactorTime`. `timeout` is the
     deadline of one call, retries included; `attempt_timeout` bounds each try of an
-    idempotent request.
+    idempotent request. `keys`, `insecure`, `key_name`: see calls.ClientSecurity; a key
+    the cluster refuses ends the calls to that address at once, with an error that
+    says so.
     """
 
     def __init__(self, manager_addr, transport=None, clock=None, timeout=30.0,
-                 execute_timeout=660.0, attempt_timeout=5.0, watch_interval=WATCH_INTERVAL):
-        super().__init__(manager_addr)
+                 execute_timeout=660.0, attempt_timeout=5.0, watch_interval=WATCH_INTERVAL,
+                 keys=None, insecure=None, key_name=None):
+        super().__init__(manager_addr, keys, insecure, key_name)
         if clock is None:
             from twisted.internet import reactor as clock
         self._clock = clock
@@ -40,20 +43,32 @@ class SornaClient(ClientCalls):
             if self._transport is None:
                 from sorna.transport import ZmqTransport  # txzmq: only when used
                 self._transport = ZmqTransport()
-            sock = self._sockets[addr] = self._transport.dealer(addr, self._on_message)
+            sock = self._sockets[addr] = self._transport.dealer(
+                addr, lambda frames: self._on_message(addr, frames),
+                curve=self._curve_for(addr),
+                on_handshake=lambda outcome: self._on_handshake(addr, outcome))
         return sock
 
-    def _on_message(self, frames):
+    def _on_handshake(self, addr, outcome):
+        if outcome != "ok":
+            self._pending.fail_all(self.security.handshake_error(addr, outcome), peer=addr)
+
+    def _forget_socket(self, addr):
+        sock = self._sockets.pop(addr, None)
+        if sock is not None:
+            sock.close()
+
+    def _on_message(self, addr, frames):
         try:
             message, _ = decode(frames[-1], max_size=1 << 30)
         except SornaError:
             return
-        self._pending.resolve(message)
+        self._pending.resolve(message, peer=addr)
 
     def _attempt(self, addr, message, timeout, on_partial=None):
         sock = self._socket(addr)
         return self._pending.send(
-            lambda m: sock.send([b"", encode(m)]), message, timeout,
+            lambda m: sock.send([b"", encode(m)]), message, timeout, peer=addr,
             what=f"{message['action']} at {addr}",
             on_partial=None if on_partial is None else lambda m: on_partial(strip(m)))
 

@@ -4,6 +4,7 @@ import itertools
 import time
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from sorna.client.calls import WATCH_INTERVAL, Attempts, ClientCalls, check_reply, strip
 from sorna.proto.codec import decode, encode
@@ -14,30 +15,53 @@ class BlockingClient(ClientCalls):
     """Same methods as SornaClient, returning values. Use as a context manager.
 
     `timeout` is the deadline of one call, retries included; `attempt_timeout` bounds
-    each try of an idempotent request.
+    each try of an idempotent request. `keys`, `insecure`, `key_name`: see
+    calls.ClientSecurity; a key the cluster refuses ends the call at once.
     """
 
     def __init__(self, manager_addr, timeout=30.0, execute_timeout=660.0,
-                 attempt_timeout=5.0, watch_interval=WATCH_INTERVAL):
-        super().__init__(manager_addr)
+                 attempt_timeout=5.0, watch_interval=WATCH_INTERVAL, keys=None,
+                 insecure=None, key_name=None):
+        super().__init__(manager_addr, keys, insecure, key_name)
         self.timeout = timeout
         self.execute_timeout = execute_timeout
         self.attempt_timeout = attempt_timeout
         self.watch_interval = watch_interval
         self._context = None
-        self._sockets = {}
+        self._sockets = {}  # addr -> (DEALER, its monitor)
         self._ids = itertools.count(1)
 
     def _socket(self, addr):
-        sock = self._sockets.get(addr)
-        if sock is None:
+        entry = self._sockets.get(addr)
+        if entry is None:
+            curve = self._curve_for(addr)
             if self._context is None:
                 self._context = zmq.Context()
             sock = self._context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            if curve is not None:
+                sock.curve_serverkey = curve.server
+                sock.curve_publickey, sock.curve_secretkey = curve.public, curve.secret
+            monitor = sock.get_monitor_socket(_HANDSHAKE_EVENTS,
+                                              f"inproc://sorna-blocking-{next(_monitors)}")
             sock.connect(addr)
-            self._sockets[addr] = sock
-        return sock
+            entry = self._sockets[addr] = (sock, monitor)
+        return entry
+
+    def _forget_socket(self, addr):
+        entry = self._sockets.pop(addr, None)
+        if entry is not None:
+            _close(*entry)
+
+    def _handshake_failure(self, addr, monitor):
+        """The error of a failed handshake the monitor reports, or None."""
+        while monitor.poll(0):
+            event = parse_monitor_message(monitor.recv_multipart())["event"]
+            if event != zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                return self.security.handshake_error(
+                    addr, "refused" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    else "failed")
+        return None
 
     def _call(self, addr, message, on_partial=None):
         if message["action"] == "execute":
@@ -65,7 +89,10 @@ class BlockingClient(ClientCalls):
             pass  # the manager being slow is no reason to give up on the kernel
 
     def _attempt(self, addr, message, timeout, watch=None, on_partial=None):
-        sock = self._socket(addr)
+        sock, monitor = self._socket(addr)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         req_id = next(self._ids)
         sock.send_multipart([b"", encode(dict(message, id=req_id))])
         deadline = time.monotonic() + timeout
@@ -81,7 +108,12 @@ class BlockingClient(ClientCalls):
             if left <= 0 and now >= deadline:
                 raise Timeout(f"{message['action']} at {addr} got no reply within "
                               f"{timeout:.3g} s; is the server running there?")
-            if not sock.poll(max(left, 0) * 1000):
+            ready = dict(poller.poll(max(left, 0) * 1000))
+            if monitor in ready:
+                error = self._handshake_failure(addr, monitor)
+                if error is not None:
+                    raise error
+            if sock not in ready:
                 continue
             frames = sock.recv_multipart()
             try:
@@ -100,8 +132,8 @@ class BlockingClient(ClientCalls):
         return fn(result)
 
     def close(self):
-        for sock in self._sockets.values():
-            sock.close(0)
+        for entry in self._sockets.values():
+            _close(*entry)
         self._sockets.clear()
         if self._context is not None:
             self._context.term()
@@ -112,3 +144,15 @@ class BlockingClient(ClientCalls):
 
     def __exit__(self, *exc):
         self.close()
+
+
+_monitors = itertools.count(1)
+_HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+def _close(sock, monitor):
+    sock.disable_monitor()
+    monitor.close(0)
+    sock.close(0)

@@ -6,8 +6,12 @@ and `_then(result, fn)` (apply `fn` now, or when the Deferred fires). Error repl
 raised as `SornaError`s by the subclass's `_call`, which follows `Attempts` for retries.
 """
 
+import os
+
+from sorna import keys
+from sorna.curve import ClientCurve
 from sorna.proto import codes
-from sorna.proto.errors import KernelNotFound, SornaError, Timeout
+from sorna.proto.errors import Forbidden, KernelNotFound, SornaError, Timeout
 
 DEFAULT_MANAGER_ADDR = "tcp://127.0.0.1:5001"
 
@@ -56,10 +60,79 @@ class Attempts:
         return self.action == "destroy" and self.count > 1 and isinstance(error, KernelNotFound)
 
 
+def insecure_from(environ):
+    return environ.get("SORNA_INSECURE", "").lower() in ("1", "true", "yes")
+
+
+class ClientSecurity:
+    """A client's CurveZMQ settings: its pair and the manager's key, from `keys` (a
+    folder, else sorna.keys.find's search; or a ClientCurve), or plaintext when
+    `insecure` (default: $SORNA_INSECURE). No keys and not insecure is an error that
+    says what to do."""
+
+    def __init__(self, keys_=None, insecure=None, key_name=None, environ=None):
+        environ = os.environ if environ is None else environ
+        if insecure is None:
+            insecure = insecure_from(environ)
+        self.curve, self.source = None, "plaintext (insecure)"
+        if insecure:
+            return
+        if isinstance(keys_, ClientCurve):
+            self.curve, self.source = keys_, "the keys it was given"
+            return
+        folder = keys.find(keys_, environ)
+        if folder is None:
+            raise keys.KeysError(
+                "found no CurveZMQ keys (looked at the keys argument or --keys, "
+                f"$SORNA_KEYS, {', '.join(keys.DEFAULT_FOLDERS)}): point it at the "
+                "cluster's keys folder, or, for a cluster that runs --insecure, set "
+                "SORNA_INSECURE=1 (or pass --insecure)")
+        public, secret, name = keys.own_pair(folder, "clients",
+                                             key_name or environ.get("SORNA_KEY_NAME"))
+        self.curve = ClientCurve(public, secret, keys.manager_key(folder))
+        self.source = f"clients/{name} of {folder}"
+
+    def handshake_error(self, addr, outcome):
+        """The error a call to `addr` ends with when its handshake went `outcome`."""
+        if outcome == "refused":
+            return Forbidden(
+                f"{addr} refused this client's key ({self.source}): the cluster does not "
+                f"allow it; ask its operator to allow it (`sorna keys add-client`, the "
+                f".key file in the clients/ folder of the manager and the agents)",
+                error="key-refused")
+        if self.curve is None:
+            return Forbidden(
+                f"{addr} requires CurveZMQ keys and this client speaks plaintext: give it "
+                f"the cluster's keys folder (--keys DIR or $SORNA_KEYS) and unset "
+                f"SORNA_INSECURE", error="handshake-failed")
+        return Forbidden(
+            f"the CurveZMQ handshake with {addr} failed: the server there is not the one "
+            f"whose key this client holds ({self.source}), or it runs --insecure (then "
+            f"set SORNA_INSECURE=1)", error="handshake-failed")
+
+
 class ClientCalls:
-    def __init__(self, manager_addr):
+    def __init__(self, manager_addr, keys=None, insecure=None, key_name=None):
         self.manager_addr = manager_addr
+        self.security = ClientSecurity(keys, insecure, key_name)
         self._kernel_addrs = {}
+        # the CurveZMQ server key of each address: the manager's, and the agents'
+        # that create and kernel_info replies name
+        self._server_keys = {}
+        if self.security.curve is not None:
+            self._server_keys[manager_addr] = self.security.curve.server
+
+    def _curve_for(self, addr):
+        """The ClientCurve for a socket to `addr` (None when plaintext)."""
+        curve = self.security.curve
+        if curve is None:
+            return None
+        server = self._server_keys.get(addr)
+        if server is None:
+            raise Forbidden(f"the manager named no CurveZMQ key for {addr}: does the "
+                            f"cluster run --insecure? Then set SORNA_INSECURE=1",
+                            error="handshake-failed")
+        return curve.towards(server)
 
     def ping(self, body=None, addr=None):
         return self._then(self._call(addr or self.manager_addr,
@@ -145,7 +218,15 @@ class ClientCalls:
 
     def _remember(self, reply):
         self._kernel_addrs[reply["kernel_id"]] = reply["kernel_addr"]
+        if reply.get("agent_key"):
+            key = reply["agent_key"].encode()
+            if self._server_keys.get(reply["kernel_addr"], key) != key:
+                self._forget_socket(reply["kernel_addr"])  # the agent has a new key
+            self._server_keys[reply["kernel_addr"]] = key
         return strip(reply)
+
+    def _forget_socket(self, addr):
+        raise NotImplementedError
 
     def _call(self, addr, message):
         raise NotImplementedError

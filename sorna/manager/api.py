@@ -31,7 +31,8 @@ class ManagerApi:
     def __init__(self, table, commands, clock, heartbeat_interval,
                  create_timeout=60.0, destroy_timeout=30.0, placement="least-loaded",
                  max_kernels_per_user=0, connections=None, create_attempt_timeout=20.0,
-                 failing_cooldown=60.0, metrics=None):
+                 failing_cooldown=60.0, metrics=None, ring=None):
+        """`ring`: the sorna.keys.KeyRing of a CurveZMQ manager (None: insecure)."""
         self.table = table
         self.commands = commands
         self.clock = clock
@@ -45,8 +46,10 @@ class ManagerApi:
         self._creating = set()
         self._destroying = {}  # agent id -> orphans whose destroy_kernel is on its way
         self._failing = {}  # agent id -> until when placement passes it over
-        self.connections = connections or AgentConnections(3 * heartbeat_interval,
-                                                           heartbeat_interval)
+        self.ring = ring
+        self.connections = connections or AgentConnections(
+            3 * heartbeat_interval, heartbeat_interval,
+            key_allowed=(lambda key: ring.kind_of(key) == "agents") if ring else None)
         self._refusals = RateLimitedLog(log, clock)
         self._session_locks = KeyedLock()
         self._user_locks = KeyedLock()
@@ -141,7 +144,8 @@ class ManagerApi:
         } for a in sorted(agents, key=lambda a: a.agent_id)],
             "kernels": sum(a.kernels for a in agents),
             "capacity": sum(a.max_kernels for a in agents),
-            "langs": sorted({lang for a in agents for lang in a.langs})}
+            "langs": sorted({lang for a in agents for lang in a.langs}),
+            "security": "curve" if self.ring is not None else "insecure"}
 
     @deferred
     async def heartbeat(self, req):
@@ -152,15 +156,16 @@ class ManagerApi:
             self.metrics.heartbeat("leaving")
             self.connections.release(agent_id, f["session"])
             return NO_REPLY
-        refused = self.connections.claim(agent_id, req.peer, f["session"], now)
+        refused = self.connections.claim(agent_id, req.peer, f["session"], now, req.key)
         if refused is TOO_SOON:
             self.metrics.heartbeat("too-soon")
             return NO_REPLY  # heartbeats faster than the protocol's: the extra do nothing
         if refused is not None:
             self.metrics.heartbeat("refused")
-            self._refusals.warn("refused a heartbeat for agent {agent}: {cause}",
-                                agent=agent_id, cause=refused)
-            raise Forbidden(refused, error="agent-id-taken")
+            self._refusals.warn("refused a heartbeat for agent {agent} (key {key}): {cause}",
+                                agent=agent_id, cause=refused.cause,
+                                key=self._key_name(req.key))
+            raise Forbidden(refused.cause, error=refused.error)
         slack = f["max_kernels"] + HEARTBEAT_SLACK
         if len(f["kernels"]) > slack or len(f["gone"]) > slack:
             raise BadRequest(f"a heartbeat may list at most max_kernels + {HEARTBEAT_SLACK} "
@@ -170,9 +175,15 @@ class ManagerApi:
         known = await self.table.heartbeat(AgentRecord(
             agent_id=f["agent_id"], addr=f["addr"], max_kernels=f["max_kernels"],
             langs=list(f["langs"]), last_seen=now, instance=f["instance"] or {},
-            resources=f["resources"] or {}, aliases=f["aliases"], warm=f["warm"]), now)
+            resources=f["resources"] or {}, aliases=f["aliases"], warm=f["warm"],
+            key=req.key.decode() if req.key else ""), now)
         await self._reconcile(agent_id, known, f["kernels"], f["gone"], now)
         return NO_REPLY
+
+    def _key_name(self, key):
+        if key is None or self.ring is None:
+            return "none"
+        return self.ring.name_of(key) or key.decode()
 
     async def _reconcile(self, agent_id, known, reported, gone, now):
         """Forget kernels the agent no longer runs; destroy ones nobody asked for.
@@ -285,7 +296,7 @@ class ManagerApi:
             # heartbeats (checked there), never at one its reply names.
             kernel = KernelRecord(kernel_id=kernel_id, agent_id=agent.agent_id, lang=lang,
                                   addr=agent.addr, created_at=self.clock.seconds(),
-                                  session=session)
+                                  session=session, key=agent.key)
             await self.table.add_kernel(kernel, reservation=agent.reservation)
         finally:
             self._creating.discard(kernel_id)
@@ -339,4 +350,7 @@ def _creation_error(agent_id, lang, error):
 
 
 def _kernel_reply(kernel):
-    return {"kernel_id": kernel.kernel_id, "kernel_addr": kernel.addr, "lang": kernel.lang}
+    reply = {"kernel_id": kernel.kernel_id, "kernel_addr": kernel.addr, "lang": kernel.lang}
+    if kernel.key:
+        reply["agent_key"] = kernel.key  # the CurveZMQ server key of kernel_addr
+    return reply

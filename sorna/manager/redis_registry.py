@@ -199,13 +199,13 @@ end
 """
 
 # KEYS: agents, agent:<id>, agent-kernels:<id>
-# ARGV: prefix, id, addr, max_kernels, langs, now, instance, resources, aliases, warm
+# ARGV: prefix, id, addr, max_kernels, langs, now, instance, resources, aliases, warm, key
 # Returns the agent's kernels: {kernel id, created_at, ...}.
 _HEARTBEAT = _LUA_COMMON + """
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'agent_id', ARGV[2], 'addr', ARGV[3], 'max_kernels', ARGV[4],
            'langs', ARGV[5], 'last_seen', ARGV[6], 'instance', ARGV[7],
-           'resources', ARGV[8], 'aliases', ARGV[9], 'warm', ARGV[10],
+           'resources', ARGV[8], 'aliases', ARGV[9], 'warm', ARGV[10], 'key', ARGV[11],
            'kernels', redis.call('SCARD', KEYS[3]))
 place(ARGV[2])
 return kernel_ages(ARGV[2])
@@ -268,7 +268,7 @@ return 1
 
 # KEYS: kernel:<id>, agent:<agent>, agent-kernels:<agent>, reservations:<agent>
 # ARGV: prefix, kernel_id, agent_id, lang, addr, created_at, session, session_key,
-#       reservation ('' for none), user ('' for kernels without a session)
+#       reservation ('' for none), user ('' for kernels without a session), agent key
 _ADD_KERNEL = _LUA_COMMON + """
 local kkey, akey = KEYS[1], KEYS[2]
 local kernel_id, agent_id, session_key = ARGV[2], ARGV[3], ARGV[8]
@@ -297,7 +297,7 @@ if old.agent_id ~= nil then
 end
 redis.call('HSET', kkey, 'kernel_id', kernel_id, 'agent_id', agent_id, 'lang', ARGV[4],
            'addr', ARGV[5], 'created_at', ARGV[6], 'session', ARGV[7],
-           'session_key', session_key, 'user_key', user_key)
+           'session_key', session_key, 'user_key', user_key, 'key', ARGV[11])
 redis.call('SADD', KEYS[3], kernel_id)
 if user_key ~= '' then redis.call('SADD', user_key, kernel_id) end
 if session_key ~= '' then redis.call('SET', session_key, kernel_id) end
@@ -451,7 +451,7 @@ class RedisCapacityTable(CapacityTable):
                         self._key("agent-kernels:", a)],
                        [a, agent.addr, str(int(agent.max_kernels)), _pack(list(agent.langs)),
                         _num(now), _pack(agent.instance), _pack(agent.resources),
-                        _pack(agent.aliases), _pack(agent.warm)])
+                        _pack(agent.aliases), _pack(agent.warm), agent.key])
         return d.addCallback(lambda flat: {
             flat[i].decode(): float(flat[i + 1]) for i in range(0, len(flat), 2)})
 
@@ -494,7 +494,8 @@ class RedisCapacityTable(CapacityTable):
                         self._key("reservations:", kernel.agent_id)],
                        [kernel.kernel_id, kernel.agent_id, kernel.lang, kernel.addr,
                         _num(kernel.created_at), session, session_key, reservation or "",
-                        kernel.session[0] if kernel.session is not None else ""])
+                        kernel.session[0] if kernel.session is not None else "",
+                        kernel.key])
         return d.addCallback(lambda _: kernel)
 
     def get_kernel(self, kernel_id):
@@ -551,7 +552,7 @@ def _agent(flat):
         resources=_unpack(f["resources"]), reserved=int(f["reserved"]),
         aliases=_unpack(f["aliases"]) if "aliases" in f else {},
         warm=_unpack(f["warm"]) if "warm" in f else {},
-        kernels=int(f["kernels"]))
+        kernels=int(f["kernels"]), key=f.get("key", b"").decode())
 
 
 def _kernel(flat):
@@ -560,7 +561,8 @@ def _kernel(flat):
         kernel_id=f["kernel_id"].decode(), agent_id=f["agent_id"].decode(),
         lang=f["lang"].decode(), addr=f["addr"].decode(),
         created_at=float(f["created_at"]),
-        session=tuple(_unpack(f["session"])) if f["session"] else None)
+        session=tuple(_unpack(f["session"])) if f["session"] else None,
+        key=f.get("key", b"").decode())
 
 
 def _kernels(flats):

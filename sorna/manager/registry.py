@@ -28,6 +28,7 @@ class AgentRecord:
     # reservations since (each is likely to take one)
     warm: dict = field(default_factory=dict)
     reservation: str = None  # on what `reserve` returns: the id of the lease it took
+    key: str = ""  # the CurveZMQ public key (Z85) it registered with; "" when insecure
 
     @property
     def free(self):
@@ -45,6 +46,7 @@ class KernelRecord:
     addr: str
     created_at: float
     session: tuple = None  # (user_id, entry_id, lang) for get_or_create kernels
+    key: str = ""  # its agent's public key: what a front-end needs to reach `addr`
 
     def as_dict(self):
         return asdict(self)

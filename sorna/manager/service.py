@@ -4,6 +4,7 @@ from twisted.application.service import MultiService
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from sorna.cluster_keys import KeyWatch, manager_access, warn_insecure
 from sorna.manager.api import ManagerApi
 from sorna.manager.metrics import ManagerMetrics
 from sorna.metrics import metrics_service
@@ -19,10 +20,13 @@ log = Logger(namespace="sorna.manager")
 class ManagerService(MultiService):
     def __init__(self, endpoint, table, transport, clock, heartbeat_interval=3.0,
                  max_message_size=1 << 20, create_timeout=60.0, close_transport=False,
-                 on_fatal=None, metrics_port=None, metrics_interface="127.0.0.1", **policy):
+                 on_fatal=None, metrics_port=None, metrics_interface="127.0.0.1", keys=None,
+                 **policy):
         """`policy`: `placement` and `max_kernels_per_user`, for ManagerApi.
-        `metrics_port`: serve Prometheus metrics there (on `metrics_interface`)."""
+        `metrics_port`: serve Prometheus metrics there (on `metrics_interface`).
+        `keys`: a sorna.cluster_keys.ServerKeys (CurveZMQ), or None for plaintext."""
         super().__init__()
+        self.keys = keys
         self.endpoint = endpoint
         self.table = table
         self.transport = transport
@@ -31,12 +35,16 @@ class ManagerService(MultiService):
         self.pending = PendingRequests(clock)
         self.metrics = ManagerMetrics()
         self.api = ManagerApi(table, self.send_command, clock, heartbeat_interval,
-                              create_timeout=create_timeout, metrics=self.metrics, **policy)
+                              create_timeout=create_timeout, metrics=self.metrics,
+                              ring=keys.ring if keys else None, **policy)
+        self.access = manager_access(keys.ring) if keys else None
         self.server = RequestServer("manager", actions.MANAGER, actions.MANAGER_LEGACY,
                                     self.api.handlers(), on_reply=self._on_agent_reply,
                                     max_size=max_message_size, clock=clock,
                                     served_while_draining=("ping", "heartbeat"),
-                                    metrics=self.metrics.requests)
+                                    metrics=self.metrics.requests, access=self.access)
+        if keys is not None:
+            KeyWatch.for_clock(keys.ring, clock).setServiceParent(self)
         self.metrics_served = metrics_port is not None
         if self.metrics_served:
             metrics_service(self.metrics.registry, metrics_port,
@@ -62,8 +70,12 @@ class ManagerService(MultiService):
             self.on_fatal(failure.value)
 
     def _listen(self):
+        curve = None
+        if self.keys is not None:
+            curve = self.keys.server_curve("sorna-manager", self.access)
         try:
-            self._socket = self.transport.router(self.endpoint, self.server.on_message)
+            self._socket = self.transport.router(self.endpoint, self.server.on_message,
+                                                 curve=curve)
         except Exception as e:
             log.critical("sorna-manager cannot listen on {endpoint}: {error}; is another "
                          "manager running there? Choose another --port.",
@@ -78,7 +90,11 @@ class ManagerService(MultiService):
         # Checking twice an interval finds a dead agent soon after its third missed beat.
         self._expiring = self._expiry.start(self.heartbeat_interval / 2, now=False)
         self._expiring.addErrback(lambda f: log.failure("agent expiry stopped", f))
-        log.info("sorna-manager ready on {endpoint}", endpoint=self.endpoint)
+        if self.keys is None:
+            warn_insecure("sorna-manager", self.endpoint)
+        log.info("sorna-manager ready on {endpoint} ({security})", endpoint=self.endpoint,
+                 security="insecure" if self.keys is None
+                 else f"CurveZMQ, keys of {self.keys.folder}")
 
     @defer.inlineCallbacks
     def stopService(self):

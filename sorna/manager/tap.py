@@ -4,6 +4,7 @@ import os
 
 from twisted.python import usage
 
+from sorna.cluster_keys import INSECURE_FLAG, KEYS_OPTION, check_keys_options
 from sorna.fatal import stop_reactor_with_error
 from sorna.manager.redis_registry import RedisCapacityTable, parse_redis_url
 from sorna.manager.registry import PLACEMENTS, MemoryCapacityTable
@@ -13,7 +14,9 @@ from sorna.transport import ZmqTransport
 
 
 class Options(usage.Options):
+    optFlags = [INSECURE_FLAG]
     optParameters = [
+        KEYS_OPTION,
         ["port", "p", 5001, "TCP port of the ROUTER socket for front-ends and agents.", int],
         ["listen", None, "*", "Address to bind (e.g. 127.0.0.1); * binds every interface."],
         ["heartbeat-interval", None, 3.0,
@@ -44,6 +47,7 @@ class Options(usage.Options):
         self.environ = os.environ if environ is None else environ
 
     def postOptions(self):
+        check_keys_options(self, "sorna-manager", "manager", self.environ)
         if not 0 < self["port"] < 65536:
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
         if self["heartbeat-interval"] <= 0:
@@ -103,4 +107,5 @@ def makeService(config, clock=None, transport=None, reactor=None):
         failing_cooldown=config["failing-cooldown"],
         metrics_port=config["metrics-port"],
         metrics_interface=config["listen"],
+        keys=config["keys"],
     )

@@ -143,15 +143,20 @@ class ScriptedDaemon:
 
 
 class FakeCluster:
+    """Uses the CurveZMQ keys $SORNA_KEYS names (sorna.testing.keys), or plaintext
+    when `insecure`."""
+
     def __init__(self, clock, agents=1, max_kernels=4, heartbeat_interval=3.0,
-                 manager_addr="tcp://127.0.0.1:5001", agent_argv=()):
+                 manager_addr="tcp://127.0.0.1:5001", agent_argv=(), insecure=False):
         self.clock = clock
+        self.insecure = insecure
+        security = ["--insecure"] if insecure else []
         # What a fatal error would stop: recorded here, never the test's own reactor.
         self.reactor = MemoryReactor()
         self.network = FakeNetwork()
         self.manager_addr = manager_addr
         self.manager = manager_tap.makeService(
-            _options(manager_tap.Options(), ["--listen", "127.0.0.1",
+            _options(manager_tap.Options(), ["--listen", "127.0.0.1", *security,
                                              "--heartbeat-interval", str(heartbeat_interval)]),
             clock=clock, transport=self.network, reactor=self.reactor)
         self.hosts = []
@@ -166,7 +171,7 @@ class FakeCluster:
                 "--max-kernels", str(max_kernels),
                 "--heartbeat-interval", str(heartbeat_interval),
                 "--ipc-root", self.ipc_roots[-1], "--ipc-tmpfs-mb", "0",
-                "--warm-pool", "0", *agent_argv])
+                "--warm-pool", "0", *security, *agent_argv])
             self.hosts.append(host)
             self.agents.append(agent_tap.makeService(
                 config, clock=clock, transport=self.network, reactor=self.reactor,
@@ -192,6 +197,7 @@ class FakeCluster:
         return d.addBoth(cleanup)
 
     def client(self, **kwargs):
+        kwargs.setdefault("insecure", self.insecure)
         return SornaClient(self.manager_addr, transport=self.network, clock=self.clock,
                            **kwargs)
 

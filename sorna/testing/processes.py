@@ -27,6 +27,7 @@ import time
 from docker.errors import NotFound
 
 from sorna.agent.docker import unmount_below
+from sorna.testing.keys import use_test_keys
 
 LOOPBACK = "127.0.0.1"
 LABEL_AGENT = "io.sorna.agent"
@@ -76,6 +77,7 @@ class TwistdProcess:
     ready_pattern = None  # a compiled regex matched against the log
 
     def __init__(self, workdir=None, env=None):
+        use_test_keys()  # the processes find the test keys as $SORNA_KEYS
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"{self.name}-")
         self.log_path = os.path.join(self.workdir, f"{self.name}.log")

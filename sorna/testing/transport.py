@@ -3,6 +3,10 @@ the agent's REPL links (`repl_links`, the twin of sorna.agent.repl_link.UnixRepl
 
 Delivery is synchronous but never re-entrant: a message sent while another is being
 delivered waits in a queue, so handlers see the same ordering as with real sockets.
+CurveZMQ is played too: a dealer's first message to a router is its handshake, which
+succeeds when both speak CURVE, the dealer knows the router's key and the router
+allows the dealer's (or when neither speaks it); a refused dealer's messages are
+dropped, and it is told why, as libzmq's monitor tells a real one.
 """
 
 import itertools
@@ -32,17 +36,19 @@ class FakeNetwork:
                 if link.path == path and not link.closed and link._listener is None]
 
     # -- the transport interface
-    def router(self, endpoint, on_message):
+    def router(self, endpoint, on_message, curve=None):
         if endpoint in self._routers:
             raise OSError(f"address already in use: {endpoint}")
-        router = FakeRouter(self, endpoint, on_message)
+        router = FakeRouter(self, endpoint, on_message, curve)
         self._routers[endpoint] = router
         return router
 
-    def dealer(self, endpoint, on_message, identity=None, immediate=False, send_hwm=0):
+    def dealer(self, endpoint, on_message, identity=None, immediate=False, send_hwm=0,
+               curve=None, on_handshake=None):
         if identity is None:
             identity = b"\x00fake-%d" % next(self._anonymous)
-        return FakeDealer(self, endpoint, on_message, identity, immediate)
+        return FakeDealer(self, endpoint, on_message, identity, immediate, curve,
+                          on_handshake)
 
     def close(self):
         for router in list(self._routers.values()):
@@ -63,11 +69,13 @@ class FakeNetwork:
 
 
 class FakeRouter:
-    def __init__(self, network, endpoint, on_message):
+    def __init__(self, network, endpoint, on_message, curve=None):
         self._network = network
         self.endpoint = endpoint
         self._on_message = on_message
+        self.curve = curve
         self._peers = {}
+        self._shaken = set()  # dealers whose handshake succeeded
         self.closed = False
 
     def send(self, peer, frames):
@@ -87,17 +95,39 @@ class FakeRouter:
         holder = self._peers.get(dealer.identity)
         if holder is not None and holder is not dealer and not holder.closed:
             return  # no handover: a connected identity is not taken by a second one
+        if dealer not in self._shaken:
+            outcome = self._handshake(dealer)
+            dealer._handshook(outcome)
+            if outcome != "ok":
+                return
+            self._shaken.add(dealer)
         self._peers[dealer.identity] = dealer
-        self._on_message(dealer.identity, list(frames))
+        if self.curve is None:
+            self._on_message(dealer.identity, list(frames))
+        else:
+            self._on_message(dealer.identity, list(frames), dealer.curve.public)
+
+    def _handshake(self, dealer):
+        """What the dealer's monitor would report (sorna.transport.HANDSHAKE_EVENTS)."""
+        if (self.curve is None) != (dealer.curve is None):
+            return "failed"
+        if self.curve is None:
+            return "ok"
+        if dealer.curve.server != self.curve.public:
+            return "failed"
+        return "ok" if self.curve.allows(dealer.curve.public) else "refused"
 
 
 class FakeDealer:
-    def __init__(self, network, endpoint, on_message, identity, immediate):
+    def __init__(self, network, endpoint, on_message, identity, immediate, curve=None,
+                 on_handshake=None):
         self._network = network
         self.endpoint = endpoint
         self._on_message = on_message
         self.identity = identity
         self._immediate = immediate
+        self.curve = curve
+        self._on_handshake = on_handshake
         self._backlog = []
         self.closed = False
 
@@ -126,6 +156,10 @@ class FakeDealer:
 
     def close(self):
         self.closed = True
+
+    def _handshook(self, outcome):
+        if self._on_handshake is not None and not self.closed:
+            self._on_handshake(outcome)
 
     def _deliver(self, frames):
         if not self.closed:
