@@ -52,8 +52,8 @@ def main():
         kernel_id = client.create("python3")["kernel_id"]
         [path] = glob.glob(os.path.join(cluster.agent.tmpdir, "sorna-ipc-*", kernel_id,
                                         "repl"))
-        for target, peer in [("manager", ZmqPeer(context, cluster.manager.addr)),
-                             ("agent", ZmqPeer(context, cluster.agent.addr)),
+        for target, peer in [("manager", ZmqPeer(context, cluster.manager.addr, "manager")),
+                             ("agent", ZmqPeer(context, cluster.agent.addr, "agent")),
                              ("daemon", ReplSocket(path))]:
             results[target] = run_fuzz(peer, target, args.seconds)
             client.ping("still there")

@@ -1,8 +1,11 @@
 #!/bin/bash
 # A Sorna cluster on this machine, in the foreground: one manager, one agent, both on
 # 127.0.0.1. Ctrl-C (or SIGTERM) stops the agent (which destroys its kernels), then the
-# manager. Ports and size: SORNA_PORT, SORNA_AGENT_PORT, SORNA_MAX_KERNELS.
+# manager. Ports and size: SORNA_PORT, SORNA_AGENT_PORT, SORNA_MAX_KERNELS. Keys: the
+# first run makes them in $SORNA_KEYS (default ~/.config/sorna/keys, where the `sorna`
+# command finds them).
 set -u
+KEYS=${SORNA_KEYS:-$HOME/.config/sorna/keys}
 PORT=${SORNA_PORT:-5001}
 AGENT_PORT=${SORNA_AGENT_PORT:-6001}
 MAX_KERNELS=${SORNA_MAX_KERNELS:-4}
@@ -18,6 +21,12 @@ raise SystemExit(not {'sorna-manager', 'sorna-agent'} <= names)" 2>/dev/null; th
   echo "or pip install . (a plain pip install -e . hides twisted/plugins from twistd)." >&2
   exit 1
 fi
+
+if [ ! -e "$KEYS/manager.key" ]; then
+  echo "Creating this cluster's CurveZMQ keys in $KEYS"
+  sorna keys init "$KEYS" >/dev/null || exit 1
+fi
+export SORNA_KEYS=$KEYS
 
 twistd -n --pidfile= sorna-manager --listen 127.0.0.1 --port "$PORT" &
 manager=$!
@@ -39,7 +48,8 @@ for _ in $(seq 100); do
   if sorna --manager "$MANAGER" --timeout 1 status 2>/dev/null | grep -q "^1 agents"; then
     cat <<MSG
 
-  Sorna is running: manager $MANAGER, agent tcp://127.0.0.1:$AGENT_PORT ($MAX_KERNELS kernels).
+  Sorna is running: manager $MANAGER, agent tcp://127.0.0.1:$AGENT_PORT ($MAX_KERNELS kernels),
+  CurveZMQ keys in $KEYS.
   In another terminal:
       sorna exec python3 "print(6*7)"
       sorna status

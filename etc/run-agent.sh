@@ -13,6 +13,9 @@
 #   SORNA_HEARTBEAT_INTERVAL  seconds between heartbeats; as on the manager (3)
 #   SORNA_IPC_ROOT            folder for the kernels' ipc sockets         (a new temp folder)
 #   SORNA_WARM_POOL           ready kernels kept per language, LANG=N,... (python3=2; 0: none)
+#   SORNA_KEYS                the cluster's keys folder (`sorna keys init`)
+#                             (~/.config/sorna/keys, else /etc/sorna/keys)
+#   SORNA_INSECURE            1: plaintext, no keys (a private network only)
 #   SORNA_LOG_FORMAT          text or json                                (text)
 #   SORNA_AGENT_ARGS          further sorna-agent options, split on spaces
 #
@@ -42,6 +45,12 @@ if [ -n "${SORNA_WARM_POOL:-}" ]; then
 fi
 if [ -n "${SORNA_IPC_ROOT:-}" ]; then
   set -- "$@" --ipc-root "$SORNA_IPC_ROOT"
+fi
+if [ -n "${SORNA_KEYS:-}" ]; then
+  set -- "$@" --keys "$SORNA_KEYS"
+fi
+if [ "${SORNA_INSECURE:-}" = 1 ]; then
+  set -- "$@" --insecure
 fi
 # shellcheck disable=SC2086  # split on purpose
 set -- "$@" ${SORNA_AGENT_ARGS:-}

@@ -7,6 +7,9 @@
 #   SORNA_REDIS               keep the capacity table in Redis, e.g. redis://127.0.0.1:6379/0
 #                             (default: in memory, or REDIS_PORT_6379_TCP_ADDR/_PORT)
 #   SORNA_HEARTBEAT_INTERVAL  seconds between agent heartbeats; same on every agent (3)
+#   SORNA_KEYS                the cluster's keys folder (`sorna keys init`)
+#                             (~/.config/sorna/keys, else /etc/sorna/keys)
+#   SORNA_INSECURE            1: plaintext, no keys (a private network only)
 #   SORNA_LOG_FORMAT          text or json                                (text)
 #   SORNA_MANAGER_ARGS        further sorna-manager options, split on spaces
 #
@@ -24,6 +27,12 @@ if [ -n "${SORNA_REDIS:-}" ]; then
 fi
 if [ -n "${SORNA_HEARTBEAT_INTERVAL:-}" ]; then
   set -- "$@" --heartbeat-interval "$SORNA_HEARTBEAT_INTERVAL"
+fi
+if [ -n "${SORNA_KEYS:-}" ]; then
+  set -- "$@" --keys "$SORNA_KEYS"
+fi
+if [ "${SORNA_INSECURE:-}" = 1 ]; then
+  set -- "$@" --insecure
 fi
 # shellcheck disable=SC2086  # split on purpose
 set -- "$@" ${SORNA_MANAGER_ARGS:-}

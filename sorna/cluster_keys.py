@@ -11,6 +11,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from sorna import keys
+from sorna.defer import deferred
 from sorna.curve import Access, ClientCurve, ServerCurve
 
 log = Logger(namespace="sorna.keys")
@@ -101,7 +102,8 @@ class KeyWatch(Service):
         self._loop = None
         self._signature = None
         self._previous_handler = None
-        self._busy = None
+        self._busy = None  # the look (and reload) in progress
+        self._wanted = None  # why a reload was asked for (SIGHUP)
 
     @classmethod
     def for_clock(cls, ring, clock):
@@ -132,46 +134,38 @@ class KeyWatch(Service):
         return self._busy
 
     def check(self):
-        """Reload when the key files changed since the last look."""
-        if self._busy is not None:
-            return None
-        d = self._busy = self.in_thread(self.ring.signature)
-
-        def compare(signature):
-            first, self._signature = self._signature is None, signature
-            if not first and signature != previous:
-                return self._reload("a change in the folder")
-
-        previous = self._signature
-        d.addCallback(compare)
-        d.addErrback(lambda f: log.warn("could not look at the keys folder {folder}: "
-                                        "{error}", folder=self.ring.folder,
-                                        error=f.getErrorMessage()))
-        d.addBoth(self._done)
-        return d
+        """Look at the folder; reload when its key files changed since the last look."""
+        if self._busy is None:
+            d = self._work()
+            if not d.called:  # (inline file reads are done already)
+                self._busy = d
+            return d
+        return self._busy
 
     def reload(self, why):
-        if self._busy is not None:  # a look is on its way: reload after it
-            return self._busy.addCallback(lambda _: self.reload(why))
-        d = self._busy = self._reload(why)
-        return d.addBoth(self._done)
+        """Reload now (or once the look in progress is done, at the latest with the
+        next look)."""
+        self._wanted = why
+        return self.check()
 
-    def _reload(self, why):
-        d = self.in_thread(self.ring.read)
-
-        def swap(read):
-            added, removed = self.ring.replace(read)
-            log.info("reloaded the allowed keys of {folder} after {why}: {n} allowed "
-                     "({added} added, {removed} removed)", folder=self.ring.folder,
-                     why=why, n=len(self.ring), added=added, removed=removed)
-
-        d.addCallback(swap)
-        d.addErrback(lambda f: log.warn("could not reload the keys of {folder}: {error}; "
-                                        "the keys read before stay in force",
-                                        folder=self.ring.folder,
-                                        error=f.getErrorMessage()))
-        return d
-
-    def _done(self, result):
-        self._busy = None
-        return None
+    @deferred
+    async def _work(self):
+        try:
+            while True:
+                signature = await self.in_thread(self.ring.signature)
+                changed = self._signature is not None and signature != self._signature
+                self._signature = signature
+                why, self._wanted = self._wanted, None
+                if why is None and changed:
+                    why = "a change in the folder"
+                if why is None:
+                    return
+                added, removed = self.ring.replace(await self.in_thread(self.ring.read))
+                log.info("reloaded the allowed keys of {folder} after {why}: {n} allowed "
+                         "({added} added, {removed} removed)", folder=self.ring.folder,
+                         why=why, n=len(self.ring), added=added, removed=removed)
+        except Exception as e:
+            log.warn("could not reload the keys of {folder}: {error}; the keys read "
+                     "before stay in force", folder=self.ring.folder, error=e)
+        finally:
+            self._busy = None

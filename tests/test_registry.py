@@ -91,6 +91,20 @@ class CapacityTableTests:
                          ("a", "tcp://a:6001", 1, 1, 1))
 
     @table_test
+    async def test_the_agents_key_goes_with_its_records(self):
+        key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+        await self.table.heartbeat(agent("a", key=key), now=0)
+        self.assertEqual((await self.table.reserve("python3", now=0)).key, key)
+        self.assertEqual([a.key for a in await self.table.agents(now=0)], [key])
+        record = kernel("k1", "a")
+        record.key = key
+        await self.table.add_kernel(record)
+        self.assertEqual((await self.table.get_kernel("k1")).key, key)
+        await self.table.heartbeat(agent("b"), now=0)  # an insecure cluster's: no key
+        self.assertEqual({a.agent_id: a.key for a in await self.table.agents(now=0)},
+                         {"a": key, "b": ""})
+
+    @table_test
     async def test_release_gives_the_slot_back(self):
         await self.table.heartbeat(agent("a", max_kernels=1), now=0)
         got = await self.table.reserve("python3", now=0)

@@ -19,6 +19,7 @@ from sorna.manager import tap
 from sorna.manager.redis_registry import RedisCapacityTable, parse_redis_url
 from sorna.manager.registry import MemoryCapacityTable
 from sorna.proto.errors import NoCapacity
+from sorna.testing.keys import secure, use_test_keys
 from sorna.testing.processes import ManagerProcess, wait_until
 from sorna.testing.redis import RedisServer, redis_server_path
 from sorna.testing.transport import FakeNetwork
@@ -229,7 +230,7 @@ class RedisOnlyTests(RedisTestCase):
     @defer.inlineCallbacks
     def test_the_manager_replies_503_unchanged(self):
         network = FakeNetwork()
-        options = tap.Options(environ={})
+        options = tap.Options(environ={"SORNA_KEYS": use_test_keys()})
         options.parseOptions(["--listen", "127.0.0.1", "--redis", self.redis.url])
         manager = tap.makeService(options, clock=reactor, transport=network)
         manager.table.call_timeout = CALL_TIMEOUT
@@ -245,7 +246,7 @@ class RedisOnlyTests(RedisTestCase):
 
 class OptionsTests(TestCase):
     def config(self, argv, environ):
-        options = tap.Options(environ=environ)
+        options = tap.Options(environ=dict(environ, SORNA_KEYS=use_test_keys()))
         options.parseOptions(argv)
         return options
 
@@ -290,7 +291,7 @@ class DockerLinkTests(RedisTestCase):
     @defer.inlineCallbacks
     def test_the_tap_uses_the_linked_redis(self):
         env = {"REDIS_PORT_6379_TCP_ADDR": "127.0.0.1",
-               "REDIS_PORT_6379_TCP_PORT": str(self.redis.port)}
+               "REDIS_PORT_6379_TCP_PORT": str(self.redis.port), "SORNA_KEYS": use_test_keys()}
         options = tap.Options(environ=env)
         options.parseOptions(["--listen", "127.0.0.1"])
         service = tap.makeService(options, clock=reactor, transport=FakeNetwork())
@@ -320,6 +321,7 @@ class ManagerProcessTests(TestCase):
             sock = self.zmq.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IDENTITY, b"a1")
+            secure(sock, "manager", client="agents/agent")
             sock.connect(manager.addr)
         sock.send_multipart([b"", msgpack.packb({
             "action": "heartbeat", "agent_id": "a1", "session": "a1" * 16,
@@ -334,6 +336,7 @@ class ManagerProcessTests(TestCase):
         self.addCleanup(agent.close)
         front = self.zmq.socket(zmq.DEALER)
         front.setsockopt(zmq.LINGER, 0)
+        secure(front, "manager")
         front.connect(manager.addr)
         self.addCleanup(front.close)
 

@@ -23,6 +23,10 @@ from sorna.server import RequestServer
 
 log = Logger(namespace="sorna.agent")
 
+# Seconds (at least a heartbeat interval) before an agent whose handshake with the
+# manager failed dials again.
+REDIAL_AFTER = 5.0
+
 
 class _DealerAsRouter:
     """Lets a RequestServer answer on a DEALER connection (the manager is its only peer)."""
@@ -49,6 +53,7 @@ class AgentService(MultiService):
         self.access = agent_access(keys.ring) if keys else None
         self._handshakes = RateLimitedLog(log, clock)
         self._manager_refused = False
+        self._redial = None
         self.agent_id = agent_id
         self.instance = instance or {}  # what EC2 instance metadata said, if anything
         self.manager_addr = manager_addr
@@ -73,6 +78,7 @@ class AgentService(MultiService):
             KeyWatch.for_clock(keys.ring, clock).setServiceParent(self)
         self.commands = RequestServer("agent.commands", actions.AGENT, actions.AGENT_LEGACY,
                                       self.api.manager_handlers(),
+                                      on_reply=self._manager_reply,
                                       max_size=max_message_size, clock=clock,
                                       metrics=metrics.requests)
         if metrics_port is not None:
@@ -136,10 +142,7 @@ class AgentService(MultiService):
         self._router = self.transport.router(self.endpoint, self.frontend.on_message,
                                              curve=curve)
         self.frontend.socket = self._router
-        self._dealer = self.transport.dealer(
-            self.manager_addr, lambda frames: self.commands.on_message(b"manager", frames),
-            send_hwm=10, curve=manager_curve, on_handshake=self._manager_handshake)
-        self.commands.socket = _DealerAsRouter(self._dealer)
+        self._dial_manager(manager_curve)
         self.kernels.pools.open()
         self.kernels.pools.fill()
         self._heartbeat = self._every(self.heartbeat_interval, self._beat, now=True)
@@ -149,6 +152,27 @@ class AgentService(MultiService):
                  endpoint=self.endpoint, addr=self.advertised_addr,
                  manager=self.manager_addr, langs=", ".join(self.langs) or "none")
 
+    def _dial_manager(self, curve):
+        self._dealer = self.transport.dealer(
+            self.manager_addr, lambda frames: self.commands.on_message(b"manager", frames),
+            send_hwm=10, curve=curve, on_handshake=self._manager_handshake)
+        self.commands.socket = _DealerAsRouter(self._dealer)
+
+    def _redial_manager(self):
+        """libzmq gives up on a connection whose handshake failed: dial again, so that
+        an agent whose key the manager allows later gets in without a restart."""
+        self._redial = None
+        if self.stopping or self._dealer is None:
+            return
+        self._dealer.close()
+        self._dial_manager(self.keys.manager_curve() if self.keys else None)
+        self.send_heartbeat()
+
+    def _manager_reply(self, peer, message):
+        """The manager answers a heartbeat only to refuse it."""
+        self._handshakes.warn("the manager refused this agent's heartbeat: {cause}",
+                              cause=str(message.get("cause"))[:300])
+
     def _manager_handshake(self, outcome):
         if outcome == "ok":
             if self._manager_refused:
@@ -157,6 +181,9 @@ class AgentService(MultiService):
             self._manager_refused = False
             return
         self._manager_refused = True
+        if self._redial is None:
+            self._redial = self.clock.callLater(max(self.heartbeat_interval, REDIAL_AFTER),
+                                                self._redial_manager)
         if outcome == "refused":
             why = (f"it does not allow this agent's key ({self.keys.name}): add that "
                    f"key's .key file to the manager's agents/ folder")
@@ -250,6 +277,9 @@ class AgentService(MultiService):
         for loop in (self._heartbeat, self._reaper):
             if loop is not None and loop.running:
                 loop.stop()
+        if self._redial is not None and self._redial.active():
+            self._redial.cancel()
+        self._redial = None
         await self.kernels.close()
         self.send_heartbeat(leaving=True)  # the manager frees our id for a restart at once
         await self.api.grader.stop()

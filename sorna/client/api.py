@@ -51,6 +51,9 @@ class SornaClient(ClientCalls):
 
     def _on_handshake(self, addr, outcome):
         if outcome != "ok":
+            # libzmq gives up on a connection whose handshake failed: the next call
+            # dials again, on a new socket
+            self._forget_socket(addr)
             self._pending.fail_all(self.security.handshake_error(addr, outcome), peer=addr)
 
     def _forget_socket(self, addr):

@@ -112,6 +112,7 @@ class BlockingClient(ClientCalls):
             if monitor in ready:
                 error = self._handshake_failure(addr, monitor)
                 if error is not None:
+                    self._forget_socket(addr)  # libzmq gave up on it: dial again next time
                     raise error
             if sock not in ready:
                 continue

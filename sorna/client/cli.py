@@ -9,7 +9,8 @@ import re
 import sys
 
 from sorna.client.blocking import BlockingClient
-from sorna.client.calls import DEFAULT_MANAGER_ADDR
+from sorna.client.calls import DEFAULT_MANAGER_ADDR, insecure_from
+from sorna.keys import KeysError
 from sorna.proto.errors import SornaError
 
 EXIT_RAISED = 1
@@ -26,6 +27,9 @@ def main(argv=None, stdout=None, stderr=None):
     except SornaError as e:
         stderr.write(f"sorna: {e.cause} ({e.code} {e.error})\n")
         return EXIT_ERROR
+    except KeysError as e:
+        stderr.write(f"sorna: {e}\n")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
@@ -38,6 +42,16 @@ def _parser():
                              f"{DEFAULT_MANAGER_ADDR})")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to wait for the manager (default 30)")
+    parser.add_argument("--keys", metavar="DIR",
+                        help="the cluster's keys folder (default: $SORNA_KEYS, else "
+                             "~/.config/sorna/keys or /etc/sorna/keys)")
+    parser.add_argument("--key-name", metavar="NAME",
+                        help="which clients/NAME pair to use (default: client, or the "
+                             "only one; $SORNA_KEY_NAME)")
+    parser.add_argument("--insecure", action="store_true",
+                        default=insecure_from(os.environ),
+                        help="speak plaintext, to a cluster that runs --insecure "
+                             "(default: $SORNA_INSECURE)")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     run = commands.add_parser("exec", help="run code in a new kernel, print its output")
@@ -85,6 +99,11 @@ def _parser():
     return parser
 
 
+def _client(args):
+    return BlockingClient(args.manager, timeout=args.timeout, keys=args.keys,
+                          insecure=args.insecure, key_name=args.key_name)
+
+
 def _read_code(args, stderr):
     if args.file and args.code is not None:
         stderr.write("sorna exec: give the code or -f FILE, not both\n")
@@ -108,7 +127,7 @@ def _exec(args, stdout, stderr):
     code = _read_code(args, stderr)
     if code is None:
         return EXIT_USAGE
-    with BlockingClient(args.manager, timeout=args.timeout) as client:
+    with _client(args) as client:
         kernel = client.create(args.lang)
         try:
             reply = run_interactively(client, kernel["kernel_id"], code, stdout, stderr)
@@ -174,7 +193,7 @@ def _destroy_quietly(client, kernel_id, stderr):
 
 
 def _shell(args, stdout, stderr):
-    with BlockingClient(args.manager, timeout=args.timeout) as client:
+    with _client(args) as client:
         kernel = client.create(args.lang)
         stdout.write(f"sorna: {kernel['lang']} kernel {kernel['kernel_id']}; Ctrl-C interrupts "
                      f"the code, Ctrl-D leaves (and destroys the kernel)\n")
@@ -217,7 +236,7 @@ def _copy(args, stdout, stderr):
     if bool(source) == bool(destination):
         stderr.write("sorna cp: exactly one side must be KERNEL_ID:PATH\n")
         return EXIT_USAGE
-    with BlockingClient(args.manager, timeout=args.timeout) as client:
+    with _client(args) as client:
         if destination:
             try:
                 with open(args.source, "rb") as f:
@@ -238,11 +257,13 @@ def _copy(args, stdout, stderr):
 
 
 def _status(args, stdout, stderr):
-    with BlockingClient(args.manager, timeout=args.timeout) as client:
+    with _client(args) as client:
         status = client.status()
     if args.json:
         stdout.write(json.dumps(status, indent=2, sort_keys=True) + "\n")
         return 0
+    if status.get("security") == "insecure":
+        stdout.write("INSECURE: the manager runs --insecure (plaintext, no keys)\n")
     stdout.write(f"{len(status['agents'])} agents, {status['kernels']} kernels of "
                  f"{status['capacity']} slots; languages: "
                  f"{', '.join(status['langs']) or 'none'}\n")

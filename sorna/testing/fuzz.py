@@ -20,6 +20,8 @@ import time
 import msgpack
 import zmq
 
+from sorna.testing.keys import secure
+
 from sorna.proto import actions
 
 # One field value of each shape a decoder or a validator could trip on.
@@ -185,13 +187,16 @@ def resources(pid):
 
 
 class ZmqPeer:
-    """A DEALER to a manager's or an agent's port, as run_fuzz drives it."""
+    """A DEALER to a manager's or an agent's port, as run_fuzz drives it: a client of
+    the run's keys towards `role` ("manager" or "agent"; None: plaintext)."""
 
-    def __init__(self, context, addr):
+    def __init__(self, context, addr, role=None):
         self.sock = context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.setsockopt(zmq.SNDHWM, 0)
+        if role is not None:
+            secure(self.sock, role)
         self.sock.connect(addr)
 
     def send(self, payload):

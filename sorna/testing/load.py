@@ -16,6 +16,8 @@ import time
 import msgpack
 import zmq
 
+from sorna.testing.keys import secure
+
 KINDS = ("ping", "agent_ping", "execute", "status", "get_or_create")
 
 
@@ -25,6 +27,7 @@ class _Client:
         for addr in [manager_addr, *agent_addrs]:
             sock = context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            secure(sock, "manager" if addr == manager_addr else "agent")
             sock.connect(addr)
             self.sockets[addr] = sock
         self.left = 0

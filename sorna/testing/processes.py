@@ -292,10 +292,10 @@ class AgentProcess(TwistdProcess):
         return args + self.extra_args
 
 
-def manager_status(manager_addr, timeout=5.0):
+def manager_status(manager_addr, timeout=5.0, insecure=False):
     from sorna.client.blocking import BlockingClient
 
-    with BlockingClient(manager_addr, timeout=timeout) as client:
+    with BlockingClient(manager_addr, timeout=timeout, insecure=insecure) as client:
         return client.status()
 
 
@@ -312,12 +312,14 @@ def heard_since(client, agent_id, since):
     return None
 
 
-def wait_for_agent(manager_addr, agent_id, timeout=30.0, interval=0.1, kernels=None):
+def wait_for_agent(manager_addr, agent_id, timeout=30.0, interval=0.1, kernels=None,
+                   insecure=False):
     """Wait until the manager's `status` lists `agent_id` (with `kernels` kernels, when
     given); return that agent's status entry."""
     from sorna.client.blocking import BlockingClient
 
-    with BlockingClient(manager_addr, timeout=min(timeout, 5.0)) as client:
+    with BlockingClient(manager_addr, timeout=min(timeout, 5.0),
+                        insecure=insecure) as client:
         def listed():
             for agent in client.status()["agents"]:
                 if agent["agent_id"] == agent_id and (

@@ -4,7 +4,8 @@ under SORNA_REQUIRE_DOCKER=1).
 
 `ClusterTestCase` starts the processes and, in `addCleanup`, stops them (checking that
 they exit cleanly and logged no traceback) and checks that no container of the test's
-agents is left.
+agents is left. The processes use the run's CurveZMQ keys (sorna.testing.keys), and so
+do the test's clients and raw sockets, unless a test starts them with `insecure=True`.
 """
 
 import uuid
@@ -15,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sorna.client.blocking import BlockingClient
 from sorna.proto.errors import KernelNotFound, SornaError
+from sorna.testing.keys import secure
 from sorna.testing.processes import (
     AgentProcess, ManagerProcess, agent_containers, remove_agent_containers, wait_for_agent,
 )
@@ -32,33 +34,47 @@ class ClusterTestCase(SynchronousTestCase):
         self.addCleanup(self.docker.close)
         self.zmq = zmq.Context()
         self.addCleanup(self.zmq.term)
+        self.managers = set()  # the addresses of this test's managers
+        self.plaintext = set()  # ...and of its processes that run --insecure
 
     # -- processes
-    def start_manager(self, **kw):
+    def start_manager(self, insecure=False, **kw):
         kw.setdefault("heartbeat_interval", HEARTBEAT)
+        if insecure:
+            kw["extra_args"] = ["--insecure", *kw.get("extra_args", ())]
         manager = ManagerProcess(**kw)
+        self.managers.add(manager.addr)
+        if insecure:
+            self.plaintext.add(manager.addr)
         self.addCleanup(manager.remove_workdir)
         self.addCleanup(self._stop_cleanly, manager)
         return manager.start()
 
-    def start_agent(self, manager, max_kernels=4, wait=True, **kw):
-        """Start an agent with a unique id; `wait`: until the manager lists it.
-        `manager`: a ManagerProcess or the address of one."""
+    def start_agent(self, manager, max_kernels=4, wait=True, insecure=False, agent_id=None,
+                    **kw):
+        """Start an agent with a unique id (or `agent_id`); `wait`: until the manager
+        lists it. `manager`: a ManagerProcess or the address of one."""
         kw.setdefault("heartbeat_interval", HEARTBEAT)
+        if insecure:
+            kw["extra_args"] = ["--insecure", *kw.get("extra_args", ())]
         manager_addr = getattr(manager, "addr", manager)
-        agent = AgentProcess(manager_addr, agent_id=f"it-{uuid.uuid4().hex[:12]}",
+        agent = AgentProcess(manager_addr, agent_id=agent_id or f"it-{uuid.uuid4().hex[:12]}",
                              max_kernels=max_kernels, **kw)
+        if insecure:
+            self.plaintext.add(agent.addr)
         self.addCleanup(agent.remove_workdir)
         self.addCleanup(self._assert_no_containers, agent.agent_id)
         self.addCleanup(self._stop_cleanly, agent)
         agent.start()
         if wait:
-            wait_for_agent(manager_addr, agent.agent_id, timeout=20)
+            wait_for_agent(manager_addr, agent.agent_id, timeout=20,
+                           insecure=manager_addr in self.plaintext)
         return agent
 
-    def start_cluster(self, max_kernels=4, manager_kw=None, agent_kw=None):
-        manager = self.start_manager(**(manager_kw or {}))
-        agent = self.start_agent(manager, max_kernels=max_kernels, **(agent_kw or {}))
+    def start_cluster(self, max_kernels=4, manager_kw=None, agent_kw=None, insecure=False):
+        manager = self.start_manager(insecure=insecure, **(manager_kw or {}))
+        agent = self.start_agent(manager, max_kernels=max_kernels, insecure=insecure,
+                                 **(agent_kw or {}))
         return manager, agent
 
     def _stop_cleanly(self, process):
@@ -79,7 +95,8 @@ class ClusterTestCase(SynchronousTestCase):
 
     # -- clients
     def client(self, manager, timeout=REPLY_TIMEOUT):
-        client = BlockingClient(manager.addr, timeout=timeout, execute_timeout=timeout)
+        client = BlockingClient(manager.addr, timeout=timeout, execute_timeout=timeout,
+                                insecure=manager.addr in self.plaintext)
         self.addCleanup(client.close)
         return client
 
@@ -105,8 +122,12 @@ class ClusterTestCase(SynchronousTestCase):
         self.addCleanup(destroy)
 
     def socket(self, kind, addr):
+        """A raw ZMQ socket connected to `addr`: a CurveZMQ client with the test client
+        key, unless that process runs --insecure."""
         sock = self.zmq.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        if addr not in self.plaintext:
+            secure(sock, "manager" if addr in self.managers else "agent")
         sock.connect(addr)
         self.addCleanup(sock.close, 0)
         return sock

@@ -8,6 +8,7 @@ import random
 import msgpack
 import zmq
 
+from sorna.testing.keys import secure
 from sorna.testing.processes import wait_until
 from tests.integration import ClusterTestCase
 
@@ -116,10 +117,20 @@ class BadInputTests(ClusterTestCase):
         self.assertRefused(self.request(self.manager.addr, {
             "action": "heartbeat", "agent_id": "intruder", "addr": "tcp://1.2.3.4:1",
             "max_kernels": 100}), 400, cause="`session` is missing")
-        # A live agent's id cannot be claimed by another process.
-        self.assertRefused(self.request(self.manager.addr, {
-            "action": "heartbeat", "agent_id": self.agent.agent_id, "session": "0" * 32,
-            "addr": "tcp://1.2.3.4:1", "max_kernels": 100}), 403, "agent-id-taken")
+        # A front-end's key registers no agent...
+        claim = {"action": "heartbeat", "agent_id": self.agent.agent_id, "session": "0" * 32,
+                 "addr": "tcp://1.2.3.4:1", "max_kernels": 100}
+        self.assertRefused(self.request(self.manager.addr, claim), 403, "key-refused",
+                           "'heartbeat' needs a key listed in the cluster's agents folder")
+        # ...and a live agent's id cannot be claimed by another process, even one that
+        # holds the agent's own key.
+        sock = self.zmq.socket(zmq.DEALER)
+        sock.linger = 0
+        secure(sock, "manager", client="agents/agent")
+        sock.connect(self.manager.addr)
+        self.addCleanup(sock.close, 0)
+        sock.send_multipart([b"", msgpack.packb(claim)])
+        self.assertRefused(msgpack.unpackb(self.receive(sock)), 403, "agent-id-taken")
         status = self.client(self.manager).status()
         self.assertNotIn("intruder", str(status))
         self.assertNotIn("1.2.3.4", str(status))

@@ -49,9 +49,12 @@ def script_path(command):
 
 
 def dry_run(script, env=None):
-    """The command a run script would exec with `env` (nothing else but PATH)."""
+    """The command a run script would exec with `env` (nothing else but PATH and the
+    run's keys folder)."""
     done = subprocess.run(
-        [script, "--dry-run"], env={"PATH": os.environ["PATH"], **(env or {})},
+        [script, "--dry-run"],
+        env={"PATH": os.environ["PATH"], "SORNA_KEYS": os.environ["SORNA_KEYS"],
+             **(env or {})},
         capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         raise AssertionError(f"{script} --dry-run failed: {done.stderr}")
@@ -182,6 +185,10 @@ class ConfigTests(SynchronousTestCase):
             self, dry_run(os.path.join(ETC, "run-manager.sh")), "sorna-manager")
         self.assertEqual((manager["listen"], manager["port"], manager["redis"]),
                          ("*", 5001, None))
+        self.assertEqual(manager["keys"].folder, os.environ["SORNA_KEYS"])
+        manager = check_twistd_command(self, dry_run(os.path.join(ETC, "run-manager.sh"), {
+            "SORNA_KEYS": "", "SORNA_INSECURE": "1"}), "sorna-manager")
+        self.assertEqual((manager["keys"], manager["insecure"]), (None, 1))
         manager = check_twistd_command(self, dry_run(os.path.join(ETC, "run-manager.sh"), {
             "SORNA_PORT": "5101", "SORNA_LISTEN": "127.0.0.1", "SORNA_LOG_FORMAT": "json",
             "SORNA_REDIS": "redis://127.0.0.1:6379/2", "SORNA_HEARTBEAT_INTERVAL": "1.5",

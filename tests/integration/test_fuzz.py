@@ -75,11 +75,11 @@ class FuzzTests(ClusterTestCase):
                 self.fail(f"{e}; open now: {open_files(process.pid)}")
 
     def test_manager(self):
-        self.check("manager", run_fuzz(ZmqPeer(self.zmq, self.manager.addr), "manager",
+        self.check("manager", run_fuzz(ZmqPeer(self.zmq, self.manager.addr, "manager"), "manager",
                                        FUZZ_SECONDS))
 
     def test_agent(self):
-        self.check("agent", run_fuzz(ZmqPeer(self.zmq, self.agent.addr), "agent",
+        self.check("agent", run_fuzz(ZmqPeer(self.zmq, self.agent.addr, "agent"), "agent",
                                      FUZZ_SECONDS))
 
     def test_repl_daemon(self):
