@@ -10,6 +10,7 @@ the keys allowed now: a revoked key stops working on connections made before too
 
 from dataclasses import dataclass
 
+import zmq
 from zmq.utils import z85
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
@@ -35,6 +36,25 @@ class ClientCurve:
     def towards(self, server):
         """The same pair, dialling another server (an agent, from a create reply)."""
         return ClientCurve(self.public, self.secret, server)
+
+    def apply(self, sock):
+        """Make a pyzmq socket this CURVE client (before it connects)."""
+        sock.curve_serverkey = self.server
+        sock.curve_publickey, sock.curve_secretkey = self.public, self.secret
+
+
+# What the client side of a handshake reports, by libzmq's monitor event.
+HANDSHAKE_OUTCOMES = {
+    int(zmq.EVENT_HANDSHAKE_SUCCEEDED): "ok",
+    int(zmq.EVENT_HANDSHAKE_FAILED_AUTH): "refused",  # the server's ZAP said no
+    # CURVE on one side only, or not the server's key: libzmq reports either one as
+    # either of these, depending on the transport
+    int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL): "failed",
+    int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): "failed",
+}
+HANDSHAKE_EVENT_MASK = 0
+for _event in HANDSHAKE_OUTCOMES:
+    HANDSHAKE_EVENT_MASK |= _event
 
 
 class Authenticator:
@@ -87,12 +107,12 @@ class Access:
         self.ring = ring
         self.kinds = frozenset(kinds)
         self.per_action = {a: frozenset(k) for a, k in (per_action or {}).items()}
+        self._any = self.kinds.union(*self.per_action.values())  # let in at all
 
     def kind_of(self, key):
         """The kind of an allowed key; None for a key no longer (or never) allowed."""
         kind = self.ring.kind_of(key)
-        return kind if kind in self.kinds or any(
-            kind in k for k in self.per_action.values()) else None
+        return kind if kind in self._any else None
 
     def allows_connection(self, key):
         return self.kind_of(key) is not None

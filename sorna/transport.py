@@ -12,7 +12,9 @@ from txzmq import ZmqConnection, ZmqEndpoint, ZmqEndpointType, ZmqFactory
 from txzmq.router_dealer import ZmqDealerConnection, ZmqRouterConnection
 from zmq.utils.monitor import parse_monitor_message
 
-from sorna.curve import ZAP_ENDPOINT, Authenticator, zap_reply
+from sorna.curve import (
+    HANDSHAKE_EVENT_MASK, HANDSHAKE_OUTCOMES, ZAP_ENDPOINT, Authenticator, zap_reply,
+)
 
 log = Logger()
 
@@ -96,18 +98,6 @@ class _KeyedRouter(_Router):
         self._on_message(sender, list(frames), self._key)
 
 
-# What the client side of a handshake reports (sorna.transport's names for libzmq's).
-HANDSHAKE_EVENTS = {
-    int(zmq.EVENT_HANDSHAKE_SUCCEEDED): "ok",
-    int(zmq.EVENT_HANDSHAKE_FAILED_AUTH): "refused",  # the server's ZAP said no
-    # CURVE on one side only, or not the server's key: libzmq reports either one as
-    # either of these, depending on the transport
-    int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL): "failed",
-    int(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): "failed",
-}
-_HANDSHAKE_MASK = 0
-for _event in HANDSHAKE_EVENTS:
-    _HANDSHAKE_MASK |= _event
 _monitors = itertools.count(1)
 
 
@@ -122,7 +112,7 @@ class _Monitor(_Fair, ZmqConnection):
 
     def messageReceived(self, message):
         event = parse_monitor_message(message)
-        name = HANDSHAKE_EVENTS.get(int(event["event"]))
+        name = HANDSHAKE_OUTCOMES.get(int(event["event"]))
         if name is not None:
             self._on_event(name)
 
@@ -202,7 +192,7 @@ class ZmqTransport:
     A router with `curve` (sorna.curve.ServerCurve) is a CURVE server: the ZAP handler
     is bound before it, and its `on_message(peer, frames, key)` gets each message's key.
     A dealer with `curve` (ClientCurve) is a CURVE client; `on_handshake(outcome)`
-    hears how each of its handshakes went (see HANDSHAKE_EVENTS).
+    hears how each of its handshakes went (see sorna.curve.HANDSHAKE_OUTCOMES).
     """
 
     def __init__(self):
@@ -250,13 +240,11 @@ class ZmqTransport:
         factory = self._get_factory()
         conn = _Dealer(factory, on_message, identity)
         if curve is not None:
-            conn.socket.curve_serverkey = curve.server
-            conn.socket.curve_publickey = curve.public
-            conn.socket.curve_secretkey = curve.secret
+            curve.apply(conn.socket)
         monitor = None
         if on_handshake is not None:
             address = f"inproc://sorna-monitor-{next(_monitors)}"
-            conn.socket.monitor(address, _HANDSHAKE_MASK)
+            conn.socket.monitor(address, HANDSHAKE_EVENT_MASK)
             monitor = _Monitor(factory, on_handshake)
             monitor.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, address)])
             monitor.doRead()  # connecting can take the descriptor's edge

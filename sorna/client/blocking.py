@@ -7,6 +7,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from sorna.client.calls import WATCH_INTERVAL, Attempts, ClientCalls, check_reply, strip
+from sorna.curve import HANDSHAKE_EVENT_MASK, HANDSHAKE_OUTCOMES
 from sorna.proto.codec import decode, encode
 from sorna.proto.errors import KernelNotFound, SornaError, Timeout
 
@@ -40,9 +41,8 @@ class BlockingClient(ClientCalls):
             sock = self._context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             if curve is not None:
-                sock.curve_serverkey = curve.server
-                sock.curve_publickey, sock.curve_secretkey = curve.public, curve.secret
-            monitor = sock.get_monitor_socket(_HANDSHAKE_EVENTS,
+                curve.apply(sock)
+            monitor = sock.get_monitor_socket(HANDSHAKE_EVENT_MASK,
                                               f"inproc://sorna-blocking-{next(_monitors)}")
             sock.connect(addr)
             entry = self._sockets[addr] = (sock, monitor)
@@ -57,10 +57,9 @@ class BlockingClient(ClientCalls):
         """The error of a failed handshake the monitor reports, or None."""
         while monitor.poll(0):
             event = parse_monitor_message(monitor.recv_multipart())["event"]
-            if event != zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                return self.security.handshake_error(
-                    addr, "refused" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                    else "failed")
+            outcome = HANDSHAKE_OUTCOMES.get(int(event), "ok")
+            if outcome != "ok":
+                return self.security.handshake_error(addr, outcome)
         return None
 
     def _call(self, addr, message, on_partial=None):
@@ -148,9 +147,6 @@ class BlockingClient(ClientCalls):
 
 
 _monitors = itertools.count(1)
-_HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
 def _close(sock, monitor):

@@ -45,9 +45,7 @@ def server_key(role):
 def secure(sock, role, client="clients/client"):
     """Make a raw ZMQ socket a CurveZMQ client of `role`'s port, with `client`'s pair;
     return it. Call before connect."""
-    public, secret = pair(client)
-    sock.curve_serverkey = server_key(role)
-    sock.curve_publickey, sock.curve_secretkey = public, secret
+    client_curve(role, client).apply(sock)
     return sock
 
 

@@ -108,7 +108,7 @@ class FakeRouter:
             self._on_message(dealer.identity, list(frames), dealer.curve.public)
 
     def _handshake(self, dealer):
-        """What the dealer's monitor would report (sorna.transport.HANDSHAKE_EVENTS)."""
+        """What the dealer's monitor would report (sorna.curve.HANDSHAKE_OUTCOMES)."""
         if (self.curve is None) != (dealer.curve is None):
             return "failed"
         if self.curve is None:

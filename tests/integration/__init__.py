@@ -18,7 +18,8 @@ from sorna.client.blocking import BlockingClient
 from sorna.proto.errors import KernelNotFound, SornaError
 from sorna.testing.keys import secure
 from sorna.testing.processes import (
-    AgentProcess, ManagerProcess, agent_containers, remove_agent_containers, wait_for_agent,
+    AgentProcess, ManagerProcess, ProcessError, agent_containers, remove_agent_containers,
+    wait_for_agent,
 )
 from tests.support import require_docker, require_image
 
@@ -76,6 +77,15 @@ class ClusterTestCase(SynchronousTestCase):
         agent = self.start_agent(manager, max_kernels=max_kernels, insecure=insecure,
                                  **(agent_kw or {}))
         return manager, agent
+
+    def start_fails(self, process, timeout=20):
+        """Start `process`, which must exit before its readiness line; return what the
+        ProcessError says (its log included)."""
+        self.addCleanup(process.remove_workdir)
+        self.addCleanup(process.stop)
+        with self.assertRaises(ProcessError) as caught:
+            process.start(timeout=timeout)
+        return str(caught.exception)
 
     def _stop_cleanly(self, process):
         was_alive = process.alive()

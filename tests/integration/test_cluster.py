@@ -10,7 +10,7 @@ from twisted.python import log
 
 from sorna.proto.errors import KernelNotFound, NoCapacity
 from sorna.testing.processes import (
-    ManagerProcess, ProcessError, free_port, wait_for_agent, wait_until,
+    ManagerProcess, free_port, wait_for_agent, wait_until,
 )
 from tests.integration import ClusterTestCase, HEARTBEAT
 
@@ -263,13 +263,9 @@ class DeadKernelTests(ClusterTestCase):
 class StartupTests(ClusterTestCase):
     def test_manager_on_a_taken_port_exits_with_an_error(self):
         first = self.start_manager()
-        second = ManagerProcess(port=first.port)
-        self.addCleanup(second.remove_workdir)
-        self.addCleanup(second.stop)
-        with self.assertRaises(ProcessError) as caught:
-            second.start(timeout=20)
-        self.assertIn("exited with status 1", str(caught.exception))
-        self.assertIn("cannot listen", str(caught.exception))
+        error = self.start_fails(ManagerProcess(port=first.port))
+        self.assertIn("exited with status 1", error)
+        self.assertIn("cannot listen", error)
         self.assertIn(ping(self, first.addr), ("pong",))
 
     def test_agent_without_a_manager_still_starts(self):

@@ -16,7 +16,7 @@ from sorna import keys
 from sorna.client.blocking import BlockingClient
 from sorna.curve import ClientCurve
 from sorna.proto.errors import Forbidden
-from sorna.testing.processes import ManagerProcess, ProcessError, wait_until
+from sorna.testing.processes import ManagerProcess, wait_until
 from tests.integration import ClusterTestCase
 from tests.integration.test_cli import sorna
 
@@ -200,10 +200,6 @@ class InsecureTests(ClusterTestCase):
     def test_servers_without_keys_refuse_to_start_and_say_how_to_make_them(self):
         home = self.mktemp()
         os.makedirs(home)
-        manager = ManagerProcess(env={"SORNA_KEYS": "", "HOME": home})
-        self.addCleanup(manager.remove_workdir)
-        self.addCleanup(manager.stop)
-        with self.assertRaises(ProcessError) as caught:
-            manager.start(timeout=20)
-        self.assertIn("found no CurveZMQ keys", str(caught.exception))
-        self.assertIn("sorna keys init", str(caught.exception))
+        error = self.start_fails(ManagerProcess(env={"SORNA_KEYS": "", "HOME": home}))
+        self.assertIn("found no CurveZMQ keys", error)
+        self.assertIn("sorna keys init", error)
