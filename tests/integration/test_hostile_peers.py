@@ -16,6 +16,7 @@ import zmq
 from twisted.python import log
 
 from sorna.client.blocking import BlockingClient
+from sorna.testing.keys import secure
 from sorna.testing.processes import rss, wait_until
 from tests.integration import HEARTBEAT
 from tests.integration.test_hostile import HostileTestCase, snippet
@@ -231,6 +232,7 @@ class UnreadReplyTests(PeerTestCase):
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 1)  # ZMQ itself stops reading: TCP pushes back
         sock.setsockopt(zmq.RCVBUF, 65536)
+        secure(sock, "agent")
         sock.connect(self.agent.addr)
         self.addCleanup(sock.close, 0)
         request = msgpack.packb({"action": "download", "kernel_id": kernel,
@@ -260,6 +262,7 @@ class FakeAgentTests(PeerTestCase):
         sock.setsockopt(zmq.LINGER, 0)
         if identity is not None:
             sock.setsockopt(zmq.IDENTITY, identity)
+        secure(sock, "manager", client="agents/agent")  # hostile, with an agent's key
         sock.connect(self.manager.addr)
         self.addCleanup(sock.close, 0)
         return sock
