@@ -24,6 +24,7 @@ import zmq
 from _common import Cluster, report, summary
 
 from sorna.client.blocking import BlockingClient
+from sorna.testing.keys import secure
 from sorna.testing.processes import agent_containers, rss
 
 TIMEOUT = 60.0
@@ -62,6 +63,7 @@ def main():
             BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client:
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        secure(sock, "agent")
         sock.connect(cluster.agent.addr)
         pings(sock, 50)  # warm-up
         baseline = pings(sock, args.pings)

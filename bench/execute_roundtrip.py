@@ -28,6 +28,7 @@ import zmq
 from _common import Cluster, report, summary
 
 from sorna.client.blocking import BlockingClient
+from sorna.testing.keys import secure
 from sorna.testing.processes import LOOPBACK, free_port
 from sorna.testing.repl_socket import ReplSocket
 
@@ -142,6 +143,7 @@ def main():
         try:
             dealer = context.socket(zmq.DEALER)
             dealer.setsockopt(zmq.LINGER, 0)
+            secure(dealer, "agent")
             dealer.connect(kernel["kernel_addr"])
             execute = [b"", msgpack.packb({"action": "execute", "id": 1,
                                            "kernel_id": kernel["kernel_id"],

@@ -26,6 +26,7 @@ from execute_roundtrip import EchoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sorna.client.blocking import BlockingClient  # noqa: E402
+from sorna.testing.keys import secure
 from tests.integration.languages import PROGRAMS  # noqa: E402
 
 TIMEOUT = 60.0
@@ -61,6 +62,7 @@ def main():
             BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client:
         dealer = context.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
+        secure(dealer, "agent")
         dealer.connect(cluster.agent.addr)
         for lang in langs:
             kernel = client.create(lang)

@@ -31,6 +31,7 @@ from _common import summary
 from throughput import RouterEcho, cpu_seconds, drive
 
 from sorna.ids import new_kernel_id
+from sorna.testing.keys import secure
 from sorna.testing.processes import ManagerProcess
 from sorna.testing.redis import RedisServer
 
@@ -47,6 +48,7 @@ class SimulatedAgents:
             sock = context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 100)
+            secure(sock, "manager", client="agents/agent")
             sock.connect(manager_addr)
             self.socks.append(sock)
             self.state[sock] = (f"sim-{first + i:05d}", secrets.token_hex(16), {},
@@ -156,6 +158,7 @@ def heartbeat_cost(context, manager, count, windows, seconds):
         workers.append((worker, ready))
     status = context.socket(zmq.DEALER)
     status.setsockopt(zmq.LINGER, 0)
+    secure(status, "manager")
     status.connect(manager.addr)
     try:
         for _, ready in workers:
@@ -188,6 +191,7 @@ def placements(context, manager, count, clients, in_flight, rounds, seconds):
         for _ in range(clients):
             sock = context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            secure(sock, "manager")
             sock.connect(manager.addr)
             dealers.append(sock)
         agents.beat_all()

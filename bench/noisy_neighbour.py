@@ -24,6 +24,7 @@ import zmq
 from _common import Cluster, summary
 
 from sorna.client.blocking import BlockingClient
+from sorna.testing.keys import secure
 
 TIMEOUT = 30.0
 BURN = """
@@ -95,9 +96,11 @@ def main():
                 filters={"label": f"io.sorna.kernel={noisy['kernel_id']}"})]
             dealer = context.socket(zmq.DEALER)
             dealer.setsockopt(zmq.LINGER, 0)
+            secure(dealer, "agent")
             dealer.connect(quiet["kernel_addr"])
             burner = context.socket(zmq.DEALER)
             burner.setsockopt(zmq.LINGER, 0)
+            secure(burner, "agent")
             burner.connect(noisy["kernel_addr"])
             measure(dealer, quiet["kernel_id"], 1.0)  # warm-up
 

@@ -25,6 +25,7 @@ import zmq
 from _common import Cluster, report, summary
 
 from sorna.client.blocking import BlockingClient
+from sorna.testing.keys import secure
 from sorna.testing.processes import LOOPBACK, free_port
 
 TIMEOUT = 30.0
@@ -140,16 +141,18 @@ def main():
             def check_echo(frames):
                 return msgpack.unpackb(frames[-1], raw=False)["id"]
 
-            def dealers(addr):
+            def dealers(addr, role=None):
                 socks = []
                 for _ in range(args.clients):
                     sock = context.socket(zmq.DEALER)
                     sock.setsockopt(zmq.LINGER, 0)
+                    if role is not None:
+                        secure(sock, role)
                     sock.connect(addr)
                     socks.append(sock)
                 return socks
 
-            agent_dealers = dealers(kernels[0]["kernel_addr"])
+            agent_dealers = dealers(kernels[0]["kernel_addr"], "agent")
             echo_dealers = dealers(echo.addr)
             drive(agent_dealers, executes, 1.0, check_execute)  # warm-up
             drive(echo_dealers, echoes, 1.0, check_echo)

@@ -1,4 +1,4 @@
-"""The keys of the clusters that tests and benchmarks start: one folder per process,
+"""The keys of the clusters that tests and benchmarks start: one folder per run,
 made by `sorna keys init` on first use, named by $SORNA_KEYS so that every server,
 client and child process of the run finds it (and nothing finds a developer's own).
 
@@ -19,14 +19,19 @@ _folder = None
 
 
 def use_test_keys():
-    """Make (once) and return this process's keys folder; point $SORNA_KEYS at it."""
+    """Make (once) and return the run's keys folder; point $SORNA_KEYS at it. A child
+    process (a benchmark's simulators) uses its parent's, named by $SORNA_TEST_KEYS."""
     global _folder
     if _folder is None:
-        parent = tempfile.mkdtemp(prefix="sorna-test-keys-")
-        atexit.register(shutil.rmtree, parent, True)
-        _folder = os.path.join(parent, "keys")
-        keys.init(_folder)
-    os.environ["SORNA_KEYS"] = _folder
+        inherited = os.environ.get("SORNA_TEST_KEYS")
+        if inherited and os.path.exists(os.path.join(inherited, "manager.key")):
+            _folder = inherited
+        else:
+            parent = tempfile.mkdtemp(prefix="sorna-test-keys-")
+            atexit.register(shutil.rmtree, parent, True)
+            _folder = os.path.join(parent, "keys")
+            keys.init(_folder)
+    os.environ["SORNA_KEYS"] = os.environ["SORNA_TEST_KEYS"] = _folder
     os.environ.pop("SORNA_INSECURE", None)
     os.environ.pop("SORNA_KEY_NAME", None)
     return _folder
