@@ -46,8 +46,11 @@ class Cluster:
     """A manager and one agent as real `twistd` processes; a context manager that stops
     them and removes every container of the agent on the way out."""
 
-    def __init__(self, docker_client, max_kernels=4, heartbeat_interval=0.5, warm_pool="0"):
+    def __init__(self, docker_client, max_kernels=4, heartbeat_interval=0.5, warm_pool="0",
+                 insecure=False):
+        """`insecure`: both processes speak plaintext (--insecure)."""
         self.docker = docker_client
+        self.insecure = insecure
         self.max_kernels = max_kernels
         self.warm_pool = warm_pool
         self.heartbeat_interval = heartbeat_interval
@@ -56,12 +59,15 @@ class Cluster:
     def __enter__(self):
         started = time.monotonic()
         try:
-            self.manager = ManagerProcess(heartbeat_interval=self.heartbeat_interval).start()
+            flags = ["--insecure"] if self.insecure else []
+            self.manager = ManagerProcess(heartbeat_interval=self.heartbeat_interval,
+                                          extra_args=flags).start()
             self.agent = AgentProcess(
                 self.manager.addr, agent_id=f"bench-{uuid.uuid4().hex[:10]}",
                 max_kernels=self.max_kernels, warm_pool=self.warm_pool,
-                heartbeat_interval=self.heartbeat_interval).start()
-            wait_for_agent(self.manager.addr, self.agent.agent_id, timeout=30)
+                heartbeat_interval=self.heartbeat_interval, extra_args=flags).start()
+            wait_for_agent(self.manager.addr, self.agent.agent_id, timeout=30,
+                           insecure=self.insecure)
         except BaseException:
             self.__exit__()
             raise

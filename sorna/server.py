@@ -12,7 +12,8 @@ from sorna.proto import codes
 from sorna.proto.actions import parse_request
 from sorna.proto.codec import DEFAULT_MAX_SIZE, JSON, MSGPACK, decode, encode
 from sorna.proto.errors import BadRequest, Failure, Forbidden, NoCapacity, SornaError
-from sorna.proto.schema import request_id
+from sorna.ids import new_trace
+from sorna.proto.schema import request_id, trace_id
 from sorna.ratelog import RateLimitedLog
 
 NO_REPLY = object()
@@ -49,15 +50,20 @@ class ReplyBudget:
         return True
 
 
+# Actions answered without a line in the request log (they come every few seconds).
+UNLOGGED_ACTIONS = frozenset(("ping", "heartbeat"))
+
+
 class Request:
     __slots__ = ("peer", "action", "id", "fields", "encoding", "partial", "key",
-                 "key_kind")
+                 "key_kind", "trace")
 
     def __init__(self, peer, action, id, fields, encoding, partial=None, key=None,
-                 key_kind=None):
+                 key_kind=None, trace=None):
         self.peer = peer
         self.action = action
         self.id = id
+        self.trace = trace  # the client's trace id, or the one this process made
         self.fields = fields
         self.encoding = encoding
         self.partial = partial  # sends a partial reply (to streaming DEALER clients)
@@ -90,6 +96,8 @@ class RequestServer:
         self.clock = clock
         self.metrics = metrics
         self._refusals = RateLimitedLog(self.log, clock)
+        # Any peer can cause 4xx answers cheaply: their lines are bounded too.
+        self._client_errors = RateLimitedLog(self.log, clock)
         self.budget = ReplyBudget(clock)
         # Once `draining` (shutdown), other actions get 503 shutting-down at once.
         self.draining = False
@@ -131,6 +139,7 @@ class RequestServer:
         req_id = request_id(message)
         try:
             action, fields = parse_request(message, self._actions, self._legacy)
+            trace = trace_id(message) or new_trace(self.name)
         except SornaError as e:
             self._refuse(peer, envelope, encoding, req_id, e)
             return
@@ -146,7 +155,8 @@ class RequestServer:
             self._count(action, error.code, None)
             self.send(peer, envelope, encoding, req_id, error.reply_fields())
             return
-        request = Request(peer, action, req_id, fields, encoding, key=key, key_kind=kind)
+        request = Request(peer, action, req_id, fields, encoding, key=key, key_kind=kind,
+                          trace=trace)
         started = self.clock.seconds()
         request.partial = lambda fields: self.send(
             peer, envelope, encoding, req_id, dict(fields, reply=codes.SUCCESS, partial=True))
@@ -166,11 +176,10 @@ class RequestServer:
     def _failure(self, failure, request):
         error = failure.value
         if not isinstance(error, SornaError):
-            self.log.failure("{action} failed", failure, action=request.action)
+            self.log.failure("request {request}: {action} failed", failure,
+                             action=request.action, request=request.trace)
             error = Failure(f"internal error while handling {request.action}: "
                             f"{type(error).__name__}: {error}")
-        elif error.code >= 500:
-            self.log.warn("{action} failed: {cause}", action=request.action, cause=error.cause)
         return error.reply_fields()
 
     def _send_reply(self, reply, peer, envelope, request, started):
@@ -178,8 +187,29 @@ class RequestServer:
         if reply is NO_REPLY:
             self._count(request.action, "none", elapsed)
             return
-        self._count(request.action, reply.get("reply", codes.SUCCESS), elapsed)
+        code = reply.get("reply", codes.SUCCESS)
+        self._count(request.action, code, elapsed)
+        self._log_request(request, reply, code, elapsed)
         self.send(peer, envelope, request.encoding, request.id, reply)
+
+    def _log_request(self, request, reply, code, elapsed):
+        """One line per answered request, with its trace id and its kernel, so that one
+        grep follows a kernel through the manager's and its agent's logs."""
+        if request.action in UNLOGGED_ACTIONS and code in (codes.SUCCESS, codes.PONG):
+            return
+        kernel = request.fields.get("kernel_id") or reply.get("kernel_id")
+        if code in (codes.SUCCESS, codes.PONG):
+            emit = self.log.info
+        elif isinstance(code, int) and 400 <= code < 500:
+            emit = self._client_errors.info
+        else:
+            emit = self.log.warn
+        emit("request {request}: {action}{of_kernel} answered {code} in {ms:.1f} ms"
+             "{because}", request=request.trace, action=request.action,
+             kernel=kernel, of_kernel=f" of kernel {kernel}" if kernel else "", code=code,
+             ms=elapsed * 1000,
+             because=f": {reply['cause'][:300]}" if code != codes.SUCCESS and
+             reply.get("cause") else "")
 
     def _count(self, action, code, seconds):
         if self.metrics is not None:

@@ -21,3 +21,4 @@ class JsonLogTests(SynchronousTestCase):
         event = json.loads(line.strip("\x1e"))
         self.assertEqual((event["kernel"], event["log_namespace"]), ("k1", "sorna.test"))
         self.assertEqual(event["log_format"], "kernel {kernel} started")
+        self.assertEqual(event["log_text"], "kernel k1 started")

@@ -211,6 +211,18 @@ class ManagerTests(SynchronousTestCase):
         k3 = self.successResultOf(self.client.get_or_create("u1", "e2", "python3"))
         self.assertNotEqual(k3["kernel_id"], k1["kernel_id"])
 
+    def test_the_front_ends_trace_id_goes_with_the_commands_to_the_agent(self):
+        agent = self.agent()
+        kernel = self.successResultOf(self.client.create("python3", trace="web-1"))
+        self.successResultOf(self.client.get_or_create("u", "e", "python3", trace="web-2"))
+        self.successResultOf(self.client.destroy(kernel["kernel_id"], trace="web-3"))
+        self.assertEqual([c["trace"] for c in agent.commands], ["web-1", "web-2", "web-3"])
+
+    def test_without_a_trace_id_the_agent_gets_the_managers(self):
+        agent = self.agent()
+        self.successResultOf(self.client.create("python3"))
+        self.assertRegex(agent.creates()[0]["trace"], r"^manager-[0-9a-f]{12}$")
+
     def test_destroy(self):
         agent = self.agent()
         kernel = self.successResultOf(self.client.create("python3"))
@@ -245,8 +257,10 @@ class ManagerTests(SynchronousTestCase):
         lost = self.error(self.client.kernel_info(kernel["kernel_id"]))
         self.assertEqual((lost.code, lost.error), (404, "kernel-lost"))
         self.assertIn("stopped running on agent a1", lost.cause)
-        self.assertEqual(agent.commands[-1], {"action": "destroy_kernel", "kernel_id": "O" * 22,
-                                              "id": agent.commands[-1]["id"]})
+        command = agent.commands[-1]
+        self.assertEqual(command, {"action": "destroy_kernel", "kernel_id": "O" * 22,
+                                   "id": command["id"], "trace": command["trace"]})
+        self.assertRegex(command["trace"], r"^manager-[0-9a-f]{12}$")
         again = self.successResultOf(self.client.get_or_create("u", "e", "python3"))
         self.assertNotEqual(again["kernel_id"], kernel["kernel_id"])
 

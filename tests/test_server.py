@@ -84,6 +84,44 @@ class ServerTests(SynchronousTestCase):
             self.assertIn(cause, reply["cause"])
         self.assertEqual(len(self.calls), 1)  # only the valid request reached its handler
 
+    def test_the_clients_trace_id_names_the_request_in_the_log(self):
+        events = []
+        self.server.log.observer = events.append
+        self.server.on_message(b"p", [b"", msgpack.packb(
+            {"action": "destroy", "kernel_id": "A" * 22, "trace": "web-42.a:b"})])
+        self.assertEqual(self.calls[-1].trace, "web-42.a:b")
+        for _ in range(20):  # a peer's 4xx answers are logged at a bounded rate
+            self.server.on_message(b"p", [b"", msgpack.packb(
+                {"action": "destroy", "kernel_id": "A" * 22})])
+        self.assertLessEqual(len([e for e in events if "request" in e]), 10)
+        [event] = [e for e in events if e.get("request") == "web-42.a:b"]
+        self.assertEqual((event["action"], event["kernel"], event["code"]),
+                         ("destroy", "A" * 22, 404))
+
+    def test_a_request_without_a_trace_id_gets_one(self):
+        self.server.on_message(b"p", [b"", msgpack.packb(
+            {"action": "destroy", "kernel_id": "A" * 22})])
+        self.server.on_message(b"p", [b"", msgpack.packb(
+            {"action": "destroy", "kernel_id": "A" * 22})])
+        first, second = (req.trace for req in self.calls)
+        self.assertRegex(first, r"^test-[0-9a-f]{12}$")
+        self.assertNotEqual(first, second)
+
+    def test_an_unusable_trace_id_is_a_400(self):
+        for trace in ("", "x" * 65, "a b", 7, ["x"]):
+            self.server.on_message(b"p", [b"", msgpack.packb(
+                {"action": "destroy", "kernel_id": "A" * 22, "trace": trace})])
+            reply = self.last()[2]
+            self.assertEqual(reply["reply"], 400, trace)
+            self.assertIn("`trace` must be", reply["cause"])
+        self.assertEqual(self.calls, [])
+
+    def test_heartbeats_and_pings_leave_no_request_line(self):
+        events = []
+        self.server.log.observer = events.append
+        self.server.on_message(b"p", [b"", msgpack.packb({"action": "ping"})])
+        self.assertEqual([e for e in events if "request" in e], [])
+
     def test_a_crashing_handler_is_a_500_and_logged(self):
         self.server.on_message(b"p", [b"", msgpack.packb(
             {"action": "kernel_info", "kernel_id": "A" * 22})])

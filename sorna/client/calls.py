@@ -139,23 +139,26 @@ class ClientCalls:
                                      {"action": "ping", "body": body}),
                           lambda reply: reply.get("body"))
 
-    def get_or_create(self, user_id, entry_id, lang, limits=None):
+    # `trace`, on any call (execute's included): the front-end's own id for the request,
+    # which the manager and the agent log with it (1-64 of A-Z a-z 0-9 . _ : -).
+    def get_or_create(self, user_id, entry_id, lang, limits=None, trace=None):
         return self._then(self._call(self.manager_addr, {
             "action": "get_or_create", "user_id": user_id, "entry_id": entry_id,
-            "lang": lang, "limits": limits}), self._remember)
+            "lang": lang, "limits": limits, "trace": trace}), self._remember)
 
-    def create(self, lang, limits=None):
+    def create(self, lang, limits=None, trace=None):
         return self._then(self._call(self.manager_addr, {
-            "action": "create", "lang": lang, "limits": limits}), self._remember)
+            "action": "create", "lang": lang, "limits": limits, "trace": trace}),
+            self._remember)
 
     def kernel_info(self, kernel_id):
         return self._then(self._call(self.manager_addr, {
             "action": "kernel_info", "kernel_id": kernel_id}), self._remember)
 
-    def destroy(self, kernel_id):
+    def destroy(self, kernel_id, trace=None):
         self._kernel_addrs.pop(kernel_id, None)
         return self._then(self._call(self.manager_addr, {
-            "action": "destroy", "kernel_id": kernel_id}), strip)
+            "action": "destroy", "kernel_id": kernel_id, "trace": trace}), strip)
 
     def status(self):
         return self._then(self._call(self.manager_addr, {"action": "status"}), strip)

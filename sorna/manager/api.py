@@ -4,7 +4,7 @@ from twisted.logger import Logger
 
 from sorna import langs
 from sorna.defer import KeyedLock, deferred
-from sorna.ids import new_kernel_id
+from sorna.ids import new_kernel_id, new_trace
 from sorna.manager.connections import TOO_SOON, AgentConnections
 from sorna.manager.metrics import ManagerMetrics
 from sorna.manager.registry import AgentRecord, KernelRecord
@@ -78,34 +78,34 @@ class ManagerApi:
         lang = await self._canonical(f["lang"])
         session = (f["user_id"], f["entry_id"], lang)
         kernel = await self._session_locks.run(session, self._open_session, session,
-                                               f["limits"])
+                                               f["limits"], req.trace)
         return _kernel_reply(kernel)
 
     @deferred
-    async def _open_session(self, session, limits):
+    async def _open_session(self, session, limits, trace):
         kernel_id = await self.table.find_session(session)
         if kernel_id is not None:
             kernel = await self.table.get_kernel(kernel_id)
             if kernel is not None:
                 return kernel
         if not self.max_kernels_per_user:
-            return await self._create_kernel(session[2], limits, session)
+            return await self._create_kernel(session[2], limits, trace, session)
         return await self._user_locks.run(session[0], self._create_within_quota, session,
-                                          limits)
+                                          limits, trace)
 
     @deferred
-    async def _create_within_quota(self, session, limits):
+    async def _create_within_quota(self, session, limits, trace):
         """One user's creations are serialized (on this manager) so that the count holds."""
         held = await self.table.count_user_kernels(session[0])
         if held >= self.max_kernels_per_user:
             raise QuotaExceeded(f"user {session[0]!r} already has {held} kernels, the most "
                                 f"allowed; destroy one first")
-        return await self._create_kernel(session[2], limits, session)
+        return await self._create_kernel(session[2], limits, trace, session)
 
     @deferred
     async def create(self, req):
         kernel = await self._create_kernel(await self._canonical(req.fields["lang"]),
-                                           req.fields["limits"])
+                                           req.fields["limits"], req.trace)
         return _kernel_reply(kernel)
 
     @deferred
@@ -113,7 +113,8 @@ class ManagerApi:
         kernel = await self._get_kernel(req.fields["kernel_id"])
         try:
             await self.commands(kernel.agent_id, {"action": "destroy_kernel",
-                                                  "kernel_id": kernel.kernel_id},
+                                                  "kernel_id": kernel.kernel_id,
+                                                  "trace": req.trace},
                                 self.destroy_timeout)
         except KernelNotFound:
             pass  # already gone on the agent: forgetting it is all that is left
@@ -208,11 +209,12 @@ class ManagerApi:
             # Only a candidate orphan costs a lookup: it may have been recorded meanwhile.
             if await self.table.get_kernel(kernel_id):
                 continue
-            log.info("destroying orphan kernel {kernel} on agent {agent}",
-                     kernel=kernel_id, agent=agent_id)
+            trace = new_trace("manager")
+            log.info("request {request}: destroying orphan kernel {kernel} on agent {agent}",
+                     kernel=kernel_id, agent=agent_id, request=trace)
             destroying.add(kernel_id)
-            d = self.commands(agent_id, {"action": "destroy_kernel", "kernel_id": kernel_id},
-                              self.destroy_timeout)
+            d = self.commands(agent_id, {"action": "destroy_kernel", "kernel_id": kernel_id,
+                                         "trace": trace}, self.destroy_timeout)
             d.addErrback(lambda f: None)  # a later heartbeat tries again
             d.addBoth(lambda _, k=kernel_id: destroying.discard(k))
 
@@ -238,17 +240,17 @@ class ManagerApi:
                                        f"its agent {agent_id} stopped answering", now)
             self.metrics.lost("agent-died", len(kernels))
 
-    async def _create_kernel(self, lang, limits, session=None):
+    async def _create_kernel(self, lang, limits, trace, session=None):
         started = self.clock.seconds()
         try:
-            kernel = await self._place_kernel(lang, limits, session)
+            kernel = await self._place_kernel(lang, limits, trace, session)
         except SornaError as e:
             self.metrics.created(lang, None, e)
             raise
         self.metrics.created(lang, self.clock.seconds() - started)
         return kernel
 
-    async def _place_kernel(self, lang, limits, session):
+    async def _place_kernel(self, lang, limits, trace, session):
         """Place a kernel: an agent that fails or does not answer in time is passed over
         (for `failing_cooldown` s) and the next one is asked, until `create_timeout`."""
         deadline = self.clock.seconds() + self.create_timeout
@@ -270,25 +272,25 @@ class ManagerApi:
                 raise last_error or await self._no_room(lang, now)
             tried.add(agent.agent_id)
             try:
-                return await self._create_on(agent, lang, limits, session,
+                return await self._create_on(agent, lang, limits, trace, session,
                                              min(self.create_attempt_timeout,
                                                  deadline - now))
             except SornaError as e:
                 last_error = _creation_error(agent.agent_id, lang, e)
                 if isinstance(e, (Timeout, Failure)) or e.code >= 500:
                     self._failing[agent.agent_id] = now + self.failing_cooldown
-                log.warn("agent {agent} could not create a {lang} kernel ({cause}); "
-                         "trying another agent", agent=agent.agent_id, lang=lang,
-                         cause=e.cause)
+                log.warn("request {request}: agent {agent} could not create a {lang} "
+                         "kernel ({cause}); trying another agent", agent=agent.agent_id,
+                         lang=lang, cause=e.cause, request=trace)
 
-    async def _create_on(self, agent, lang, limits, session, timeout):
+    async def _create_on(self, agent, lang, limits, trace, session, timeout):
         kernel_id = new_kernel_id()
         self._creating.add(kernel_id)
         try:
             try:
                 await self.commands(agent.agent_id, {
                     "action": "create_kernel", "kernel_id": kernel_id, "lang": lang,
-                    "limits": limits}, timeout)
+                    "limits": limits, "trace": trace}, timeout)
             except BaseException:
                 await self.table.release(agent.agent_id, agent.reservation)
                 raise
@@ -301,8 +303,8 @@ class ManagerApi:
         finally:
             self._creating.discard(kernel_id)
         self._failing.pop(agent.agent_id, None)
-        log.info("kernel {kernel} ({lang}) created on agent {agent}",
-                 kernel=kernel_id, lang=lang, agent=agent.agent_id)
+        log.info("request {request}: kernel {kernel} ({lang}) created on agent {agent}",
+                 kernel=kernel_id, lang=lang, agent=agent.agent_id, request=trace)
         return kernel
 
     @deferred

@@ -230,6 +230,21 @@ def request_id(message):
     return None
 
 
+# A trace id a client may send (`trace`) to follow its request through the logs.
+TRACE_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def trace_id(message):
+    """The client's trace id, when it sent one; BadRequest when it is not usable."""
+    value = message.get("trace")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not TRACE_PATTERN.fullmatch(value):
+        raise BadRequest(f"`trace` must be 1 to 64 letters, digits or . _ : - (got "
+                         f"{_preview(value)})")
+    return value
+
+
 def _preview(value):
     """A short description of a client's value, never its whole repr."""
     if isinstance(value, (str, bytes)):

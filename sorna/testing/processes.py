@@ -14,6 +14,7 @@ exit raises `ProcessError` with the end of the log.
 """
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -76,12 +77,14 @@ class TwistdProcess:
     name = "twistd"
     ready_pattern = None  # a compiled regex matched against the log
 
-    def __init__(self, workdir=None, env=None):
+    def __init__(self, workdir=None, env=None, json_log=False):
+        """`json_log`: log one JSON event per line (sorna.logging.json_observer)."""
         use_test_keys()  # the processes find the test keys as $SORNA_KEYS
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"{self.name}-")
         self.log_path = os.path.join(self.workdir, f"{self.name}.log")
         self.env = dict(os.environ, **(env or {}))
+        self.json_log = json_log
         self.process = None
         self.returncode = None
         self._run_start = 0  # where the current run's part of the log begins
@@ -90,7 +93,9 @@ class TwistdProcess:
         raise NotImplementedError
 
     def command(self):
-        return [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", *self.plugin_args()]
+        logger = ["--logger", "sorna.logging.json_observer"] if self.json_log else []
+        return [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", *logger,
+                *self.plugin_args()]
 
     # -- life cycle
     def start(self, timeout=30.0):
@@ -117,7 +122,10 @@ class TwistdProcess:
         what = what or f"a log line matching {pattern.pattern!r}"
         deadline = time.monotonic() + timeout
         while True:
-            match = pattern.search(self.run_log())
+            log = self.run_log()
+            if self.json_log:
+                log = "\n".join(str(e.get("log_text", "")) for e in _events(log))
+            match = pattern.search(log)
             if match:
                 return match
             code = self.process.poll()
@@ -210,12 +218,28 @@ class TwistdProcess:
         except FileNotFoundError:
             return ""
 
+    def json_events(self):
+        """The events of a `json_log` process's log, parsed (other lines skipped)."""
+        return _events(self.log())
+
     def run_log(self):
         """The part of the log written since the latest `start` (or `restart`)."""
         return self.log()[self._run_start:]
 
     def log_tail(self, lines=40):
         return "\n".join(self.log().splitlines()[-lines:])
+
+
+def _events(log):
+    events = []
+    for record in log.replace("\x1e", "\n").splitlines():
+        try:
+            event = json.loads(record)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 class ManagerProcess(TwistdProcess):
