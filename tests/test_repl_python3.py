@@ -544,6 +544,27 @@ class DaemonTestsMixin:
         self.assertEqual(text_of(events), "hello Ada\n")
         self.assertEqual(events[-1]["exceptions"], [])
 
+    def test_input_to_its_end(self):
+        """`eof`: the text is the rest of stdin, line by line, then end-of-file; the
+        next run reads input again."""
+        self.peer.send({"action": "execute", "id": 1, "code": (
+            "import sys\nfirst = input('n? ')\nrest = sys.stdin.read()\n"
+            "try:\n    input('more? ')\nexcept EOFError:\n    print('eof')\n"
+            "print(first, rest.split())")})
+        self.assertEqual(self.peer.event(1)["prompt"], "n? ")
+        self.assertEqual(self.peer.request({"action": "input", "id": 2, "text": "21\na\nb",
+                                            "eof": True}), {"id": 2, "reply": 200})
+        events = self.peer.events_until_finished(1)
+        self.assertEqual(text_of(events), "more? eof\n21 ['a', 'b']\n")
+        self.assertEqual(events[-1]["exceptions"], [])
+        self._reads_input_again(3)
+
+    def _reads_input_again(self, run_id):
+        self.peer.send({"action": "execute", "id": run_id, "code": "print(input())"})
+        self.peer.event(run_id, "waiting-input")
+        self.peer.request({"action": "input", "id": run_id + 1, "text": "again"})
+        self.assertEqual(text_of(self.peer.events_until_finished(run_id)), "again\n")
+
     def test_interrupt_during_sleep_keeps_state(self):
         self.run_ok("before = 'kept'")
         self.peer.send({"action": "execute", "id": 2, "code": (

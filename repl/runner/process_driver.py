@@ -62,6 +62,9 @@ class _Child:
         self.pid = None
         self._stdin_w = None
         self._stdin_link = None
+        # A read end of the program's stdin pipe kept here: after an `eof` input closed
+        # the write end, /proc/self/fd/<it> opens a new one for the next run.
+        self._stdin_keep = None
         self._feeding = 0  # writers of input text still at work
         self._feeding_lock = threading.Lock()
 
@@ -80,11 +83,24 @@ class _Child:
                                        file_actions=actions, setsid=True, setsigmask=(),
                                        setsigdef=(signal.SIGINT, signal.SIGTERM,
                                                   signal.SIGPIPE))
-        finally:
+        except BaseException:
             os.close(stdin_r)
+            raise
+        self._stdin_keep = stdin_r
         self._stdin_link = os.readlink(f"/proc/self/fd/{stdin_w}")
         self._stdin_w = stdin_w
         return self.pid
+
+    def reopen_stdin(self):
+        """Give the program a writable standard input again after an `eof` input
+        ended it (an interpreter's next run reads from it again)."""
+        with self._feeding_lock:
+            if self._stdin_w is None and self._stdin_keep is not None and not self._feeding:
+                try:
+                    self._stdin_w = os.open(f"/proc/self/fd/{self._stdin_keep}",
+                                            os.O_WRONLY | os.O_CLOEXEC)
+                except OSError:
+                    pass
 
     # -- called from the runner's I/O thread
 
@@ -95,13 +111,20 @@ class _Child:
             except OSError:
                 pass
 
-    def feed(self, text):
+    def feed(self, text, eof=False):
         """Write `text` to the program's standard input as one line (a newline is added
         unless it ends with one, as Python's readline adds it), in a thread of its own
-        (the program may read it slowly)."""
-        text = text if text.endswith("\n") else text + "\n"
-        fd, data = self._stdin_w, text.encode("utf-8", "surrogatepass")
+        (the program may read it slowly). With `eof`, `text` as it is and then
+        end-of-file: the write end is closed once the text is written."""
+        if not eof:
+            text = text if text.endswith("\n") else text + "\n"
+        data = text.encode("utf-8", "surrogatepass")
         with self._feeding_lock:
+            fd = self._stdin_w
+            if fd is None:
+                return
+            if eof:
+                self._stdin_w = None  # the writer thread closes it
             self._feeding += 1
 
         def write():
@@ -112,6 +135,8 @@ class _Child:
             except OSError:
                 pass
             finally:
+                if eof:
+                    os.close(fd)
                 with self._feeding_lock:
                     self._feeding -= 1
 
@@ -120,7 +145,8 @@ class _Child:
     def reading_stdin(self):
         """Whether some process of the kernel is blocked reading our stdin pipe, with
         nothing left to read in it (a read of text we gave is not a new one)."""
-        if self._stdin_link is None or not READ_SYSCALLS or self._feeding:
+        if (self._stdin_link is None or self._stdin_w is None or not READ_SYSCALLS
+                or self._feeding):
             return False
         try:
             unread = struct.unpack("i", fcntl.ioctl(self._stdin_w, termios.FIONREAD,
@@ -155,9 +181,11 @@ class _Child:
         `grace`: seconds the program may take to finish exiting on its own first (an
         interpreter closes its pipes before its exit status is set)."""
         pid, self.pid = self.pid, None
-        if self._stdin_w is not None:
-            os.close(self._stdin_w)
-            self._stdin_w = self._stdin_link = None
+        with self._feeding_lock:
+            for fd in (self._stdin_w, self._stdin_keep):
+                if fd is not None:
+                    os.close(fd)
+            self._stdin_w = self._stdin_keep = self._stdin_link = None
         if pid is None:
             return None
         status = None
@@ -232,6 +260,7 @@ class InterpreterDriver(_Child):
     def run(self, code):
         if self.pid is None:
             self.start()
+        self.reopen_stdin()
         data = code.encode("utf-8", "surrogatepass")
         exceptions = []
         try:

@@ -116,8 +116,14 @@ class _BinaryWriter(io.RawIOBase):
         return len(data)
 
 
+def _ends_input(text):
+    return getattr(text, "end_of_input", False)
+
+
 class _Reader(io.TextIOBase):
-    """sys.stdin during a run: every read asks the agent for text (`waiting-input`)."""
+    """sys.stdin during a run: every read asks the agent for text (`waiting-input`),
+    until an input with `eof` gives the rest of it; then reads take from that, and
+    end-of-file comes after it."""
 
     encoding = "utf-8"
     errors = "strict"
@@ -127,6 +133,40 @@ class _Reader(io.TextIOBase):
         super().__init__()
         self._read_input = read_input
         self._pending = ""
+        self.ended = False
+
+    def begin_run(self):
+        if self.ended:
+            self._pending, self.ended = "", False
+
+    def _ask(self, prompt="", password=False, line=True):
+        """Fill the buffer with the next answer (False at end-of-file)."""
+        if self._pending:
+            return True
+        if self.ended:
+            return False
+        text = self._read_input(prompt, password)
+        if _ends_input(text):
+            self.ended = True
+            self._pending = str(text)
+        else:
+            self._pending = text + "\n" if line else text
+        return bool(self._pending)
+
+    def answer(self, prompt, password, write_prompt):
+        """input()'s and getpass()'s answer, without one trailing newline: the text of
+        one input, or after an `eof` input its next line (EOFError past the end)."""
+        if not self.ended:
+            text = self._read_input(prompt, password)
+            if not _ends_input(text):
+                return text[:-1] if text.endswith("\n") else text
+            self.ended, self._pending = True, self._pending + str(text)
+        else:
+            write_prompt(prompt)  # no waiting-input event shows it
+        line = self.readline()
+        if not line:
+            raise EOFError("EOF when reading a line")
+        return line[:-1] if line.endswith("\n") else line
 
     def readable(self):
         return True
@@ -135,17 +175,17 @@ class _Reader(io.TextIOBase):
         return False
 
     def readline(self, size=-1):
-        if not self._pending:
-            self._pending = self._read_input("", False) + "\n"
-        end = self._pending.find("\n") + 1
+        if not self._ask():
+            return ""
+        end = self._pending.find("\n") + 1 or len(self._pending)
         if size is not None and 0 <= size < end:
             end = size
         line, self._pending = self._pending[:end], self._pending[end:]
         return line
 
     def read(self, size=-1):
-        if not self._pending:
-            self._pending = self._read_input("", False)
+        if not self._ask(line=False):
+            return ""
         if size is None or size < 0:
             size = len(self._pending)
         text, self._pending = self._pending[:size], self._pending[size:]
@@ -264,6 +304,7 @@ class PythonDriver:
         """Run `code`; return its exceptions as `[name, args, before, traceback]`."""
         global _current
         _current = self
+        self.stdin.begin_run()
         exceptions = []
         saved = self._install()
         try:
@@ -332,11 +373,10 @@ class PythonDriver:
         self.session.add_media(mime, content)
 
     def _builtin_input(self, prompt=""):
-        text = self.session.read_input(str(prompt), False)
-        return text[:-1] if text.endswith("\n") else text
+        return self.stdin.answer(str(prompt), False, self.stdout.write)
 
     def _getpass(self, prompt="Password: ", stream=None):
-        return self.session.read_input(str(prompt), True)
+        return self.stdin.answer(str(prompt), True, lambda prompt: None)
 
     # -- matplotlib
 

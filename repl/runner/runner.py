@@ -325,6 +325,13 @@ class FdCapture:
 
 # ---------------------------------------------------------------------------- session
 
+class EndOfInput(str):
+    """What `read_input` returns for an `input` with `eof: true`: this text is the rest
+    of the run's standard input, end-of-file comes after it."""
+
+    end_of_input = True
+
+
 class Session:
     """One kernel's runs, whatever the language: the bookkeeping of the protocol.
 
@@ -358,6 +365,7 @@ class Session:
         self._input = threading.Condition()
         self._input_waiting = False
         self._input_text = None
+        self._stdin_ended = False  # an `eof` input ended this run's standard input
         self.reading = False  # poll_stdin announced a blocked read of the program's
         self._wake = wake
         driver.bind(self)
@@ -412,18 +420,21 @@ class Session:
             self._signal = None
             raise KeyboardInterrupt()
 
-    def provide_input(self, text):
-        """Hand `text` to the pending read; False when no read is waiting (409)."""
+    def provide_input(self, text, eof=False):
+        """Hand `text` to the pending read; False when no read is waiting (409). With
+        `eof`, `text` is the rest of the run's standard input: reads take from it, then
+        get end-of-file."""
         with self._input:
             if self._input_waiting and self._input_text is None:
-                self._input_text = text
+                self._input_text = EndOfInput(text) if eof else text
+                self._stdin_ended = self._stdin_ended or eof
                 self._input.notify_all()
                 return True
         with self._lock:
             if not (self.busy and self.reading):
                 return False
             self.reading = False
-        self.driver.feed(text)
+        self.driver.feed(text, eof)
         return True
 
     def poll_stdin(self):
@@ -450,6 +461,7 @@ class Session:
     def execute(self, run_id, code):
         """Run `code` as run `run_id`, emit its events, and return the finished event."""
         before = self._snapshot()
+        self._stdin_ended = False
         self.output.begin(run_id)
         exceptions = self.driver.run(code)
         if self.capture:
@@ -487,6 +499,8 @@ class Session:
         """For in-process drivers: announce the read and wait for the text."""
         if not self.output.active:
             raise EOFError("standard input is readable during a run only")
+        if self._stdin_ended:
+            return EndOfInput("")
         prompt, cut = _clip(_text(prompt), max(self.output.room, END_ROOM))
         self.output.truncated = self.output.truncated or cut
         event = {"id": self.output.run_id, "event": "waiting-input",
@@ -764,6 +778,8 @@ def _checked(request):
     if action == "input" and not isinstance(request.get("text"), str):
         raise RequestError(400, "invalid-input", f"'text' must be a string, not "
                                                  f"{type(request.get('text')).__name__}.")
+    if action == "input" and not isinstance(request.get("eof", False), bool):
+        raise RequestError(400, "invalid-input", "'eof' must be true or false.")
     return request
 
 
@@ -1154,7 +1170,7 @@ class Daemon:
                 pass  # full: main has plenty of reasons to look already
             return None  # the run's events are the answer
         if action == "input":
-            if not self.session.provide_input(request["text"]):
+            if not self.session.provide_input(request["text"], request.get("eof") is True):
                 raise RequestError(409, "not-waiting-input", "No read is waiting for "
                                                              "input.")
             return {"id": request_id, "reply": 200}

@@ -33,9 +33,14 @@ class AgentApi:
         text = f["text"]
         if f["mode"] in (None, "query") and f["code"] is None:
             raise BadRequest("`code` is missing: a new run needs the code to run")
+        if f["eof"] and f["mode"] != "input":
+            raise BadRequest("`eof` ends the input of a waiting run: it goes with mode "
+                             "input")
         if f["mode"] == "input":
             # Backend.AI's clients send the answer in `code`.
             text = f["code"] if text is None else text
+            if text is None and f["eof"]:
+                text = ""
             if text is None:
                 raise BadRequest("`text` is missing: mode input needs the text to answer "
                                  "the program with (or `code`, as Backend.AI sends it)")
@@ -48,7 +53,8 @@ class AgentApi:
         f = req.fields
         return self.kernels.execute(
             f["kernel_id"], f["code"], f["mode"], text, f["wait"],
-            partial=req.partial if f["stream"] else None, entry_id=f["entry_id"])
+            partial=req.partial if f["stream"] else None, entry_id=f["entry_id"],
+            eof=f["eof"])
 
     @deferred
     async def _execute_and_grade(self, req, text):

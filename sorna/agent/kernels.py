@@ -292,7 +292,7 @@ class Kernels:
 
     @returns_deferred
     def execute(self, kernel_id, code=None, mode=None, text=None, wait=None,
-                partial=None, entry_id=None):
+                partial=None, entry_id=None, eof=False):
         """Start, continue or feed a run; fire with the reply fields.
 
         Without `mode` the reply comes when the run finishes or waits for input; with a
@@ -314,7 +314,7 @@ class Kernels:
         # one after an abandoned request) still gets the end of it.
         run = runs.current or runs.last
         if mode == "input":
-            return runs.feed(run, text).addCallback(
+            return runs.feed(run, text, eof).addCallback(
                 lambda _: runs.follow(run, wait, partial))
         if run is None:
             raise KernelNotFound(f"no execution is running on kernel {kernel_id}",

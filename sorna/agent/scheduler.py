@@ -174,12 +174,14 @@ class RunQueue:
     # -- front-end requests
 
     @deferred
-    async def feed(self, run, text):
-        """Answer the read a run waits on."""
+    async def feed(self, run, text, eof=False):
+        """Answer the read a run waits on (`eof`: `text` is the rest of its input)."""
         if run is None or run.waiting is None or run.done:
             raise Busy("the execution is not waiting for input", error="not-waiting-input")
-        await self.channel.request({"action": "input", "text": text}, REQUEST_TIMEOUT,
-                                   what="the input")
+        request = {"action": "input", "text": text}
+        if eof:
+            request["eof"] = True
+        await self.channel.request(request, REQUEST_TIMEOUT, what="the input")
         self._pause(run)  # the input wait's timer
         run.waiting = None
         if not run.done:

@@ -51,6 +51,7 @@ AGENT = {
         "code": Text(max_length=MAX_CODE_LENGTH, required=False),
         "mode": Choice(("query", "continue", "input"), required=False),
         "text": Text(max_length=MAX_CODE_LENGTH, required=False),
+        "eof": Flag(required=False, default=False),
         "wait": Number(minimum=0, maximum=3600, required=False),
         "stream": Flag(required=False, default=False),
         "match": Map({

@@ -47,6 +47,7 @@ PROGRAMS = {
         "utf8": 'print("안녕 😀")',
         "output": 'import sys\n_ = sys.stdout.write("x" * N)',
         "ask": 'name = input("Name? ")\nprint("hello", name)',
+        "count": 'import sys\nprint(len(sys.stdin.read().splitlines()))',
         "loop": "while True:\n    pass",
         "exit": "import sys\nsys.exit(3)",
         "file": 'open("out.txt", "w").write("x")',
@@ -68,6 +69,9 @@ PROGRAMS = {
         "ask": 'process.stdout.write("Name? ");\nconst b = Buffer.alloc(100);\n'
                'const n = require("fs").readSync(0, b);\n'
                'console.log("hello " + b.toString("utf8", 0, n).trim())',
+        "count": ('const fs = require("fs"); const b = Buffer.alloc(65536); let t = "", n;\n'
+                  'while ((n = fs.readSync(0, b)) > 0) t += b.toString("utf8", 0, n);\n'
+                  'console.log(t.split("\\n").filter(l => l).length)'),
         "loop": "while (true) {}",
         "exit": "process.exit(3)",
         "file": 'require("fs").writeFileSync("out.txt", "x")',
@@ -85,6 +89,7 @@ PROGRAMS = {
         "utf8": 'puts "안녕 😀"',
         "output": 'print "x" * N',
         "ask": 'print "Name? "; name = gets.chomp; puts "hello #{name}"',
+        "count": 'puts STDIN.read.lines.count',
         "loop": "loop { }",
         "exit": "exit 3",
         "file": 'File.write("out.txt", "x")',
@@ -102,6 +107,7 @@ PROGRAMS = {
         "output": 'cat(strrep("x", N))',
         "ask": 'cat("Name? "); name <- readLines(file("stdin"), n = 1); '
                'cat("hello", name, "\\n")',
+        "count": 'cat(length(readLines(file("stdin"))), "\\n", sep = "")',
         "loop": "repeat {}",
         "exit": "quit(status = 3)",
         "file": 'writeLines("x", "out.txt")',
@@ -119,6 +125,7 @@ PROGRAMS = {
         "utf8": 'echo "안녕 😀\\n";',
         "output": 'echo str_repeat("x", N);',
         "ask": 'echo "Name? "; $name = trim(fgets(STDIN)); echo "hello $name\\n";',
+        "count": 'echo count(file("php://stdin")), "\\n";',
         "loop": "while (true) {}",
         "exit": "exit(3);",
         "file": 'file_put_contents("out.txt", "x");',
@@ -135,6 +142,7 @@ PROGRAMS = {
         "utf8": 'print "안녕 😀\\n";',
         "output": 'print "x" x N;',
         "ask": 'print "Name? "; my $name = <STDIN>; chomp $name; print "hello $name\\n";',
+        "count": 'my @lines = <STDIN>; print scalar(@lines), "\\n";',
         "loop": "1 while 1;",
         "exit": "exit 3;",
         "file": 'open(my $f, ">", "out.txt"); print $f "x"; close $f;',
@@ -151,6 +159,7 @@ PROGRAMS = {
         "utf8": 'print("안녕 😀")',
         "output": 'do io.write(string.rep("x", N)) end',
         "ask": 'io.write("Name? "); local name = io.read("l"); print("hello " .. name)',
+        "count": 'local n = 0; for _ in io.lines() do n = n + 1 end; print(n)',
         "loop": "while true do end",
         "exit": "os.exit(3)",
         "file": 'local f = io.open("out.txt", "w"); f:write("x"); f:close()',
@@ -168,6 +177,7 @@ PROGRAMS = {
         "utf8": 'echo "안녕 😀"',
         "output": "head -c N /dev/zero | tr '\\0' x",
         "ask": 'printf "Name? "; read name; echo "hello $name"',
+        "count": 'n=0; while read -r line; do n=$((n + 1)); done; echo $n',
         "loop": "while :; do :; done",
         "exit": "exit 3",
         "file": "echo x > out.txt",
@@ -188,6 +198,8 @@ PROGRAMS = {
         "ask": c_main('    char name[100];\n    printf("Name? ");\n'
                       '    if (!fgets(name, sizeof name, stdin)) return 1;\n'
                       '    name[strcspn(name, "\\n")] = 0;\n    printf("hello %s\\n", name);'),
+        "count": c_main('    int n = 0, ch;\n    while ((ch = getchar()) != EOF) if (ch == \'\\n\') n++;\n'
+                        '    printf("%d\\n", n);'),
         "loop": c_main("    for (;;) ;"),
         "exit": c_main("    exit(3);"),
         "file": c_main('    FILE *f = fopen("out.txt", "w"); fputs("x", f); fclose(f);'),
@@ -209,6 +221,8 @@ PROGRAMS = {
         "ask": cpp_main('    std::string name;\n    std::cout << "Name? ";\n'
                         "    std::getline(std::cin, name);\n"
                         '    std::cout << "hello " << name << std::endl;'),
+        "count": cpp_main('    std::string line; int n = 0;\n    while (std::getline(std::cin, line)) n++;\n'
+                          '    std::cout << n << std::endl;'),
         "loop": cpp_main("    for (;;) ;"),
         "exit": cpp_main("    std::exit(3);"),
         "file": cpp_main('    std::ofstream("out.txt") << "x";'),
@@ -234,6 +248,8 @@ PROGRAMS = {
                          "    let mut name = String::new();\n"
                          "    io::stdin().read_line(&mut name).unwrap();\n"
                          '    println!("hello {}", name.trim());'),
+        "count": rust_main('    let mut s = String::new();\n    io::stdin().read_to_string(&mut s).unwrap();\n'
+                           '    println!("{}", s.lines().count());'),
         "loop": rust_main("    loop {}"),
         "exit": rust_main("    std::process::exit(3);"),
         "file": rust_main('    std::fs::write("out.txt", "x").unwrap();'),
@@ -257,6 +273,8 @@ PROGRAMS = {
                        "    name, _ := bufio.NewReader(os.Stdin).ReadString('\\n')\n"
                        '    fmt.Println("hello " + strings.TrimSpace(name))',
                        ("bufio", "fmt", "os", "strings")),
+        "count": go_main('    s := bufio.NewScanner(os.Stdin)\n    n := 0\n    for s.Scan() {\n        n++\n    }\n'
+                         '    fmt.Println(n)', ("bufio", "fmt", "os")),
         "loop": go_main("    for {\n    }", ()),
         "exit": go_main("    os.Exit(3)", ("os",)),
         "file": go_main('    os.WriteFile("out.txt", []byte("x"), 0644)', ("os",)),
@@ -284,6 +302,9 @@ PROGRAMS = {
         "ask": java_main('        System.out.println("Name? ");\n'
                          "        String name = new Scanner(System.in).nextLine();\n"
                          '        System.out.println("hello " + name);'),
+        "count": java_main('        BufferedReader r = new BufferedReader(new InputStreamReader(System.in));\n'
+                           '        int n = 0;\n        while (r.readLine() != null) n++;\n'
+                           '        System.out.println(n);'),
         "loop": java_main("        for (;;) { }"),
         "exit": java_main("        System.exit(3);"),
         "file": java_main('        Files.writeString(Path.of("out.txt"), "x");'),

@@ -149,6 +149,18 @@ class LanguageCase:
         self.assertIn("hello Ada", reply["result"]["stdout"])
         self.assertEqual(reply["result"]["exceptions"], [])
 
+    def test_standard_input_to_its_end(self):
+        """`mode: input` with `eof: true`: the text, then end-of-file (as Piston's
+        stdin); the kernel reads input again in later runs."""
+        reply = self.run_code("count")
+        self.assertEqual(reply["status"], "waiting-input", reply)
+        reply = self.front.send_input(self.kernel_id, "a\nb\nc\n", eof=True)
+        self.assertEqual(reply["status"], "finished", reply)
+        self.assertEqual(reply["result"]["exceptions"], [], reply)
+        self.assertEqual(reply["result"]["stdout"].split("\n")[-2], "3", reply)
+        if self.lang == "python3" or self.lang in COMPILED:
+            self.test_input()  # (interpreters whose stdio keeps end-of-file may not)
+
     def test_interrupt(self):
         if self.lang in INTERPRETED:
             self.ok("set")
