@@ -5,7 +5,9 @@ setup(
     version="0.1.0",
     description="Sorna: a back-end server of calculation kernels in locked-down containers",
     packages=find_packages(include=["sorna", "sorna.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/sorna_manager.py", "plugins/sorna_agent.py"]},
+    package_data={"twisted": ["plugins/sorna_manager.py", "plugins/sorna_agent.py",
+                             "plugins/sorna_gateway.py"],
+                  "sorna.gateway": ["dashboard.html"]},
     python_requires=">=3.9",
     install_requires=[
         "twisted>=22.10",
@@ -17,8 +19,11 @@ setup(
         "docker>=6.0",
         "boto3>=1.20",
         "prometheus_client>=0.16",
+        "autobahn[twisted]>=23",  # the gateway's WebSockets
     ],
     # The tests start an S3-compatible server (moto's server mode) to export files to.
-    extras_require={"test": ["moto[server]>=4"]},
+    # The gateway's tests drive it with a WebSocket client and a Piston client library.
+    extras_require={"test": ["moto[server]>=4", "websocket-client>=1.6",
+                             "ultra-piston>=1.0"]},
     entry_points={"console_scripts": ["sorna = sorna.client.cli:main"]},
 )

@@ -90,7 +90,9 @@ def warn_insecure(who, endpoint):
 
 class KeyWatch(Service):
     """Rereads the allowed keys on SIGHUP and whenever the folder's key files change
-    (looked at every `interval` s, in a thread: it is file I/O)."""
+    (looked at every `interval` s, in a thread: it is file I/O). `ring`: a
+    sorna.keys.KeyRing, or anything with its read/replace/signature (the gateway's
+    tokens)."""
 
     def __init__(self, ring, clock, interval=keys.WATCH_INTERVAL, in_thread=None,
                  on_signal=True):
@@ -161,11 +163,13 @@ class KeyWatch(Service):
                 if why is None:
                     return
                 added, removed = self.ring.replace(await self.in_thread(self.ring.read))
-                log.info("reloaded the allowed keys of {folder} after {why}: {n} allowed "
+                log.info("reloaded the {what} of {folder} after {why}: {n} allowed "
                          "({added} added, {removed} removed)", folder=self.ring.folder,
-                         why=why, n=len(self.ring), added=added, removed=removed)
+                         why=why, n=len(self.ring), added=added, removed=removed,
+                         what=self.ring.what)
         except Exception as e:
-            log.warn("could not reload the keys of {folder}: {error}; the keys read "
-                     "before stay in force", folder=self.ring.folder, error=e)
+            log.warn("could not reload the {what} of {folder}: {error}; the ones read "
+                     "before stay in force", folder=self.ring.folder, error=e,
+                     what=self.ring.what)
         finally:
             self._busy = None

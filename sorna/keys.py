@@ -166,6 +166,8 @@ class KeyRing:
     against, so a key removed from the folder is refused from the next reload on, on
     connections made before it too."""
 
+    what = "allowed keys"
+
     def __init__(self, folder, kinds=KINDS):
         self.folder = folder
         self.kinds = tuple(kinds)

@@ -5,6 +5,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections import Counter
 
 from twisted.application.service import MultiService
 from twisted.internet import task
@@ -266,7 +267,8 @@ class AgentService(MultiService):
             "warm": self.kernels.pools.counts(),
             "instance": self.instance, "gone": self.kernels.gone(),
             "resources": {"cpus": os.cpu_count(), "sandbox": self.sandbox,
-                          "executions": self.kernels.executions()},
+                          "executions": self.kernels.executions(),
+                          "running": dict(Counter(self.kernels.running().values()))},
         })])
 
     @deferred

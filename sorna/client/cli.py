@@ -96,6 +96,19 @@ def _parser():
         add.add_argument("folder", metavar="DIR")
         add.add_argument("name", metavar="NAME", help="the key's file name, e.g. the host")
         add.set_defaults(run=_keys_add, kind=kind)
+
+    tokens = commands.add_parser("tokens", help="the gateway's HTTP tokens")
+    token_commands = tokens.add_subparsers(title="token commands", required=True,
+                                           metavar="COMMAND")
+    for name, what, run in (("add", "make a token NAME and print it (once)", _tokens_add),
+                            ("remove", "revoke the token NAME", _tokens_remove),
+                            ("list", "list the tokens' names", _tokens_list)):
+        command = token_commands.add_parser(name, help=what)
+        if name != "list":
+            command.add_argument("name", metavar="NAME", help="e.g. who uses the token")
+        command.add_argument("--file", metavar="FILE",
+                             help="the tokens file (default: `tokens` in the keys folder)")
+        command.set_defaults(run=run)
     return parser
 
 
@@ -316,6 +329,63 @@ def _keys_add(args, stdout, stderr):
         return EXIT_ERROR
     _list_made(made, stdout)
     return 0
+
+
+def _tokens_file(args):
+    from sorna.gateway import tokens
+
+    path = args.file or tokens.default_file(args.keys)
+    if path is None:
+        raise tokens.TokensError(
+            "no tokens file: give --file FILE, or make the cluster's keys first (`sorna "
+            "keys init ~/.config/sorna/keys`), whose folder then holds the tokens")
+    return path
+
+
+def _tokens_command(args, stderr, work):
+    from sorna.gateway import tokens
+
+    try:
+        return work(_tokens_file(args))
+    except tokens.TokensError as e:
+        stderr.write(f"sorna tokens: {e}\n")
+        return EXIT_ERROR
+
+
+def _tokens_add(args, stdout, stderr):
+    from sorna.gateway import tokens
+
+    def add(path):
+        token = tokens.add(path, args.name)
+        stdout.write(f"made the token {args.name!r} in {path}; it is shown only now. "
+                     f"Send it as `Authorization: token TOKEN` (or `Bearer TOKEN`):\n")
+        stdout.write(f"{token}\n")
+        return 0
+
+    return _tokens_command(args, stderr, add)
+
+
+def _tokens_remove(args, stdout, stderr):
+    from sorna.gateway import tokens
+
+    def remove(path):
+        tokens.remove(path, args.name)
+        stdout.write(f"removed the token {args.name!r} from {path}; a running gateway "
+                     f"refuses it within seconds\n")
+        return 0
+
+    return _tokens_command(args, stderr, remove)
+
+
+def _tokens_list(args, stdout, stderr):
+    from sorna.gateway import tokens
+
+    def show(path):
+        for name in tokens.names(path):
+            stdout.write(f"{name}\n")
+        return 0
+
+    return _tokens_command(args, stderr, show)
 
 
 def _list_made(paths, stdout):

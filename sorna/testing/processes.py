@@ -316,6 +316,32 @@ class AgentProcess(TwistdProcess):
         return args + self.extra_args
 
 
+class GatewayProcess(TwistdProcess):
+    """`twistd sorna-gateway` with a tokens file of its own holding one token,
+    `self.token` (`url` is its base URL)."""
+
+    name = "sorna-gateway"
+    ready_pattern = re.compile(r"sorna-gateway ready on (\S+)")
+
+    def __init__(self, manager_addr, port=None, extra_args=(), **kw):
+        from sorna.gateway import tokens
+
+        super().__init__(**kw)
+        self.manager_addr = manager_addr
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.tokens_path = os.path.join(self.workdir, "tokens")
+        self.token = tokens.add(self.tokens_path, "tests")
+
+    @property
+    def url(self):
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def plugin_args(self):
+        return ["sorna-gateway", "--manager-addr", self.manager_addr, "--listen", LOOPBACK,
+                "--port", str(self.port), "--tokens", self.tokens_path, *self.extra_args]
+
+
 def manager_status(manager_addr, timeout=5.0, insecure=False):
     from sorna.client.blocking import BlockingClient
 

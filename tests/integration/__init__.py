@@ -18,8 +18,8 @@ from sorna.client.blocking import BlockingClient
 from sorna.proto.errors import KernelNotFound, SornaError
 from sorna.testing.keys import secure
 from sorna.testing.processes import (
-    AgentProcess, ManagerProcess, ProcessError, agent_containers, remove_agent_containers,
-    wait_for_agent,
+    AgentProcess, GatewayProcess, ManagerProcess, ProcessError, agent_containers,
+    remove_agent_containers, wait_for_agent,
 )
 from tests.support import require_docker, require_image
 
@@ -71,6 +71,15 @@ class ClusterTestCase(SynchronousTestCase):
             wait_for_agent(manager_addr, agent.agent_id, timeout=20,
                            insecure=manager_addr in self.plaintext)
         return agent
+
+    def start_gateway(self, manager, insecure=False, **kw):
+        """A `twistd sorna-gateway` of `manager`, with a token (`gateway.token`)."""
+        if insecure:
+            kw["extra_args"] = ["--insecure", *kw.get("extra_args", ())]
+        gateway = GatewayProcess(getattr(manager, "addr", manager), **kw)
+        self.addCleanup(gateway.remove_workdir)
+        self.addCleanup(self._stop_cleanly, gateway)
+        return gateway.start()
 
     def start_cluster(self, max_kernels=4, manager_kw=None, agent_kw=None, insecure=False):
         manager = self.start_manager(insecure=insecure, **(manager_kw or {}))

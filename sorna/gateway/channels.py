@@ -1,0 +1,329 @@
+"""`/api/kernels/{id}/channels`: Jupyter's messaging protocol (v5, the JSON text frames
+jupyter_server's gateway client sends, no signatures) over a Sorna kernel.
+
+An execute_request becomes one Sorna run: its output streams as `stream` and
+`display_data` messages, a read of standard input becomes an `input_request` (or, when
+the request does not allow stdin, end-of-file), exceptions become `error`. Requests of
+one kernel run one at a time, in order; iopub messages go to every connection of the
+kernel, replies to the connection that asked."""
+
+import datetime
+import json
+import uuid
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from sorna import __version__
+from sorna.defer import InFlight, deferred
+from sorna.gateway.languages import describe, language_info
+from sorna.gateway.web import HttpError, Route
+from sorna.proto.errors import SornaError
+from sorna.ratelog import RateLimitedLog
+
+log = Logger(namespace="sorna.gateway.channels")
+
+MAX_MESSAGE = 2 << 20  # a WebSocket message from a client (code is at most 1 MiB)
+MAX_QUEUED_RUNS = 16  # execute_requests of one kernel waiting behind the running one
+INPUT_TIMEOUT = 300.0  # seconds an input_request waits for its input_reply
+PROTOCOL_VERSION = "5.3"
+# Close codes for frames no Jupyter client sends (applications' codes are 4000-4999).
+CLOSE_MALFORMED = 4400
+CLOSE_BINARY = 4415
+
+# Requests the gateway answers with an empty, successful reply, so that no UI waits.
+EMPTY_REPLIES = {
+    "comm_info_request": {"status": "ok", "comms": {}},
+    "history_request": {"status": "ok", "history": []},
+    "is_complete_request": {"status": "unknown"},
+    "inspect_request": {"status": "ok", "found": False, "data": {}, "metadata": {}},
+}
+
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def make_message(msg_type, content, parent, channel, session):
+    header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "username": "sorna",
+              "session": session, "date": now_iso(), "version": PROTOCOL_VERSION}
+    return {"header": header, "msg_id": header["msg_id"], "msg_type": msg_type,
+            "parent_header": parent or {}, "metadata": {}, "content": content,
+            "channel": channel, "buffers": []}
+
+
+def error_content(name, value, traceback):
+    return {"status": "error", "ename": name, "evalue": value,
+            "traceback": traceback.splitlines() if traceback else [f"{name}: {value}"]}
+
+
+class JupyterChannel(WebSocketServerProtocol):
+    """One WebSocket of one kernel."""
+
+    api = None  # the ChannelsApi (set on the factory's protocol)
+
+    def onConnect(self, request):
+        kernel_id = request.path.rstrip("/").split("/")[-2]
+        self.kernel = self.api.kernels.find(kernel_id)
+        self.inputs = {}  # input_request msg_id -> Deferred of the value
+        self.refusals = RateLimitedLog(log, self.api.clock)
+        return None  # no subprotocol: the JSON text frames
+
+    def onOpen(self):
+        self.kernel.connections += 1
+        self.api.open(self)
+
+    def onClose(self, wasClean, code, reason):
+        if getattr(self, "kernel", None) is not None and self in self.api.connections:
+            self.kernel.connections -= 1
+            self.api.close(self)
+            for d in self.inputs.values():
+                if not d.called:
+                    d.errback(ConnectionError("the connection closed"))
+
+    def onMessage(self, payload, isBinary):
+        if isBinary:
+            return self._refuse(CLOSE_BINARY, "binary frames (messages with buffers) are "
+                                              "not supported; send JSON text frames")
+        try:
+            message = json.loads(payload.decode("utf-8"))
+            header = message["header"]
+            msg_type = header["msg_type"]
+            if not isinstance(msg_type, str) or not isinstance(message.get("content", {}),
+                                                                dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return self._refuse(CLOSE_MALFORMED, "a frame must be a JSON Jupyter message "
+                                                 "with a header naming its msg_type")
+        self.api.handle(self, message, msg_type)
+
+    def _refuse(self, code, why):
+        """A frame no Jupyter client sends: the connection is closed, saying why (a
+        WebSocket close reason holds at most 123 bytes)."""
+        self.refusals.info("kernel {kernel}: refused a frame: {why}", kernel=self.kernel.id,
+                           why=why)
+        self.sendClose(code, why[:120])
+
+    def send_message(self, message):
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(json.dumps(message).encode("utf-8"), isBinary=False)
+
+
+class ChannelsApi:
+    def __init__(self, kernels, clock):
+        self.kernels = kernels
+        self.clock = clock
+        self.client = kernels.client
+        self.connections = set()
+        self.in_flight = InFlight()
+        factory = WebSocketServerFactory()
+        factory.protocol = type("Channel", (JupyterChannel,), {"api": self})
+        factory.setProtocolOptions(maxMessagePayloadSize=MAX_MESSAGE,
+                                   maxFramePayloadSize=MAX_MESSAGE, autoPingInterval=30,
+                                   autoPingTimeout=30)
+        self.resource = WebSocketResource(factory)
+        self._queued = {}  # kernel id -> runs waiting
+
+    def routes(self):
+        return [Route("GET", r"/api/kernels/(?P<kernel_id>[0-9a-fA-F-]{36})/channels",
+                      self.upgrade, query_token=True, raw=True)]
+
+    def upgrade(self, request, kernel_id):
+        self.kernels.find(kernel_id)  # 404 before the upgrade
+        if (request.getHeader("upgrade") or "").lower() != "websocket":
+            raise HttpError(400, "this is a WebSocket endpoint: connect with a WebSocket "
+                                 "client", "not-websocket")
+        return self.resource.render(request)
+
+    def open(self, conn):
+        self.connections.add(conn)
+
+    def close(self, conn):
+        self.connections.discard(conn)
+
+    def close_all(self):
+        for conn in list(self.connections):
+            conn.sendClose(1001, "the gateway is shutting down")
+
+    # -- messages
+
+    def broadcast(self, kernel, msg_type, content, parent):
+        message = make_message(msg_type, content, parent, "iopub", kernel.id)
+        for conn in list(self.connections):
+            if conn.kernel is kernel:
+                conn.send_message(message)
+
+    def reply(self, conn, msg_type, content, parent, channel="shell"):
+        conn.send_message(make_message(msg_type, content, parent, channel, conn.kernel.id))
+
+    def handle(self, conn, message, msg_type):
+        parent = message["header"]
+        content = message.get("content") or {}
+        kernel = conn.kernel
+        if msg_type == "execute_request":
+            self._track(self.execute(conn, kernel, parent, content))
+        elif msg_type == "kernel_info_request":
+            self.kernel_info(conn, kernel, parent)
+        elif msg_type == "input_reply":
+            waiting = conn.inputs.get((message.get("parent_header") or {}).get("msg_id"))
+            value = content.get("value")
+            if waiting is not None and not waiting.called:
+                waiting.callback(value if isinstance(value, str) else "")
+        elif msg_type == "complete_request":
+            cursor = content.get("cursor_pos")
+            cursor = cursor if isinstance(cursor, int) else 0
+            self.reply(conn, "complete_reply", {"status": "ok", "matches": [],
+                                                "cursor_start": cursor, "cursor_end": cursor,
+                                                "metadata": {}}, parent)
+        elif msg_type in EMPTY_REPLIES:
+            self.reply(conn, msg_type[:-len("_request")] + "_reply",
+                       EMPTY_REPLIES[msg_type], parent)
+        elif msg_type == "interrupt_request":
+            self._track(self.interrupt(conn, kernel, parent))
+        elif msg_type == "shutdown_request":
+            self._track(self.shutdown(conn, kernel, parent, content.get("restart") is True))
+        elif msg_type.endswith("_request"):
+            self.reply(conn, msg_type[:-len("_request")] + "_reply", error_content(
+                "NotSupported", f"the Sorna gateway does not answer {msg_type[:64]}", ""),
+                parent, message.get("channel") if message.get("channel") in (
+                    "shell", "control") else "shell")
+        # other messages (comm_msg, ...) are dropped: Sorna kernels have no comms
+
+    def _track(self, d):
+        d.addErrback(lambda f: log.failure("a Jupyter request failed", f))
+        self.in_flight.track(d)
+
+    def kernel_info(self, conn, kernel, parent):
+        about = describe(kernel.lang)
+        self.broadcast(kernel, "status", {"execution_state": "busy"}, parent)
+        self.reply(conn, "kernel_info_reply", {
+            "status": "ok", "protocol_version": PROTOCOL_VERSION, "implementation": "sorna",
+            "implementation_version": __version__, "language_info": language_info(kernel.lang),
+            "banner": f"{about.display} in a Sorna kernel", "help_links": []}, parent)
+        self.broadcast(kernel, "status", {"execution_state": "idle"}, parent)
+        self.broadcast(kernel, "status", {"execution_state": kernel.execution_state}, None)
+
+    @deferred
+    async def interrupt(self, conn, kernel, parent):
+        try:
+            await self.client.interrupt(kernel.sorna_id)
+            content = {"status": "ok"}
+        except SornaError as e:
+            content = error_content("SornaError", e.cause, "")
+        self.reply(conn, "interrupt_reply", content, parent, "control")
+
+    @deferred
+    async def shutdown(self, conn, kernel, parent, restart):
+        try:
+            if restart:
+                await self.client.restart(kernel.sorna_id)
+                kernel.execution_count = 0
+            else:
+                await self.kernels.shutdown(kernel)
+            content = {"status": "ok", "restart": restart}
+        except SornaError as e:
+            content = error_content("SornaError", e.cause, "")
+        self.reply(conn, "shutdown_reply", content, parent, "control")
+
+    @deferred
+    async def execute(self, conn, kernel, parent, content):
+        code = content.get("code")
+        silent = content.get("silent") is True
+        if not isinstance(code, str):
+            self.reply(conn, "execute_reply", dict(error_content(
+                "BadRequest", "execute_request needs `code`, a string", ""),
+                execution_count=kernel.execution_count), parent)
+            return
+        queued = self._queued.get(kernel.id, 0)
+        if queued >= MAX_QUEUED_RUNS:
+            self.reply(conn, "execute_reply", dict(error_content(
+                "KernelBusy", f"{queued} executions wait on this kernel already, the most "
+                              f"the gateway queues; wait for them", ""),
+                execution_count=kernel.execution_count), parent)
+            return
+        self._queued[kernel.id] = queued + 1
+        await kernel.runs.acquire()
+        self._queued[kernel.id] -= 1
+        try:
+            await self._run(conn, kernel, parent, content, code, silent)
+        finally:
+            if not self._queued.get(kernel.id):
+                self._queued.pop(kernel.id, None)
+            kernel.runs.release()
+
+    async def _run(self, conn, kernel, parent, content, code, silent):
+        kernel.execution_state = "busy"
+        kernel.last_activity = self.clock.seconds()
+        self.broadcast(kernel, "status", {"execution_state": "busy"}, parent)
+        if not silent and content.get("store_history", True) is not False:
+            kernel.execution_count += 1
+        count = kernel.execution_count
+        if not silent:
+            self.broadcast(kernel, "execute_input", {"code": code, "execution_count": count},
+                           parent)
+
+        def show(result):
+            if silent or not result:
+                return
+            for name in ("stdout", "stderr"):
+                if result.get(name):
+                    self.broadcast(kernel, "stream", {"name": name, "text": result[name]},
+                                   parent)
+            for mime, data in result.get("media") or []:
+                self.broadcast(kernel, "display_data", {
+                    "data": {mime: data, "text/plain": f"<{mime}>"}, "metadata": {},
+                    "transient": {}}, parent)
+
+        def streamed(part):
+            show(part.get("result"))
+
+        try:
+            if not code.strip():
+                reply = {"status": "finished", "result": {"exceptions": []}}
+            else:
+                reply = await self.client.run_code(kernel.sorna_id, code, on_output=streamed)
+            while reply["status"] == "waiting-input":
+                show(reply.get("result"))
+                if content.get("allow_stdin") is True:
+                    value = await self._ask(conn, parent, reply)
+                    reply = await self.client.send_input(kernel.sorna_id, value,
+                                                         on_output=streamed)
+                else:
+                    reply = await self.client.send_input(kernel.sorna_id, "", eof=True,
+                                                         on_output=streamed)
+            result = reply.get("result") or {}
+            show(result)
+            errors = [error_content(name, ", ".join(str(a) for a in args), trace)
+                      for name, args, _, trace in result.get("exceptions") or []]
+        except SornaError as e:
+            errors = [error_content(f"Sorna{e.error.title().replace('-', '')}", e.cause,
+                                    "")]
+        except ConnectionError:
+            errors = [error_content("InputCancelled", "the connection that was asked for "
+                                                      "input closed", "")]
+        for error in errors:
+            if not silent:
+                self.broadcast(kernel, "error", {k: error[k] for k in
+                                                 ("ename", "evalue", "traceback")}, parent)
+        reply_content = errors[-1] if errors else {"status": "ok"}
+        self.reply(conn, "execute_reply", dict(reply_content, execution_count=count,
+                                               user_expressions={}, payload=[]), parent)
+        kernel.execution_state = "idle"
+        kernel.last_activity = self.clock.seconds()
+        self.broadcast(kernel, "status", {"execution_state": "idle"}, parent)
+
+    async def _ask(self, conn, parent, reply):
+        request = make_message("input_request", {"prompt": reply.get("prompt") or "",
+                                                 "password": bool(reply.get("password"))},
+                               parent, "stdin", conn.kernel.id)
+        waiting = defer.Deferred()
+        conn.inputs[request["msg_id"]] = waiting
+        waiting.addTimeout(INPUT_TIMEOUT, self.clock,
+                           onTimeoutCancel=lambda *_: "")  # then an empty line
+        conn.send_message(request)
+        try:
+            return await waiting
+        finally:
+            conn.inputs.pop(request["msg_id"], None)

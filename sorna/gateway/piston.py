@@ -1,0 +1,190 @@
+"""Piston's v2 API (`/api/v2/runtimes`, `/api/v2/execute`; also under `/api/v2/piston/`)
+over Sorna kernels: each execute gets a fresh kernel (a warm one where the agent keeps a
+pool) that is destroyed after it. `stdin` is fed to the program's reads, then
+end-of-file (the REPL protocol's `eof` input)."""
+
+import base64
+import binascii
+
+from sorna.defer import deferred
+from sorna.gateway.languages import describe, piston_name, runtime
+from sorna.gateway.web import HttpError, Route, json_body
+from sorna.ids import new_trace
+from sorna.proto.errors import SornaError
+
+# How many times a run may ask for input after its stdin ended before it is given up.
+MAX_EOF_ANSWERS = 4
+
+
+def _stage(stdout="", stderr="", code=0, signal=None, message=None, status=None):
+    return {"stdout": stdout, "stderr": stderr, "output": stdout + stderr, "code": code,
+            "signal": signal, "message": message, "status": status}
+
+
+def _field(body, name, kind, default, what):
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise HttpError(400, f"{name} must be a number", "bad-field")
+        if value < 0 and value != -1:
+            raise HttpError(400, f"{name} must be non-negative", "bad-field")
+        return value
+    if not isinstance(value, kind):
+        raise HttpError(400, f"{name} is required as {what}", "bad-field")
+    return value
+
+
+def _content(file, index):
+    if not isinstance(file, dict) or not isinstance(file.get("content"), str):
+        raise HttpError(400, f"files[{index}].content is required as a string", "bad-field")
+    encoding = file.get("encoding") or "utf8"
+    content = file["content"]
+    try:
+        if encoding == "base64":
+            return base64.b64decode(content, validate=True)
+        if encoding == "hex":
+            return binascii.unhexlify(content)
+    except (binascii.Error, ValueError):
+        raise HttpError(400, f"files[{index}].content is not valid {encoding}", "bad-field")
+    if encoding != "utf8":
+        raise HttpError(400, f"files[{index}].encoding must be utf8, base64 or hex",
+                        "bad-field")
+    return content
+
+
+class PistonApi:
+    def __init__(self, client, clock, kernels):
+        self.client = client
+        self.clock = clock
+        self.kernels = kernels  # for the languages live agents serve
+
+    def routes(self):
+        routes = []
+        for base in (r"/api/v2", r"/api/v2/piston"):
+            routes += [Route("GET", base + r"/runtimes", self.runtimes),
+                       Route("POST", base + r"/execute", self.execute)]
+        return routes
+
+    @deferred
+    async def runtimes(self, request):
+        return 200, [runtime(lang) for lang in await self.kernels.langs()]
+
+    async def _resolve(self, language, version):
+        for lang in await self.kernels.langs():
+            about = runtime(lang)
+            if language in (about["language"], lang, *about["aliases"]):
+                if version in ("*", about["version"]) or about["version"].startswith(
+                        version.rstrip(".x*") + "."):
+                    return lang
+        raise HttpError(400, f"{language[:64]}-{version[:32]} runtime is unknown",
+                        "unknown-runtime")
+
+    @deferred
+    async def execute(self, request):
+        kind = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise HttpError(415, "requests must be of type application/json",
+                            "unsupported-media-type")
+        body = json_body(request)
+        language = _field(body, "language", str, None, "a string")
+        version = _field(body, "version", str, None, "a string")
+        if language is None:
+            raise HttpError(400, "language is required as a string", "bad-field")
+        if version is None:
+            raise HttpError(400, "version is required as a string", "bad-field")
+        files = body.get("files")
+        if not isinstance(files, list) or not files:
+            raise HttpError(400, "files is required as an array", "bad-field")
+        contents = [_content(f, i) for i, f in enumerate(files)]
+        if not isinstance(contents[0], str):
+            raise HttpError(400, "files[0], the program, must be utf8 text", "bad-field")
+        stdin = _field(body, "stdin", str, "", "a string")
+        args = _field(body, "args", list, [], "an array")
+        if args:
+            raise HttpError(400, "args are not supported: Sorna runs a program without "
+                                 "command-line arguments", "args-unsupported")
+        limits = {}
+        run_timeout = _field(body, "run_timeout", float, 0, "a number")
+        compile_timeout = _field(body, "compile_timeout", float, 0, "a number")
+        memory = _field(body, "run_memory_limit", float, 0, "a number")
+        lang = await self._resolve(language, version)
+        if run_timeout > 0:  # Sorna times the compilation and the run together
+            compiled = describe(lang).language in ("c", "c++", "rust", "go", "java")
+            limits["exec_timeout"] = max(0.1, (run_timeout + (
+                compile_timeout if compiled and compile_timeout > 0 else 0)) / 1000)
+        if memory > 0:
+            limits["memory_mb"] = max(16, int(memory) >> 20)
+        return 200, await self._run(lang, files, contents, stdin, limits or None)
+
+    async def _run(self, lang, files, contents, stdin, limits):
+        trace = new_trace("gateway")
+        kernel = await self.client.create(lang, limits=limits, trace=trace)
+        kernel_id = kernel["kernel_id"]
+        try:
+            for index, (file, content) in enumerate(zip(files[1:], contents[1:]), 1):
+                name = file.get("name") or f"file{index}.code"
+                data = content.encode() if isinstance(content, str) else content
+                await self.client.upload(kernel_id, name, data)
+            return self._answer(lang, await self._feed(kernel_id, contents[0], stdin,
+                                                       trace))
+        except SornaError as e:
+            return self._answer(lang, ("", "", [], e))
+        finally:
+            try:
+                await self.client.destroy(kernel_id, trace=trace)
+            except SornaError:
+                pass
+
+    async def _feed(self, kernel_id, code, stdin, trace):
+        """Run `code`, answering its reads with `stdin` then end-of-file; return
+        (stdout, stderr, exceptions, None)."""
+        out, err = [], []
+        reply = await self.client.run_code(kernel_id, code, trace=trace)
+        answers = 0
+        while reply["status"] == "waiting-input":
+            result = reply.get("result") or {}
+            out.append(result.get("stdout", ""))
+            out.append(reply.get("prompt") or "")  # Piston shows a prompt as output
+            err.append(result.get("stderr", ""))
+            if answers >= MAX_EOF_ANSWERS:
+                await self.client.interrupt(kernel_id)
+                reply = await self.client.continue_run(kernel_id, wait=10)
+                break
+            reply = await self.client.send_input(kernel_id, stdin if not answers else "",
+                                                 eof=True, trace=trace)
+            answers += 1
+        result = reply.get("result") or {}
+        out.append(result.get("stdout", ""))
+        err.append(result.get("stderr", ""))
+        return "".join(out), "".join(err), result.get("exceptions") or [], None
+
+    def _answer(self, lang, outcome):
+        stdout, stderr, exceptions, error = outcome
+        about = describe(lang)
+        answer = {"language": piston_name(lang), "version": about.version}
+        compiled = about.language in ("c", "c++", "rust", "go", "java")
+        if error is not None:
+            status = "TO" if error.error == "exec-timeout" else "XX"
+            run = _stage(stdout, stderr, None, "SIGKILL" if status == "TO" else None,
+                         error.cause, status)
+        else:
+            code, signal, message, status = 0, None, None, None
+            for name, args, _, trace in exceptions:
+                if name == "CompileError":
+                    failed = _stage("", trace, 1, None, "compilation failed", "RE")
+                    answer["compile"] = answer["run"] = failed
+                    return answer
+                if name == "ExitStatus" and args and isinstance(args[0], int):
+                    code, status = args[0], "RE"
+                elif name == "Signal":
+                    code, signal, status = None, str(args[0]) if args else "SIGKILL", "SG"
+                else:
+                    stderr += trace or f"{name}: {', '.join(map(str, args))}\n"
+                    code, status = 1, "RE"
+            run = _stage(stdout, stderr, code, signal, message, status)
+        if compiled:
+            answer["compile"] = _stage()
+        answer["run"] = run
+        return answer

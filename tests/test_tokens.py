@@ -1,0 +1,83 @@
+"""The gateway's tokens file: made, listed, removed, kept hashed, reloaded."""
+
+import io
+import json
+import os
+import stat
+import tempfile
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from sorna.client import cli
+from sorna.cluster_keys import KeyWatch
+from sorna.gateway import tokens
+
+
+class TokensFileTests(SynchronousTestCase):
+    def setUp(self):
+        self.path = os.path.join(tempfile.mkdtemp(), "tokens")
+
+    def test_a_token_is_stored_hashed_for_its_owner_only(self):
+        token = tokens.add(self.path, "web")
+        with open(self.path) as f:
+            document = f.read()
+        self.assertNotIn(token, document)
+        self.assertEqual(json.loads(document)["tokens"]["web"]["sha256"],
+                         tokens.digest(token))
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
+        self.assertEqual(tokens.names(self.path), ["web"])
+
+    def test_the_ring_knows_tokens_by_value_and_forgets_removed_ones(self):
+        token = tokens.add(self.path, "web")
+        ring = tokens.TokenRing(self.path)
+        self.assertEqual(ring.name_of(token), "web")
+        for other in (None, "", token + "x", 7, "x" * 1000):
+            self.assertIsNone(ring.name_of(other))
+        tokens.remove(self.path, "web")
+        self.assertEqual(ring.replace(ring.read()), (0, 1))
+        self.assertIsNone(ring.name_of(token))
+
+    def test_the_watch_reloads_a_changed_file(self):
+        first = tokens.add(self.path, "first")
+        ring = tokens.TokenRing(self.path)
+        clock = Clock()
+        watch = KeyWatch.for_clock(ring, clock)
+        watch.startService()
+        self.addCleanup(watch.stopService)
+        second = tokens.add(self.path, "second")
+        tokens.remove(self.path, "first")
+        clock.advance(watch.interval)
+        self.assertEqual((ring.name_of(first), ring.name_of(second)), (None, "second"))
+
+    def test_bad_names_duplicates_and_files_are_errors_that_say_what_to_do(self):
+        tokens.add(self.path, "web")
+        with self.assertRaisesRegex(tokens.TokensError, "already"):
+            tokens.add(self.path, "web")
+        with self.assertRaisesRegex(tokens.TokensError, "cannot name"):
+            tokens.add(self.path, "a b")
+        with self.assertRaisesRegex(tokens.TokensError, "has no token named 'x'"):
+            tokens.remove(self.path, "x")
+        with open(self.path, "w") as f:
+            f.write("[1, 2]")
+        with self.assertRaisesRegex(tokens.TokensError, "not a tokens file"):
+            tokens.names(self.path)
+
+
+class TokensCommandTests(SynchronousTestCase):
+    def run_cli(self, *argv):
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(argv), out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    def test_add_prints_the_token_last_and_remove_revokes_it(self):
+        path = os.path.join(tempfile.mkdtemp(), "tokens")
+        code, out, _ = self.run_cli("tokens", "add", "web", "--file", path)
+        self.assertEqual(code, 0)
+        token = out.splitlines()[-1]
+        self.assertEqual(tokens.TokenRing(path).name_of(token), "web")
+        self.assertEqual(self.run_cli("tokens", "list", "--file", path)[1], "web\n")
+        self.assertEqual(self.run_cli("tokens", "remove", "web", "--file", path)[0], 0)
+        code, _, err = self.run_cli("tokens", "remove", "web", "--file", path)
+        self.assertEqual(code, cli.EXIT_ERROR)
+        self.assertIn("no token named 'web'", err)
