@@ -12,16 +12,16 @@ help:
 	@echo "make bench  run the benchmarks"
 
 install:
-	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, hiredis, prometheus_client, docker, moto" 2>/dev/null || \
+	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, hiredis, prometheus_client, docker, moto, autobahn, websocket, ultra_piston, selenium, jupyterlab" 2>/dev/null || \
 	  $(PIP) install --config-settings editable_mode=compat -e ".[test]"
 
 # Debian packages: debootstrap builds the base image; the tests start redis-server and
-# supervisord processes of their own.
+# supervisord processes of their own, and the gateway's browser tests Chromium.
 host-packages:
 	@bash etc/install-host-packages.sh debootstrap debian-archive-keyring
 
 test-packages: host-packages
-	@bash etc/install-host-packages.sh redis-server supervisor
+	@bash etc/install-host-packages.sh redis-server supervisor chromium chromium-driver
 
 images: install host-packages
 	sorna images build $(LANGS)

@@ -22,8 +22,9 @@ setup(
         "autobahn[twisted]>=23",  # the gateway's WebSockets
     ],
     # The tests start an S3-compatible server (moto's server mode) to export files to.
-    # The gateway's tests drive it with a WebSocket client and a Piston client library.
+    # The gateway's tests drive it with a WebSocket client, a Piston client library, and
+    # JupyterLab in Chromium under Selenium.
     extras_require={"test": ["moto[server]>=4", "websocket-client>=1.6",
-                             "ultra-piston>=1.0"]},
+                             "ultra-piston>=1.0", "selenium>=4.10", "jupyterlab>=4.2"]},
     entry_points={"console_scripts": ["sorna = sorna.client.cli:main"]},
 )

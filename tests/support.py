@@ -31,3 +31,16 @@ def require_image(client, tag):
         if os.environ.get("SORNA_REQUIRE_DOCKER") == "1":
             raise AssertionError(reason)
         raise SkipTest(reason)
+
+
+def require_browser():
+    """Skip (or fail under SORNA_REQUIRE_DOCKER=1, as CI runs) when Chromium, its driver,
+    Selenium or JupyterLab is missing."""
+    from sorna.testing.browser import browser_missing
+
+    reason = browser_missing()
+    if reason is None:
+        return
+    if os.environ.get("SORNA_REQUIRE_DOCKER") == "1":
+        raise AssertionError(reason + " (SORNA_REQUIRE_DOCKER=1)")
+    raise SkipTest(reason)

@@ -1,0 +1,96 @@
+"""The gateway in a real browser: JupyterLab (its server pointed at the gateway with
+--gateway-url) runs notebook cells in two languages, and the dashboard follows the
+cluster live. Headless Chromium under Selenium; screenshots go to the test's folder."""
+
+import os
+import time
+
+from sorna.testing.browser import JupyterLab, chromium, notebook
+from tests.integration.test_gateway import GatewayCase
+from tests.support import require_browser
+
+PAGE_TIMEOUT = 90.0
+
+# The notebook in front: its path, its kernel's state, its outputs' text.
+NOTEBOOK_STATE = """
+const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+const session = panel && panel.sessionContext && panel.sessionContext.session;
+const kernel = session && session.kernel;
+if (!kernel || !panel.context) return null;
+return {path: panel.context.path, kernel: kernel.connectionStatus + "/" + kernel.status,
+        outputs: [...panel.node.querySelectorAll(".jp-OutputArea-output")]
+                 .map((e) => e.textContent).join("\\n")};
+"""
+
+
+class BrowserCase(GatewayCase):
+    def setUp(self):
+        require_browser()
+        super().setUp()
+        self.driver = chromium()
+        self.addCleanup(self.driver.quit)
+        self.shots = os.path.abspath(self.mktemp())
+        os.makedirs(self.shots)
+
+    def screenshot(self, name):
+        self.driver.save_screenshot(os.path.join(self.shots, f"{name}.png"))
+
+    def wait_for(self, condition, what, timeout=PAGE_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = condition()
+            if last:
+                return last
+            time.sleep(0.2)
+        self.screenshot("timeout")
+        self.fail(f"the page did not show {what} within {timeout:g} s (screenshot in "
+                  f"{self.shots})")
+
+    def text_of(self, element_id):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, element_id).text
+
+
+class JupyterLabTests(BrowserCase):
+    def test_notebook_cells_run_in_two_languages(self):
+        lab = JupyterLab(self.gateway.url, self.gateway.token)
+        self.addCleanup(lab.remove)
+        lab.start()
+        for kernel, display, code, expected in (
+                ("python3", "Python 3 (Sorna)", "x = 6\nprint(x * 7)", "42"),
+                ("nodejs", "Node.js (Sorna)",
+                 "console.log([1, 2, 3].map(n => n * 2).join(','))", "2,4,6")):
+            name = lab.write_notebook(f"{kernel}.ipynb", notebook(kernel, display, [code]))
+            self.driver.get(lab.page(name))
+
+            def ready():
+                state = self.driver.execute_script(NOTEBOOK_STATE)
+                return state and state["path"] == name and state["kernel"] == \
+                    "connected/idle"
+
+            self.wait_for(ready, f"the {kernel} notebook with its kernel idle")
+            self.driver.execute_script(
+                "window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            self.wait_for(lambda: expected in self.driver.execute_script(
+                NOTEBOOK_STATE)["outputs"], f"the {kernel} cell's output {expected!r}")
+            self.screenshot(f"jupyterlab-{kernel}")
+        self.assertEqual(len(self.http.get("/api/kernels")[1]), 2)
+        self.assertIn("create of kernel", self.manager.log())
+
+
+class DashboardPageTests(BrowserCase):
+    def test_the_dashboard_follows_the_cluster_live(self):
+        self.driver.get(f"{self.gateway.url}/?token={self.gateway.token}")
+        self.wait_for(lambda: self.text_of("agent-count") == "1", "the agent")
+        self.assertEqual(self.text_of("kernel-count"), "0")
+        self.assertIn(self.agent.agent_id, self.text_of("agents"))
+        self.start_kernel()
+        self.wait_for(lambda: self.text_of("kernel-count") == "1", "one kernel")
+        self.wait_for(lambda: "python3 1" in self.text_of("by-lang"), "python3's kernel")
+        self.screenshot("dashboard")
+
+    def test_a_wrong_token_says_so(self):
+        self.driver.get(f"{self.gateway.url}/?token=wrong")
+        self.wait_for(lambda: "not connected" in self.text_of("state"), "the refusal")
