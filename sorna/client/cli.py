@@ -170,10 +170,11 @@ def run_interactively(client, kernel_id, code, stdout, stderr, ask=None):
         show(reply)
         if reply["status"] == "waiting-input":
             try:
-                text = ask(reply["prompt"], reply["password"])
-            except EOFError:
-                text = ""
-            reply = follow(lambda: client.send_input(kernel_id, text, on_output=show))
+                text, eof = ask(reply["prompt"], reply["password"]), False
+            except EOFError:  # Ctrl-D: the program's input ends, as on a terminal
+                text, eof = "", True
+            reply = follow(lambda: client.send_input(kernel_id, text, eof=eof,
+                                                     on_output=show))
         else:
             reply = follow(lambda: client.continue_run(kernel_id, on_output=show))
     show(reply)

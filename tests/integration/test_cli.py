@@ -65,6 +65,12 @@ class CliTests(ClusterTestCase):
         self.assertIn("cannot read", done.stderr)
         self.assertNoContainers()
 
+    def test_the_end_of_its_stdin_ends_the_programs(self):
+        done = self.sorna("exec", "python3", "import sys\nn = 0\nfor line in sys.stdin:\n"
+                          "    n += 1\nprint('lines:', n)", stdin="a\nb\n")
+        self.assertEqual((done.returncode, done.stdout), (0, "lines: 2\n"), done.stderr)
+        self.assertNoContainers()
+
     def test_manager_option(self):
         done = self.sorna("--manager", self.manager.addr, "exec", "python3", "print(1)",
                           manager="tcp://127.0.0.1:1")
