@@ -26,6 +26,9 @@ class Options(usage.Options):
         ["allow-origin", None, None,
          "Let browser pages from this origin (or *) call the API (CORS)."],
         ["max-body", None, MAX_BODY, "Largest request body in bytes (larger: 413).", int],
+        ["timeout", None, 30.0,
+         "Seconds a call to the cluster may take (creations, status), retries included; "
+         "then 504.", float],
     ]
 
     def __init__(self, environ=None):
@@ -37,6 +40,8 @@ class Options(usage.Options):
             raise usage.UsageError("--manager-addr is required, e.g. tcp://127.0.0.1:5001")
         if not 0 < self["port"] < 65536:
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
+        if self["timeout"] <= 0:
+            raise usage.UsageError("--timeout must be positive")
         if self["max-body"] < 1024:
             raise usage.UsageError("--max-body must be at least 1024 bytes")
         if self["insecure"] and self["keys"]:
@@ -69,7 +74,9 @@ def makeService(config, clock=None):
     from sorna.client.api import SornaClient
 
     client = SornaClient(config["manager-addr"], clock=clock, keys=config["keys"],
-                         insecure=config["insecure"], key_name=config["key-name"])
+                         insecure=config["insecure"], key_name=config["key-name"],
+                         timeout=config["timeout"],
+                         attempt_timeout=min(5.0, config["timeout"]))
     return GatewayService(client, clock, config["port"], config["listen"], config["tokens"],
                           allow_origin=config["allow-origin"], max_body=config["max-body"],
                           security="insecure" if config["insecure"] else "curve")

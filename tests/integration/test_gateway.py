@@ -75,6 +75,39 @@ class TokenTests(GatewayCase):
         self.assertIn("sorna tokens add", message)
 
 
+class OptionsTests(GatewayCase):
+    def test_cors_answers_the_allowed_origin_only(self):
+        gateway = self.start_gateway(self.manager,
+                                     extra_args=["--allow-origin", "https://ide.example"])
+        http = Http(gateway.url, gateway.token)
+        status, _, headers = http.call("OPTIONS", "/api/kernels", token=False, headers={
+            "Origin": "https://ide.example", "Access-Control-Request-Method": "POST"})
+        self.assertEqual(status, 204)
+        self.assertEqual(headers["access-control-allow-origin"], "https://ide.example")
+        self.assertIn("authorization", headers["access-control-allow-headers"])
+        _, _, headers = http.get("/api/kernels", headers={"Origin": "https://evil.example"})
+        self.assertNotIn("access-control-allow-origin", headers)
+        _, _, headers = self.http.get("/api/kernels", headers={
+            "Origin": "https://ide.example"})  # a gateway without --allow-origin
+        self.assertNotIn("access-control-allow-origin", headers)
+
+    def test_an_insecure_gateway_of_an_insecure_cluster(self):
+        manager, _ = self.start_cluster(insecure=True)
+        gateway = self.start_gateway(manager, insecure=True)
+        self.assertIn("insecure", gateway.log())
+        http = Http(gateway.url, gateway.token)
+        result = http.post("/api/v2/execute", {"language": "python", "version": "*",
+                                               "files": [{"content": "print(6 * 7)"}]})[1]
+        self.assertEqual(result["run"]["stdout"], "42\n")
+
+    def test_a_gateway_without_keys_or_insecure_refuses_to_start(self):
+        gateway = GatewayProcess(self.manager.addr, env={"SORNA_KEYS": "",
+                                                         "HOME": self.mktemp()})
+        message = self.start_fails(gateway)
+        self.assertIn("sorna keys init", message)
+        self.assertIn("--insecure", message)
+
+
 class JupyterRestTests(GatewayCase):
     def test_kernelspecs_name_every_language_an_agent_serves(self):
         status, specs, _ = self.http.get("/api/kernelspecs")
@@ -310,6 +343,16 @@ class DashboardTests(GatewayCase):
         self.assertTrue(kernel["id"])
         status, body, _ = Http(self.gateway.url).get("/api/dashboard/events")
         self.assertEqual(status, 401)
+
+    def test_an_unreachable_manager_is_shown_with_the_recent_errors(self):
+        self.gateway = self.start_gateway(self.manager, extra_args=["--timeout", "2"])
+        self.http = Http(self.gateway.url, self.gateway.token)
+        self.manager.stop()
+        status, state, _ = self.http.get("/api/dashboard")
+        self.assertEqual(status, 200)
+        self.assertIn("unreachable", state["manager"])
+        self.assertEqual(state["errors"][0]["where"], "manager status")
+        self.assertEqual(self.http.post("/api/kernels", {"name": "python3"})[0], 504)
 
 
 class StopTests(GatewayCase):
