@@ -1,0 +1,164 @@
+"""The gateway's logic on a FakeCluster and a Clock: Jupyter messages of a run, the queue
+bound, Piston's answers, the routes' token checks and errors (with in-memory requests)."""
+
+import io
+import json
+import os
+import tempfile
+
+from twisted.internet import defer, task
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.test.requesthelper import DummyRequest
+
+from sorna.gateway import tokens
+from sorna.gateway.channels import MAX_QUEUED_RUNS, ChannelsApi
+from sorna.gateway.jupyter import JupyterApi, Kernels
+from sorna.gateway.piston import PistonApi
+from sorna.gateway.web import Api
+from sorna.testing.cluster import FakeCluster
+from sorna.testing.gateway import jupyter_message
+
+
+class FakeConnection:
+    """What ChannelsApi needs of a WebSocket: its kernel, its pending inputs, a send."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.inputs = {}
+        self.sent = []
+
+    def send_message(self, message):
+        self.sent.append(message)
+
+
+class ClusterCase(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.cluster = FakeCluster(self.clock)
+        self.cluster.start()
+        self.client = self.cluster.client()
+        self.kernels = Kernels(self.client, self.clock)
+
+    def tearDown(self):
+        self.client.close()
+        self.successResultOf(self.cluster.stop())
+
+
+class ChannelsTests(ClusterCase):
+    def setUp(self):
+        super().setUp()
+        self.api = ChannelsApi(self.kernels, self.clock)
+        self.kernel = self.successResultOf(self.kernels.start("python3"))
+        self.conn = FakeConnection(self.kernel)
+        self.api.open(self.conn)
+
+    def execute(self, code, **content):
+        request = jupyter_message("execute_request", dict({"code": code}, **content))
+        self.api.handle(self.conn, request, "execute_request")
+        return request
+
+    def about(self, request):
+        return [(m["channel"], m["msg_type"], m["content"]) for m in self.conn.sent
+                if m["parent_header"] is request["header"]]
+
+    def test_a_run_is_busy_input_streams_reply_idle(self):
+        request = self.execute("print(6 * 7)")
+        self.assertEqual(self.about(request), [
+            ("iopub", "status", {"execution_state": "busy"}),
+            ("iopub", "execute_input", {"code": "print(6 * 7)", "execution_count": 1}),
+            ("iopub", "stream", {"name": "stdout", "text": "42\n"}),
+            ("shell", "execute_reply", {"status": "ok", "execution_count": 1,
+                                        "user_expressions": {}, "payload": []}),
+            ("iopub", "status", {"execution_state": "idle"}),
+        ])
+        for message in self.conn.sent:
+            self.assertEqual(message["header"]["session"], self.kernel.id)
+            self.assertEqual(message["msg_id"], message["header"]["msg_id"])
+
+    def test_an_exception_is_an_error_and_an_error_reply(self):
+        request = self.execute("1/0")
+        [error] = [c for _, t, c in self.about(request) if t == "error"]
+        self.assertEqual((error["ename"], error["evalue"]),
+                         ("ZeroDivisionError", "division by zero"))
+        [reply] = [c for _, t, c in self.about(request) if t == "execute_reply"]
+        self.assertEqual((reply["status"], reply["execution_count"]), ("error", 1))
+
+    def test_silent_runs_show_nothing_and_count_nothing(self):
+        request = self.execute("print(1)", silent=True)
+        self.assertEqual([t for _, t, _ in self.about(request)],
+                         ["status", "execute_reply", "status"])
+        self.assertEqual(self.kernel.execution_count, 0)
+
+    def test_a_request_without_code_is_an_error_reply(self):
+        request = self.execute(None)
+        [(_, msg_type, content)] = self.about(request)
+        self.assertEqual((msg_type, content["status"], content["ename"]),
+                         ("execute_reply", "error", "BadRequest"))
+
+    def test_runs_wait_in_order_and_the_queue_is_bounded(self):
+        held = defer.Deferred()
+        self.patch(self.api, "_run", lambda *args: held)
+        requests = [self.execute(f"print({i})") for i in range(MAX_QUEUED_RUNS + 2)]
+        refused = self.about(requests[-1])
+        self.assertEqual(refused[0][2]["ename"], "KernelBusy")
+        for request in requests[:-1]:
+            self.assertEqual(self.about(request), [])
+
+    def test_unknown_requests_get_a_not_supported_reply(self):
+        request = jupyter_message("debug_request", {})
+        self.api.handle(self.conn, request, "debug_request")
+        [(_, msg_type, content)] = self.about(request)
+        self.assertEqual((msg_type, content["ename"]), ("debug_reply", "NotSupported"))
+
+
+class PistonTests(ClusterCase):
+    def setUp(self):
+        super().setUp()
+        self.piston = PistonApi(self.client, self.clock, self.kernels)
+
+    def execute(self, body, content_type="application/json"):
+        request = DummyRequest([b""])
+        request.method = b"POST"
+        request.requestHeaders.setRawHeaders(b"content-type", [content_type.encode()])
+        request.content = io.BytesIO(json.dumps(body).encode())
+        return self.piston.execute(request)
+
+    def test_a_program_with_stdin_and_its_kernel_destroyed(self):
+        status, answer = self.successResultOf(self.execute({
+            "language": "py", "version": "*", "stdin": "ignored\n",
+            "files": [{"content": "print('hi')\nraise SystemExit(3)"}]}))
+        self.assertEqual((status, answer["language"], answer["run"]["stdout"]),
+                         (200, "python", "hi\n"))
+        self.assertEqual(answer["run"]["code"], 1)
+        self.assertIn("SystemExit", answer["run"]["stderr"])
+        self.assertEqual(self.successResultOf(self.client.status())["kernels"], 0)
+
+    def test_the_content_type_must_be_json(self):
+        error = self.failureResultOf(self.execute({}, "text/plain")).value
+        self.assertEqual(error.status, 415)
+
+
+class RoutesTests(SynchronousTestCase):
+    def setUp(self):
+        path = os.path.join(tempfile.mkdtemp(), "tokens")
+        self.token = tokens.add(path, "t")
+        self.api = Api(JupyterApi(Kernels(None, task.Clock())).routes(),
+                       tokens.TokenRing(path))
+
+    def render(self, method, path, token=None):
+        request = DummyRequest(path.strip("/").split("/"))
+        request.method = method
+        request.path = path.encode()
+        request.too_large = False
+        if token:
+            request.requestHeaders.setRawHeaders(b"authorization", [token.encode()])
+        body = self.api.render(request)
+        return request.responseCode, json.loads(body)
+
+    def test_tokens_routes_and_methods(self):
+        self.assertEqual(self.render(b"GET", "/api/kernels")[0], 401)
+        self.assertEqual(self.render(b"GET", "/api/kernels", "token wrong")[1]["reason"],
+                         "token-refused")
+        self.assertEqual(self.render(b"GET", "/nowhere", f"token {self.token}")[0], 404)
+        status, body = self.render(b"PUT", "/api/kernels", f"Bearer {self.token}")
+        self.assertEqual((status, body["reason"]), (405, "method-not-allowed"))
