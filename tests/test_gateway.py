@@ -4,6 +4,7 @@ bound, Piston's answers, the routes' token checks and errors (with in-memory req
 import io
 import json
 import os
+import platform
 import tempfile
 
 from twisted.internet import defer, task
@@ -12,6 +13,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from sorna.gateway import tokens
 from sorna.gateway.channels import MAX_QUEUED_RUNS, ChannelsApi
+from sorna.gateway.dashboard import DashboardApi
 from sorna.gateway.jupyter import JupyterApi, Kernels
 from sorna.gateway.piston import PistonApi
 from sorna.gateway.web import Api
@@ -136,6 +138,21 @@ class PistonTests(ClusterCase):
     def test_the_content_type_must_be_json(self):
         error = self.failureResultOf(self.execute({}, "text/plain")).value
         self.assertEqual(error.status, 415)
+
+
+class ClusterStateTests(ClusterCase):
+    def test_versions_and_kernels_by_language_come_from_the_agents_heartbeats(self):
+        self.successResultOf(self.kernels.start("python3"))
+        self.clock.advance(3)  # a heartbeat listing it
+        status, runtimes = self.successResultOf(
+            PistonApi(self.client, self.clock, self.kernels).runtimes(None))
+        [python] = runtimes
+        self.assertEqual((python["language"], python["version"]),
+                         ("python", platform.python_version()))
+        state = self.successResultOf(DashboardApi(self.client, self.kernels,
+                                                  self.clock).snapshot())
+        self.assertEqual((state["by_lang"], state["kernels"], state["gateway"]),
+                         ({"python3": 1}, 1, {"kernels": 1}))
 
 
 class RoutesTests(SynchronousTestCase):

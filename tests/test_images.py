@@ -209,9 +209,17 @@ class BuildDecisionTests(SynchronousTestCase):
         self.steps = []
         self.patch(build, "build_base_image",
                    lambda client, mirror, progress: self.steps.append("base"))
-        self.patch(build, "build_docker_image",
-                   lambda client, tag, context, repl_dir, tars, progress, dockerfile=None:
-                   self.steps.append(tag.split("/")[1].split(":")[0]) or tag)
+        self.labels = {}
+
+        def build_image(client, tag, context, repl_dir, tars, progress, dockerfile=None,
+                        labels=None):
+            self.labels[tag] = labels
+            self.steps.append(tag.split("/")[1].split(":")[0])
+            return tag
+
+        self.patch(build, "build_docker_image", build_image)
+        self.patch(build, "language_version", lambda client, image, context, progress:
+                   f"{context.name}-1.0")
         self.patch(build.Layers, "image", lambda self, lang, stack: build.ROOTFS_IMAGE)
 
     def build(self, base_labels, **kwargs):
@@ -225,6 +233,11 @@ class BuildDecisionTests(SynchronousTestCase):
         out = self.build({BASE_RECIPE_LABEL: base_recipe_hash()})
         self.assertEqual(self.steps, ["kernel-base", "kernel-python3"])
         self.assertIn("is current", out)
+
+    def test_the_language_image_is_labelled_with_its_version(self):
+        self.build({BASE_RECIPE_LABEL: base_recipe_hash()})
+        self.assertEqual(self.labels["sorna/kernel-python3:latest"],
+                         {"io.sorna.version": "python3-1.0"})
 
     def test_missing_base_is_built(self):
         out = self.build(None)
@@ -260,6 +273,10 @@ class Python3ImageTests(TestCase):
                          ["python", "python3", "py3", "py"])
         self.assertEqual(labels["io.sorna.memory"], "256m")
         self.assertEqual(labels["io.sorna.exec-timeout"], "60")
+        out = self.client.containers.run("sorna/kernel-python3:latest", [
+            "python3", "-c", "import platform; print(platform.python_version())"],
+            **HARDENED)
+        self.assertEqual(labels["io.sorna.version"], out.decode().strip())
 
     def test_runs_hardened_as_uid_1000(self):
         out = self.client.containers.run(

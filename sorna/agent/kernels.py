@@ -122,6 +122,13 @@ class Kernels:
         return {lang: parse_aliases(image.labels.get("io.sorna.aliases"))
                 for lang, image in self.images.items()}
 
+    def versions(self):
+        """{lang: version} from the images' io.sorna.version labels (what `sorna images
+        build` found the language's own command to say)."""
+        return {lang: image.labels["io.sorna.version"][:64]
+                for lang, image in self.images.items()
+                if image.labels.get("io.sorna.version")}
+
     @deferred
     async def create(self, kernel_id, lang, requested_limits=None):
         """A warm kernel of `lang` when the pool has one its limits fit, else a new one

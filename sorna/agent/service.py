@@ -268,7 +268,8 @@ class AgentService(MultiService):
             "instance": self.instance, "gone": self.kernels.gone(),
             "resources": {"cpus": os.cpu_count(), "sandbox": self.sandbox,
                           "executions": self.kernels.executions(),
-                          "running": dict(Counter(self.kernels.running().values()))},
+                          "running": dict(Counter(self.kernels.running().values())),
+                          "versions": self.kernels.versions()},
         })])
 
     @deferred

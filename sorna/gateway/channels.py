@@ -200,7 +200,8 @@ class ChannelsApi:
         self.broadcast(kernel, "status", {"execution_state": "busy"}, parent)
         self.reply(conn, "kernel_info_reply", {
             "status": "ok", "protocol_version": PROTOCOL_VERSION, "implementation": "sorna",
-            "implementation_version": __version__, "language_info": language_info(kernel.lang),
+            "implementation_version": __version__,
+            "language_info": language_info(kernel.lang, self.kernels.version(kernel.lang)),
             "banner": f"{about.display} in a Sorna kernel", "help_links": []}, parent)
         self.broadcast(kernel, "status", {"execution_state": "idle"}, parent)
         self.broadcast(kernel, "status", {"execution_state": kernel.execution_state}, None)

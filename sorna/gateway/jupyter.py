@@ -50,7 +50,7 @@ class Kernels:
         self.clock = clock
         self.max_kernels = max_kernels
         self._kernels = {}
-        self._langs = None  # (when, [lang]) of the live agents
+        self._langs = None  # (when, [lang], {lang: version}) of the live agents
         self._checked = {}  # kernel id -> when the manager last confirmed it
 
     def __len__(self):
@@ -64,8 +64,20 @@ class Kernels:
         now = self.clock.seconds()
         if self._langs is None or now - self._langs[0] >= REFRESH_INTERVAL:
             status = await self.client.status()
-            self._langs = (now, list(status["langs"]))
+            versions = {}
+            for agent in status["agents"]:
+                reported = (agent.get("resources") or {}).get("versions")
+                if isinstance(reported, dict):
+                    for lang, version in reported.items():
+                        if isinstance(version, str):
+                            versions.setdefault(lang, version[:64])
+            self._langs = (now, list(status["langs"]), versions)
         return self._langs[1]
+
+    def version(self, lang):
+        """The version live agents' images report for `lang` ("" if none, or not
+        asked yet)."""
+        return self._langs[2].get(lang, "") if self._langs else ""
 
     @deferred
     async def start(self, lang, trace=None):

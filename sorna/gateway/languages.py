@@ -2,8 +2,8 @@
 language_info, Piston's names and versions. A language an agent serves that is not
 listed here gets a plain description made from its name.
 
-`version` is the version of the Debian bookworm package the image installs
-(repl/<lang>/packages); the images do not report their versions yet."""
+Versions come from the images (label io.sorna.version, which `sorna images build` sets
+from `repl/<lang>/version`), as the agents report them."""
 
 from dataclasses import dataclass
 
@@ -17,37 +17,36 @@ class Language:
     codemirror: str  # JupyterLab's editor mode
     pygments: str
     piston: str = ""  # Piston's name for it, when not Sorna's
-    version: str = "0.0.0"
 
 
 LANGUAGES = {
     "python3": Language("Python 3", "python", "text/x-python", ".py", "python", "python3",
-                       piston="python", version="3.11.2"),
+                       piston="python"),
     "nodejs": Language("Node.js", "javascript", "application/javascript", ".js",
                        "javascript", "javascript",
-                       piston="javascript", version="18.20.4"),
+                       piston="javascript"),
     "ruby": Language("Ruby", "ruby", "text/x-ruby", ".rb", "ruby", "ruby",
-                       piston="", version="3.1.2"),
+                       piston=""),
     "r": Language("R", "R", "text/x-rsrc", ".r", "r", "r",
-                       piston="rscript", version="4.2.2"),
+                       piston="rscript"),
     "php": Language("PHP", "php", "application/x-httpd-php", ".php", "php", "php",
-                       piston="", version="8.2.32"),
+                       piston=""),
     "perl": Language("Perl", "perl", "text/x-perl", ".pl", "perl", "perl",
-                       piston="", version="5.36.0"),
+                       piston=""),
     "lua": Language("Lua", "lua", "text/x-lua", ".lua", "lua", "lua",
-                       piston="", version="5.4.4"),
+                       piston=""),
     "bash": Language("Bash", "bash", "text/x-sh", ".sh", "shell", "bash",
-                       piston="", version="5.2.15"),
+                       piston=""),
     "c": Language("C", "c", "text/x-csrc", ".c", "text/x-csrc", "c",
-                       piston="", version="12.2.0"),
+                       piston=""),
     "cpp": Language("C++", "c++", "text/x-c++src", ".cpp", "text/x-c++src", "cpp",
-                       piston="c++", version="12.2.0"),
+                       piston="c++"),
     "go": Language("Go", "go", "text/x-go", ".go", "go", "go",
-                       piston="", version="1.19.8"),
+                       piston=""),
     "java": Language("Java", "java", "text/x-java", ".java", "text/x-java", "java",
-                       piston="", version="17.0.19"),
+                       piston=""),
     "rust": Language("Rust", "rust", "text/x-rustsrc", ".rs", "rust", "rust",
-                       piston="", version="1.63.0"),
+                       piston=""),
 }
 
 
@@ -67,10 +66,10 @@ def kernelspec(lang):
         "metadata": {"sorna": {"lang": lang}}}}
 
 
-def language_info(lang):
+def language_info(lang, version=""):
     """kernel_info_reply's language_info."""
     about = describe(lang)
-    info = {"name": about.language, "version": "", "mimetype": about.mimetype,
+    info = {"name": about.language, "version": version, "mimetype": about.mimetype,
             "file_extension": about.extension, "pygments_lexer": about.pygments}
     if about.codemirror:
         info["codemirror_mode"] = about.codemirror
@@ -81,10 +80,11 @@ def piston_name(lang):
     return describe(lang).piston or lang
 
 
-def runtime(lang):
-    """A Piston runtime (GET /api/v2/runtimes)."""
+def runtime(lang, version):
+    """A Piston runtime (GET /api/v2/runtimes); `version`: what the image says ("0.0.0"
+    when it does not)."""
     about = describe(lang)
     name = piston_name(lang)
     aliases = sorted({lang, about.language.lower(), about.extension.lstrip(".")} - {name})
-    return {"language": name, "version": about.version, "aliases": aliases,
+    return {"language": name, "version": version or "0.0.0", "aliases": aliases,
             "runtime": "sorna"}

@@ -69,11 +69,12 @@ class PistonApi:
 
     @deferred
     async def runtimes(self, request):
-        return 200, [runtime(lang) for lang in await self.kernels.langs()]
+        return 200, [runtime(lang, self.kernels.version(lang))
+                     for lang in await self.kernels.langs()]
 
     async def _resolve(self, language, version):
         for lang in await self.kernels.langs():
-            about = runtime(lang)
+            about = runtime(lang, self.kernels.version(lang))
             if language in (about["language"], lang, *about["aliases"]):
                 if version in ("*", about["version"]) or about["version"].startswith(
                         version.rstrip(".x*") + "."):
@@ -163,7 +164,8 @@ class PistonApi:
     def _answer(self, lang, outcome):
         stdout, stderr, exceptions, error = outcome
         about = describe(lang)
-        answer = {"language": piston_name(lang), "version": about.version}
+        answer = {"language": piston_name(lang),
+                  "version": runtime(lang, self.kernels.version(lang))["version"]}
         compiled = about.language in ("c", "c++", "rust", "go", "java")
         if error is not None:
             status = "TO" if error.error == "exec-timeout" else "XX"

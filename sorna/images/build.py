@@ -43,6 +43,8 @@ KERNEL_UID = 1000
 # (the recipe hash then differs, and `sorna images build` rebuilds the root file system).
 BASE_STEPS_VERSION = 3
 BASE_RECIPE_LABEL = "io.sorna.base-recipe"
+# The language's own version, as repl/<lang>/version prints it in the image.
+VERSION_LABEL = "io.sorna.version"
 LAYER_STEPS_VERSION = 1
 CACHE_DIR = os.environ.get("SORNA_IMAGE_CACHE", "/var/cache/sorna")
 DOCKER_TIMEOUT = 600
@@ -167,9 +169,14 @@ def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
         context = repl_dir / lang
         dockerfile = (context / "Dockerfile").read_text()
         below = layers.image(lang, layer_stack(dockerfile))
+        labels = {}
+        version = language_version(client, below, context, progress)
+        if version:
+            labels[VERSION_LABEL] = version
         built.append(build_docker_image(client, f"sorna/kernel-{lang}:latest", context,
                                         repl_dir, [], progress,
-                                        dockerfile=on_layers(dockerfile, below)))
+                                        dockerfile=on_layers(dockerfile, below),
+                                        labels=labels))
     _remove_replaced(client, previous, progress)
     progress(f"done: {', '.join(built) or 'nothing to build'}")
     return built
@@ -212,10 +219,31 @@ def _remove_replaced(client, previous, progress):
                 pass
 
 
-def build_docker_image(client, tag, context, repl_dir, tars, progress, dockerfile=None):
+def language_version(client, image, context, progress):
+    """What `repl/<lang>/version` (a shell command) prints in `image`, the image of the
+    language's packages: its first line, at most 64 characters; "" without the file."""
+    import docker
+
+    path = Path(context) / "version"
+    if not path.exists():
+        return ""
+    command = path.read_text().strip()
+    try:
+        output = client.containers.run(image, ["sh", "-c", command], remove=True,
+                                       network_disabled=True, stderr=True)
+    except docker.errors.DockerException as e:
+        raise ImageBuildError(f"{path} failed in {image}: {e}") from e
+    lines = output.decode("utf-8", "replace").strip().splitlines()
+    version = lines[0].strip()[:64] if lines else ""
+    progress(f"{Path(context).name} version: {version or '(none printed)'}")
+    return version
+
+
+def build_docker_image(client, tag, context, repl_dir, tars, progress, dockerfile=None,
+                       labels=None):
     """`docker build` of `context` (a folder of `repl/`) as `tag`, with the runner and
     the layer tars (`[(name, path)]`) beside it (and `dockerfile` for the context's
-    own), streaming the build output."""
+    own), streaming the build output. `labels` are added to the image's own."""
     import docker
 
     progress(f"docker build {context} -> {tag}")
@@ -233,7 +261,8 @@ def build_docker_image(client, tag, context, repl_dir, tars, progress, dockerfil
         for name, path in tars:
             os.link(path, os.path.join(folder, "layers", f"{name}.tar"))
         for chunk in client.api.build(path=folder, tag=tag, rm=True, forcerm=True,
-                                      decode=True, network_mode="none"):
+                                      decode=True, network_mode="none",
+                                      labels=labels or None):
             if "error" in chunk:
                 raise ImageBuildError(
                     f"docker build of {tag} failed: {chunk['error'].strip()}")

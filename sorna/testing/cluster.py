@@ -12,6 +12,7 @@ isolates nothing and exists for tests only.
 
 import importlib.util
 import os
+import platform
 import shutil
 import tempfile
 from pathlib import Path
@@ -56,7 +57,8 @@ class FakeKernelHost:
         for lang in langs:
             self.docker.add_image(f"sorna/kernel-{lang}", {
                 "io.sorna.lang": lang, "io.sorna.memory": "256m",
-                "io.sorna.exec-timeout": "60", "io.sorna.aliases": "python,py3"})
+                "io.sorna.exec-timeout": "60", "io.sorna.aliases": "python,py3",
+                "io.sorna.version": platform.python_version()})
         self.docker.on_run = self._boot
         self.docker.on_remove = self._halt
         self._hold = False
