@@ -59,8 +59,7 @@ def main():
 
     docker_client = docker.from_env(timeout=120)
     context = zmq.Context()
-    with Cluster(docker_client, max_kernels=args.kernels, heartbeat_interval=3.0) as cluster, \
-            BlockingClient(cluster.manager.addr, timeout=TIMEOUT) as client:
+    with Cluster(docker_client, max_kernels=args.kernels, heartbeat_interval=3.0) as cluster:
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         secure(sock, "agent")

@@ -30,7 +30,6 @@ import zmq
 from _common import summary
 from throughput import RouterEcho, cpu_seconds, drive
 
-from sorna.ids import new_kernel_id
 from sorna.testing.keys import secure
 from sorna.testing.processes import ManagerProcess
 from sorna.testing.redis import RedisServer

@@ -18,7 +18,6 @@ from sorna.defer import deferred
 from sorna.metrics import metrics_service
 from sorna.proto import actions
 from sorna.proto.codec import encode
-from sorna.proto.errors import NoCapacity
 from sorna.ratelog import RateLimitedLog
 from sorna.server import RequestServer
 

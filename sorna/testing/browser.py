@@ -22,7 +22,8 @@ def browser_missing():
         if not os.path.exists(path):
             return f"{path} is missing ({INSTALL_HINT})"
     try:
-        import selenium  # noqa: F401
+        import selenium
+        del selenium  # (only whether it is there)
     except ImportError:
         return f"selenium is not installed ({INSTALL_HINT})"
     if shutil.which("jupyter-lab") is None:

@@ -9,7 +9,6 @@ import msgpack
 import zmq
 
 from sorna.testing.keys import secure
-from sorna.testing.processes import wait_until
 from tests.integration import ClusterTestCase
 
 MAX_MESSAGE_SIZE = 4096
