@@ -98,13 +98,24 @@ class ChannelsTests(ClusterCase):
                          ("execute_reply", "error", "BadRequest"))
 
     def test_runs_wait_in_order_and_the_queue_is_bounded(self):
-        held = defer.Deferred()
-        self.patch(self.api, "_run", lambda *args: held)
+        running = []  # (code, Deferred that ends the run), in the order the runs started
+        self.patch(self.api, "_run", lambda conn, kernel, parent, content, code, silent:
+                   running.append((code, defer.Deferred())) or running[-1][1])
         requests = [self.execute(f"print({i})") for i in range(MAX_QUEUED_RUNS + 2)]
         refused = self.about(requests[-1])
         self.assertEqual(refused[0][2]["ename"], "KernelBusy")
         for request in requests[:-1]:
             self.assertEqual(self.about(request), [])
+        self.assertEqual([code for code, _ in running], ["print(0)"])
+        # Every queued run gets its turn, one at a time and in order; none is left
+        # hanging when the test ends.
+        for i in range(MAX_QUEUED_RUNS + 1):
+            self.assertEqual(len(running), i + 1)
+            running[i][1].callback(None)
+        self.assertEqual([code for code, _ in running],
+                         [f"print({i})" for i in range(MAX_QUEUED_RUNS + 1)])
+        self.assertEqual(self.api._queued, {})
+        self.assertFalse(self.kernel.runs.locked)
 
     def test_unknown_requests_get_a_not_supported_reply(self):
         request = jupyter_message("debug_request", {})
