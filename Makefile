@@ -30,10 +30,10 @@ run: images
 	@bash etc/dev-cluster.sh
 
 test: install test-packages
-	$(PYTHON) -m tests.summary tests
+	$(PYTHON) -m tests.summary --force-gc tests
 
 unit: install
-	$(PYTHON) -m tests.summary tests.test_proto tests.test_server tests.test_registry \
+	$(PYTHON) -m tests.summary --force-gc tests.test_proto tests.test_server tests.test_registry \
 	  tests.test_manager tests.test_agent tests.test_agent_runs tests.test_client \
 	  tests.test_transport tests.test_logging tests.test_identity tests.test_grading \
 	  tests.test_warm_pools tests.test_process_driver tests.test_keys tests.test_tokens tests.test_gateway
