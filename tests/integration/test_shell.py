@@ -28,6 +28,10 @@ class Terminal:
         pid, fd = pty.fork()
         if pid == 0:  # the child: nothing but exec
             try:
+                # An ignored SIGINT survives exec, and Python then installs no
+                # KeyboardInterrupt: tests started in the background (`cmd &` in a
+                # script) would see Ctrl-C do nothing. A person's terminal has it default.
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
                 os.execve(CLI[0], CLI + list(args), env)
             finally:
                 os._exit(127)
