@@ -31,9 +31,10 @@ def browser_missing():
     return None
 
 
-def chromium(width=1400, height=1000):
+def chromium(tmpdir, width=1400, height=1000):
     """A headless Chromium under Selenium (the driver given by path: nothing is
-    downloaded)."""
+    downloaded). Its temporary files (a profile, a singleton folder that `quit()` leaves
+    behind) go under `tmpdir`, which the caller removes."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -43,7 +44,8 @@ def chromium(width=1400, height=1000):
                  "--disable-gpu", f"--window-size={width},{height}",
                  "--no-first-run", "--disable-extensions"):
         options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    return webdriver.Chrome(options=options, service=Service(
+        CHROMEDRIVER, env=dict(os.environ, TMPDIR=tmpdir)))
 
 
 def notebook(kernel, display, cells):

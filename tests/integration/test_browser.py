@@ -3,6 +3,8 @@
 cluster live. Headless Chromium under Selenium; screenshots go to the test's folder."""
 
 import os
+import shutil
+import tempfile
 import time
 
 from sorna.testing.browser import JupyterLab, chromium, notebook
@@ -27,10 +29,13 @@ class BrowserCase(GatewayCase):
     def setUp(self):
         require_browser()
         super().setUp()
-        self.driver = chromium()
-        self.addCleanup(self.driver.quit)
         self.shots = os.path.abspath(self.mktemp())
         os.makedirs(self.shots)
+        # Short: Chromium puts a Unix socket there, and a trial folder's path is too long.
+        browser_tmp = tempfile.mkdtemp(prefix="sorna-chromium-")
+        self.addCleanup(shutil.rmtree, browser_tmp, ignore_errors=True)
+        self.driver = chromium(browser_tmp)
+        self.addCleanup(self.driver.quit)
 
     def screenshot(self, name):
         self.driver.save_screenshot(os.path.join(self.shots, f"{name}.png"))
