@@ -44,3 +44,10 @@ def require_browser():
     if os.environ.get("SORNA_REQUIRE_DOCKER") == "1":
         raise AssertionError(reason + " (SORNA_REQUIRE_DOCKER=1)")
     raise SkipTest(reason)
+
+
+def temp_folder(testcase):
+    """A new, empty folder in the test's trial temp folder (removed with it)."""
+    path = os.path.abspath(testcase.mktemp())
+    os.makedirs(path)
+    return path

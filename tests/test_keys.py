@@ -3,7 +3,6 @@
 import io
 import os
 import stat
-import tempfile
 
 import zmq
 import zmq.auth
@@ -11,11 +10,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sorna import keys
 from sorna.client.cli import main
+from tests.support import temp_folder
 
 
 class KeysFolderTests(SynchronousTestCase):
     def setUp(self):
-        self.folder = os.path.join(tempfile.mkdtemp(), "keys")
+        self.folder = os.path.join(temp_folder(self), "keys")
         self.made = keys.init(self.folder)
 
     def test_init_makes_every_pair_a_cluster_needs(self):
@@ -82,7 +82,7 @@ class KeysFolderTests(SynchronousTestCase):
             self.assertIn("cannot name a key", str(e))
         e = self.assertRaises(keys.KeysError, keys.add, self.folder, "agents", "agent")
         self.assertIn("exists already", str(e))
-        empty = tempfile.mkdtemp()
+        empty = temp_folder(self)
         e = self.assertRaises(keys.KeysError, keys.add, empty, "clients", "c")
         self.assertIn(f"sorna keys init {empty}", str(e))
         self.assertEqual(os.listdir(empty), [])
@@ -94,7 +94,7 @@ class KeysCommandTests(SynchronousTestCase):
         return main(list(argv), stdout=out, stderr=err), out.getvalue(), err.getvalue()
 
     def test_init_and_add_list_what_they_made(self):
-        folder = os.path.join(tempfile.mkdtemp(), "k")
+        folder = os.path.join(temp_folder(self), "k")
         code, out, err = self.run_cli("keys", "init", folder)
         self.assertEqual((code, err), (0, ""))
         self.assertIn(f"secret  {folder}/manager.key_secret", out)
@@ -104,7 +104,7 @@ class KeysCommandTests(SynchronousTestCase):
                                             f"secret  {folder}/clients/web-ide.key_secret"])
 
     def test_errors_go_to_stderr_with_a_nonzero_exit(self):
-        folder = tempfile.mkdtemp()
+        folder = temp_folder(self)
         code, out, err = self.run_cli("keys", "add-agent", folder, "a")
         self.assertNotEqual(code, 0)
         self.assertEqual(out, "")

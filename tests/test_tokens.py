@@ -4,7 +4,6 @@ import io
 import json
 import os
 import stat
-import tempfile
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -12,11 +11,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from sorna.client import cli
 from sorna.cluster_keys import KeyWatch
 from sorna.gateway import tokens
+from tests.support import temp_folder
 
 
 class TokensFileTests(SynchronousTestCase):
     def setUp(self):
-        self.path = os.path.join(tempfile.mkdtemp(), "tokens")
+        self.path = os.path.join(temp_folder(self), "tokens")
 
     def test_a_token_is_stored_hashed_for_its_owner_only(self):
         token = tokens.add(self.path, "web")
@@ -71,7 +71,7 @@ class TokensCommandTests(SynchronousTestCase):
         return code, out.getvalue(), err.getvalue()
 
     def test_add_prints_the_token_last_and_remove_revokes_it(self):
-        path = os.path.join(tempfile.mkdtemp(), "tokens")
+        path = os.path.join(temp_folder(self), "tokens")
         code, out, _ = self.run_cli("tokens", "add", "web", "--file", path)
         self.assertEqual(code, 0)
         token = out.splitlines()[-1]
