@@ -99,8 +99,12 @@ class ChannelsTests(ClusterCase):
 
     def test_runs_wait_in_order_and_the_queue_is_bounded(self):
         running = []  # (code, Deferred that ends the run), in the order the runs started
-        self.patch(self.api, "_run", lambda conn, kernel, parent, content, code, silent:
-                   running.append((code, defer.Deferred())) or running[-1][1])
+
+        def start(conn, kernel, parent, content, code, silent):
+            running.append((code, defer.Deferred()))
+            return running[-1][1]
+
+        self.patch(self.api, "_run", start)
         requests = [self.execute(f"print({i})") for i in range(MAX_QUEUED_RUNS + 2)]
         refused = self.about(requests[-1])
         self.assertEqual(refused[0][2]["ename"], "KernelBusy")

@@ -9,7 +9,7 @@ import time
 
 from sorna.testing.browser import JupyterLab, chromium, notebook
 from tests.integration.test_gateway import GatewayCase
-from tests.support import require_browser
+from tests.support import require_browser, temp_folder
 
 PAGE_TIMEOUT = 90.0
 
@@ -29,8 +29,7 @@ class BrowserCase(GatewayCase):
     def setUp(self):
         require_browser()
         super().setUp()
-        self.shots = os.path.abspath(self.mktemp())
-        os.makedirs(self.shots)
+        self.shots = temp_folder(self)
         # Short: Chromium puts a Unix socket there, and a trial folder's path is too long.
         browser_tmp = tempfile.mkdtemp(prefix="sorna-chromium-")
         self.addCleanup(shutil.rmtree, browser_tmp, ignore_errors=True)

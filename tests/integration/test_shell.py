@@ -13,6 +13,7 @@ import time
 
 from sorna.proto.errors import KernelNotFound
 from tests.integration import ClusterTestCase
+from tests.support import temp_folder
 
 CLI = [sys.executable, "-m", "sorna.client.cli"]
 CLI_TIMEOUT = 60.0
@@ -205,8 +206,7 @@ class CopyTests(ShellTestCase):
         client = self.client(self.manager)
         kernel_id = client.create("python3")["kernel_id"]
         self.destroy_later(client, kernel_id)
-        folder = self.mktemp()
-        os.makedirs(folder)
+        folder = temp_folder(self)
         data = "línea uno\nline two\n".encode() + bytes(range(256))
         with open(os.path.join(folder, "local.txt"), "wb") as f:
             f.write(data)
