@@ -88,6 +88,10 @@ def warn_insecure(who, endpoint):
              "reaches it in", who=who, endpoint=endpoint)
 
 
+_UNSEEN = object()  # KeyWatch's signature before its first look (a signature may be None)
+CHANGED = "a change in the folder"
+
+
 class KeyWatch(Service):
     """Rereads the allowed keys on SIGHUP and whenever the folder's key files change
     (looked at every `interval` s, in a thread: it is file I/O). `ring`: a
@@ -102,7 +106,7 @@ class KeyWatch(Service):
         self.in_thread = in_thread or threads.deferToThread
         self.on_signal = on_signal
         self._loop = None
-        self._signature = None
+        self._signature = _UNSEEN
         self._previous_handler = None
         self._busy = None  # the look (and reload) in progress
         self._wanted = None  # why a reload was asked for (SIGHUP)
@@ -155,14 +159,18 @@ class KeyWatch(Service):
         try:
             while True:
                 signature = await self.in_thread(self.ring.signature)
-                changed = self._signature is not None and signature != self._signature
+                # The first look always counts as a change: the ring was read when the
+                # process started, and the folder may have changed since.
+                changed = signature != self._signature
                 self._signature = signature
                 why, self._wanted = self._wanted, None
                 if why is None and changed:
-                    why = "a change in the folder"
+                    why = CHANGED
                 if why is None:
                     return
                 added, removed = self.ring.replace(await self.in_thread(self.ring.read))
+                if why == CHANGED and not (added or removed):
+                    continue  # rewritten with the same keys (or the first look)
                 log.info("reloaded the {what} of {folder} after {why}: {n} allowed "
                          "({added} added, {removed} removed)", folder=self.ring.folder,
                          why=why, n=len(self.ring), added=added, removed=removed,

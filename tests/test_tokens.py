@@ -50,6 +50,16 @@ class TokensFileTests(SynchronousTestCase):
         clock.advance(watch.interval)
         self.assertEqual((ring.name_of(first), ring.name_of(second)), (None, "second"))
 
+    def test_a_change_before_the_watch_starts_is_not_missed(self):
+        """The ring is read when the process starts, the watch looks later: what changed
+        in between is loaded at the watch's first look, not at the next change."""
+        ring = tokens.TokenRing(self.path)
+        second = tokens.add(self.path, "second")
+        watch = KeyWatch.for_clock(ring, Clock())
+        watch.startService()
+        self.addCleanup(watch.stopService)
+        self.assertEqual(ring.name_of(second), "second")
+
     def test_bad_names_duplicates_and_files_are_errors_that_say_what_to_do(self):
         tokens.add(self.path, "web")
         with self.assertRaisesRegex(tokens.TokensError, "already"):
