@@ -96,6 +96,12 @@ class RedisOnlyTests(RedisTestCase):
         tables = yield defer.gatherResults(
             [self.make_table(agent_timeout=60, poolsize=5, call_timeout=10)
              for _ in range(8)])
+        # The pools open their connections in the background (start() waits for one):
+        # wait for all of them, so that the reserves really race over 40 connections.
+        deadline = time.monotonic() + 10
+        while (self.redis.call("CLIENT", "LIST").count(b"\n") < 8 * 5
+               and time.monotonic() < deadline):
+            yield task.deferLater(reactor, 0.05, lambda: None)
         clients = self.redis.call("CLIENT", "LIST").count(b"\n")
         self.assertGreaterEqual(clients, 8 * 5)
         now = reactor.seconds()
