@@ -12,25 +12,45 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from sorna.gateway import tokens
-from sorna.gateway.channels import MAX_QUEUED_RUNS, ChannelsApi
+from sorna.gateway.backpressure import TokenBucket
+from sorna.gateway.channels import (
+    MAX_QUEUED_RUNS, REQUEST_BURST, REQUESTS_PER_SECOND, ChannelsApi, parse_message,
+)
 from sorna.gateway.dashboard import DashboardApi
 from sorna.gateway.jupyter import JupyterApi, Kernels
 from sorna.gateway.piston import PistonApi
+from sorna.gateway.tenants import Tenant
 from sorna.gateway.web import Api
 from sorna.testing.cluster import FakeCluster
 from sorna.testing.gateway import jupyter_message
 
 
-class FakeConnection:
-    """What ChannelsApi needs of a WebSocket: its kernel, its pending inputs, a send."""
+ALICE = Tenant("alice", "a" * 64)
+BOB = Tenant("bob", "b" * 64)
+OPS = Tenant("ops", "c" * 64, admin=True)
 
-    def __init__(self, kernel):
+
+class FakeConnection:
+    """What ChannelsApi needs of a WebSocket: its token and kernel, its pending inputs,
+    its request budget, a send."""
+
+    def __init__(self, kernel, tenant=ALICE, clock=None):
         self.kernel = kernel
+        self.tenant = tenant
         self.inputs = {}
+        self.requests = TokenBucket(clock or task.Clock(), REQUESTS_PER_SECOND,
+                                    REQUEST_BURST)
         self.sent = []
+        self.closed = None
+
+    def send_payload(self, data):
+        self.sent.append(json.loads(data))
 
     def send_message(self, message):
-        self.sent.append(message)
+        self.sent.append(json.loads(json.dumps(message)))
+
+    def sendClose(self, code, reason):
+        self.closed = (code, reason)
 
 
 class ClusterCase(SynchronousTestCase):
@@ -50,18 +70,18 @@ class ChannelsTests(ClusterCase):
     def setUp(self):
         super().setUp()
         self.api = ChannelsApi(self.kernels, self.clock)
-        self.kernel = self.successResultOf(self.kernels.start("python3"))
-        self.conn = FakeConnection(self.kernel)
+        self.kernel = self.successResultOf(self.kernels.start("python3", ALICE))
+        self.conn = FakeConnection(self.kernel, clock=self.clock)
         self.api.open(self.conn)
 
     def execute(self, code, **content):
         request = jupyter_message("execute_request", dict({"code": code}, **content))
-        self.api.handle(self.conn, request, "execute_request")
+        self.api.handle(self.conn, parse_message(json.dumps(request)), "execute_request")
         return request
 
     def about(self, request):
         return [(m["channel"], m["msg_type"], m["content"]) for m in self.conn.sent
-                if m["parent_header"] is request["header"]]
+                if m["parent_header"].get("msg_id") == request["header"]["msg_id"]]
 
     def test_a_run_is_busy_input_streams_reply_idle(self):
         request = self.execute("print(6 * 7)")
@@ -123,7 +143,7 @@ class ChannelsTests(ClusterCase):
 
     def test_unknown_requests_get_a_not_supported_reply(self):
         request = jupyter_message("debug_request", {})
-        self.api.handle(self.conn, request, "debug_request")
+        self.api.handle(self.conn, parse_message(json.dumps(request)), "debug_request")
         [(_, msg_type, content)] = self.about(request)
         self.assertEqual((msg_type, content["ename"]), ("debug_reply", "NotSupported"))
 
@@ -133,12 +153,12 @@ class PistonTests(ClusterCase):
         super().setUp()
         self.piston = PistonApi(self.client, self.clock, self.kernels)
 
-    def execute(self, body, content_type="application/json"):
+    def execute(self, body, content_type="application/json", tenant=ALICE):
         request = DummyRequest([b""])
         request.method = b"POST"
         request.requestHeaders.setRawHeaders(b"content-type", [content_type.encode()])
         request.content = io.BytesIO(json.dumps(body).encode())
-        return self.piston.execute(request)
+        return self.piston.execute(request, tenant)
 
     def test_a_program_with_stdin_and_its_kernel_destroyed(self):
         status, answer = self.successResultOf(self.execute({
@@ -157,17 +177,17 @@ class PistonTests(ClusterCase):
 
 class ClusterStateTests(ClusterCase):
     def test_versions_and_kernels_by_language_come_from_the_agents_heartbeats(self):
-        self.successResultOf(self.kernels.start("python3"))
+        self.successResultOf(self.kernels.start("python3", ALICE))
         self.clock.advance(3)  # a heartbeat listing it
         status, runtimes = self.successResultOf(
             PistonApi(self.client, self.clock, self.kernels).runtimes(None))
         [python] = runtimes
         self.assertEqual((python["language"], python["version"]),
                          ("python", platform.python_version()))
-        state = self.successResultOf(DashboardApi(self.client, self.kernels,
-                                                  self.clock).snapshot())
+        dashboard = DashboardApi(self.client, self.kernels, self.clock)
+        state = dashboard.view(self.successResultOf(dashboard.snapshot()), OPS)
         self.assertEqual((state["by_lang"], state["kernels"], state["gateway"]),
-                         ({"python3": 1}, 1, {"kernels": 1}))
+                         ({"python3": 1}, 1, {"kernels": 1, "by_token": {"alice": 1}}))
 
 
 class RoutesTests(SynchronousTestCase):

@@ -101,11 +101,24 @@ def _parser():
     token_commands = tokens.add_subparsers(title="token commands", required=True,
                                            metavar="COMMAND")
     for name, what, run in (("add", "make a token NAME and print it (once)", _tokens_add),
+                            ("set", "change the role or quotas of the token NAME",
+                             _tokens_set),
                             ("remove", "revoke the token NAME", _tokens_remove),
-                            ("list", "list the tokens' names", _tokens_list)):
+                            ("list", "list the tokens: names, roles, quotas", _tokens_list)):
         command = token_commands.add_parser(name, help=what)
         if name != "list":
             command.add_argument("name", metavar="NAME", help="e.g. who uses the token")
+        if name in ("add", "set"):
+            command.add_argument(
+                "--admin", action=argparse.BooleanOptionalAction, default=None,
+                help="an operator's token: sees and manages every kernel and the whole "
+                     "dashboard")
+            for quota, what in (("kernels", "kernels it may hold"),
+                                ("runs", "Piston executes it may run at once")):
+                command.add_argument(
+                    f"--max-{quota}", type=int, metavar="N",
+                    help=f"{what} (default: the gateway's --max-{quota}-per-token; -1 "
+                         f"goes back to it)")
         command.add_argument("--file", metavar="FILE",
                              help="the tokens file (default: `tokens` in the keys folder)")
         command.set_defaults(run=run)
@@ -357,13 +370,26 @@ def _tokens_add(args, stdout, stderr):
     from sorna.gateway import tokens
 
     def add(path):
-        token = tokens.add(path, args.name)
+        token = tokens.add(path, args.name, bool(args.admin), args.max_kernels,
+                           args.max_runs)
         stdout.write(f"made the token {args.name!r} in {path}; it is shown only now. "
                      f"Send it as `Authorization: token TOKEN` (or `Bearer TOKEN`):\n")
         stdout.write(f"{token}\n")
         return 0
 
     return _tokens_command(args, stderr, add)
+
+
+def _tokens_set(args, stdout, stderr):
+    from sorna.gateway import tokens
+
+    def change(path):
+        tokens.update(path, args.name, args.admin, args.max_kernels, args.max_runs)
+        stdout.write(f"changed the token {args.name!r} in {path}; a running gateway "
+                     f"applies it within seconds\n")
+        return 0
+
+    return _tokens_command(args, stderr, change)
 
 
 def _tokens_remove(args, stdout, stderr):
@@ -382,8 +408,12 @@ def _tokens_list(args, stdout, stderr):
     from sorna.gateway import tokens
 
     def show(path):
-        for name in tokens.names(path):
-            stdout.write(f"{name}\n")
+        for tenant in tokens.tenants(path):
+            quotas = " ".join(f"{q}={v}" for q, v in (("max-kernels", tenant.max_kernels),
+                                                      ("max-runs", tenant.max_runs))
+                              if v is not None)
+            role = "admin" if tenant.admin else "user"
+            stdout.write(f"{tenant.name}\t{role}\t{quotas or 'default quotas'}\n")
         return 0
 
     return _tokens_command(args, stderr, show)

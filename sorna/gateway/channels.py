@@ -5,8 +5,13 @@ An execute_request becomes one Sorna run: its output streams as `stream` and
 `display_data` messages, a read of standard input becomes an `input_request` (or, when
 the request does not allow stdin, end-of-file), exceptions become `error`. Requests of
 one kernel run one at a time, in order; iopub messages go to every connection of the
-kernel, replies to the connection that asked."""
+kernel, replies to the connection that asked.
 
+A socket is opened by the kernel's owner (or an admin token) only, within the token's
+and the kernel's socket quotas; what it may send is type-checked and rate-limited, and
+what it does not read is bounded (sorna.gateway.backpressure)."""
+
+import collections
 import datetime
 import json
 import uuid
@@ -18,9 +23,12 @@ from twisted.logger import Logger
 
 from sorna import __version__
 from sorna.defer import InFlight, deferred
+from sorna.gateway.backpressure import SEND_BUDGET, TokenBucket, over_budget
 from sorna.gateway.languages import describe, language_info
+from sorna.gateway.tenants import Quotas
 from sorna.gateway.web import HttpError, Route
-from sorna.proto.errors import SornaError
+from sorna.proto.codec import parse_json
+from sorna.proto.errors import BadRequest, SornaError
 from sorna.ratelog import RateLimitedLog
 
 log = Logger(namespace="sorna.gateway.channels")
@@ -29,8 +37,19 @@ MAX_MESSAGE = 2 << 20  # a WebSocket message from a client (code is at most 1 Mi
 MAX_QUEUED_RUNS = 16  # execute_requests of one kernel waiting behind the running one
 INPUT_TIMEOUT = 300.0  # seconds an input_request waits for its input_reply
 PROTOCOL_VERSION = "5.3"
-# Close codes for frames no Jupyter client sends (applications' codes are 4000-4999).
-CLOSE_MALFORMED = 4400
+# Requests other than execute_request and input_reply one socket may send, a second
+# (each costs replies to every socket of the kernel, some a call to the cluster).
+REQUESTS_PER_SECOND = 10
+REQUEST_BURST = 30
+# The header fields a reply echoes as its parent_header, each at most this long.
+HEADER_FIELDS = ("msg_id", "msg_type", "username", "session", "date", "version")
+MAX_HEADER_FIELD = 1024
+# Seconds a closing socket has to answer the close before its connection is dropped.
+CLOSE_TIMEOUT = 5
+# Close codes (applications' codes are 4000-4999).
+CLOSE_MALFORMED = 4400  # a frame no Jupyter client sends
+CLOSE_REVOKED = 4401  # the token was removed
+CLOSE_TOO_SLOW = 4408  # the client left more than the send budget unread
 CLOSE_BINARY = 4415
 
 # Requests the gateway answers with an empty, successful reply, so that no UI waits.
@@ -40,6 +59,10 @@ EMPTY_REPLIES = {
     "is_complete_request": {"status": "unknown"},
     "inspect_request": {"status": "ok", "found": False, "data": {}, "metadata": {}},
 }
+
+
+def _reply_channel(message):
+    return message["channel"] if message["channel"] in ("shell", "control") else "shell"
 
 
 def now_iso():
@@ -59,16 +82,58 @@ def error_content(name, value, traceback):
             "traceback": traceback.splitlines() if traceback else [f"{name}: {value}"]}
 
 
+class Malformed(Exception):
+    """A frame that is not a Jupyter message; the message says what is wrong."""
+
+
+def parse_message(payload):
+    """The Jupyter message in a client's text frame, its header reduced to the standard
+    fields (which replies echo as their parent_header); Malformed otherwise."""
+    try:
+        message = parse_json(payload, "frame")
+    except BadRequest as e:
+        raise Malformed(e.cause)
+    if not isinstance(message, dict):
+        raise Malformed("a frame must be a JSON object")
+    header = message.get("header")
+    if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
+        raise Malformed("a message needs a header naming its msg_type")
+    for field in HEADER_FIELDS:
+        value = header.get(field)
+        if value is not None and (not isinstance(value, str)
+                                  or len(value) > MAX_HEADER_FIELD):
+            raise Malformed(f"header.{field} must be a string of at most "
+                            f"{MAX_HEADER_FIELD} characters")
+    parts = {}
+    for field in ("parent_header", "content", "metadata"):
+        value = message.get(field)
+        if value is not None and not isinstance(value, dict):
+            raise Malformed(f"{field} must be an object")
+        parts[field] = value or {}
+    parent_id = parts["parent_header"].get("msg_id")
+    if parent_id is not None and not isinstance(parent_id, str):
+        raise Malformed("parent_header.msg_id must be a string")
+    channel = message.get("channel")
+    if channel is not None and not isinstance(channel, str):
+        raise Malformed("channel must be a string")
+    return dict(parts, header={k: header[k] for k in HEADER_FIELDS if k in header},
+                channel=channel)
+
+
 class JupyterChannel(WebSocketServerProtocol):
-    """One WebSocket of one kernel."""
+    """One WebSocket of one kernel, opened by one token."""
 
     api = None  # the ChannelsApi (set on the factory's protocol)
+    tenant = kernel = None
+    dropping = False
 
     def onConnect(self, request):
-        kernel_id = request.path.rstrip("/").split("/")[-2]
-        self.kernel = self.api.kernels.find(kernel_id)
+        # ChannelsApi.upgrade checked the token, the kernel and the quotas, and hands
+        # them over while autobahn reads the handshake (synchronously, within it).
+        self.tenant, self.kernel = self.api.handing_over
         self.inputs = {}  # input_request msg_id -> Deferred of the value
         self.refusals = RateLimitedLog(log, self.api.clock)
+        self.requests = TokenBucket(self.api.clock, REQUESTS_PER_SECOND, REQUEST_BURST)
         return None  # no subprotocol: the JSON text frames
 
     def onOpen(self):
@@ -76,7 +141,7 @@ class JupyterChannel(WebSocketServerProtocol):
         self.api.open(self)
 
     def onClose(self, wasClean, code, reason):
-        if getattr(self, "kernel", None) is not None and self in self.api.connections:
+        if self.kernel is not None and self in self.api.connections:
             self.kernel.connections -= 1
             self.api.close(self)
             for d in self.inputs.values():
@@ -88,41 +153,56 @@ class JupyterChannel(WebSocketServerProtocol):
             return self._refuse(CLOSE_BINARY, "binary frames (messages with buffers) are "
                                               "not supported; send JSON text frames")
         try:
-            message = json.loads(payload.decode("utf-8"))
-            header = message["header"]
-            msg_type = header["msg_type"]
-            if not isinstance(msg_type, str) or not isinstance(message.get("content", {}),
-                                                                dict):
-                raise TypeError
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return self._refuse(CLOSE_MALFORMED, "a frame must be a JSON Jupyter message "
-                                                 "with a header naming its msg_type")
-        self.api.handle(self, message, msg_type)
+            message = parse_message(payload)
+        except Malformed as e:
+            return self._refuse(CLOSE_MALFORMED, f"not a JSON Jupyter message: {e}")
+        self.api.handle(self, message, message["header"]["msg_type"])
 
     def _refuse(self, code, why):
         """A frame no Jupyter client sends: the connection is closed, saying why (a
         WebSocket close reason holds at most 123 bytes)."""
-        self.refusals.info("kernel {kernel}: refused a frame: {why}", kernel=self.kernel.id,
-                           why=why)
+        self.refusals.info("kernel {kernel}: refused a frame of {token}: {why}",
+                           kernel=self.kernel.id, token=self.tenant.name, why=why)
         self.sendClose(code, why[:120])
 
+    def send_payload(self, data):
+        """Send one encoded message, unless the peer has left more than the send budget
+        unread: then the socket is closed (4408) and nothing more is kept for it."""
+        if self.state != self.STATE_OPEN or self.dropping:
+            return
+        if over_budget(self.transport, len(data)):
+            self.dropping = True
+            self.refusals.info("kernel {kernel}: closed a WebSocket of {token} that did "
+                               "not read", kernel=self.kernel.id, token=self.tenant.name)
+            self.sendClose(CLOSE_TOO_SLOW, f"the client left more than {SEND_BUDGET >> 20} "
+                                           f"MiB unread; read faster, then reconnect")
+            return
+        self.sendMessage(data, isBinary=False)
+
     def send_message(self, message):
-        if self.state == self.STATE_OPEN:
-            self.sendMessage(json.dumps(message).encode("utf-8"), isBinary=False)
+        self.send_payload(encode(message))
+
+
+def encode(message):
+    return json.dumps(message).encode("utf-8")
 
 
 class ChannelsApi:
-    def __init__(self, kernels, clock):
+    def __init__(self, kernels, clock, quotas=Quotas()):
         self.kernels = kernels
         self.clock = clock
+        self.quotas = quotas
         self.client = kernels.client
         self.connections = set()
+        self._of_kernel = collections.defaultdict(set)  # kernel id -> its connections
+        self._of_token = collections.Counter()  # token name -> connections
+        self.handing_over = None
         self.in_flight = InFlight()
         factory = WebSocketServerFactory()
         factory.protocol = type("Channel", (JupyterChannel,), {"api": self})
         factory.setProtocolOptions(maxMessagePayloadSize=MAX_MESSAGE,
                                    maxFramePayloadSize=MAX_MESSAGE, autoPingInterval=30,
-                                   autoPingTimeout=30)
+                                   autoPingTimeout=30, closeHandshakeTimeout=CLOSE_TIMEOUT)
         self.resource = WebSocketResource(factory)
         self._queued = {}  # kernel id -> runs waiting
 
@@ -130,18 +210,43 @@ class ChannelsApi:
         return [Route("GET", r"/api/kernels/(?P<kernel_id>[0-9a-fA-F-]{36})/channels",
                       self.upgrade, query_token=True, raw=True)]
 
-    def upgrade(self, request, kernel_id):
-        self.kernels.find(kernel_id)  # 404 before the upgrade
+    def upgrade(self, request, kernel_id, tenant):
+        kernel = self.kernels.find(kernel_id, tenant)  # 404 before the upgrade
         if (request.getHeader("upgrade") or "").lower() != "websocket":
             raise HttpError(400, "this is a WebSocket endpoint: connect with a WebSocket "
                                  "client", "not-websocket")
-        return self.resource.render(request)
+        self.quotas.check(tenant, "sockets", self._of_token[tenant.name])
+        self.quotas.check(tenant, "sockets_per_kernel", len(self._of_kernel[kernel.id]))
+        self.handing_over = (tenant, kernel)
+        try:
+            return self.resource.render(request)
+        finally:
+            self.handing_over = None
 
     def open(self, conn):
         self.connections.add(conn)
+        self._of_kernel[conn.kernel.id].add(conn)
+        self._of_token[conn.tenant.name] += 1
 
     def close(self, conn):
         self.connections.discard(conn)
+        conns = self._of_kernel.get(conn.kernel.id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._of_kernel[conn.kernel.id]
+        self._of_token[conn.tenant.name] -= 1
+        if self._of_token[conn.tenant.name] <= 0:
+            del self._of_token[conn.tenant.name]
+
+    def sockets_of(self, name):
+        return self._of_token.get(name, 0)
+
+    def revoke(self, ring):
+        """Close the WebSockets of tokens the ring no longer accepts."""
+        for conn in list(self.connections):
+            if not ring.holds(conn.tenant):
+                conn.sendClose(CLOSE_REVOKED, "the token was revoked")
 
     def close_all(self):
         for conn in list(self.connections):
@@ -150,27 +255,34 @@ class ChannelsApi:
     # -- messages
 
     def broadcast(self, kernel, msg_type, content, parent):
-        message = make_message(msg_type, content, parent, "iopub", kernel.id)
-        for conn in list(self.connections):
-            if conn.kernel is kernel:
-                conn.send_message(message)
+        conns = self._of_kernel.get(kernel.id)
+        if conns:
+            data = encode(make_message(msg_type, content, parent, "iopub", kernel.id))
+            for conn in list(conns):
+                conn.send_payload(data)
 
     def reply(self, conn, msg_type, content, parent, channel="shell"):
         conn.send_message(make_message(msg_type, content, parent, channel, conn.kernel.id))
 
     def handle(self, conn, message, msg_type):
         parent = message["header"]
-        content = message.get("content") or {}
+        content = message["content"]
         kernel = conn.kernel
         if msg_type == "execute_request":
             self._track(self.execute(conn, kernel, parent, content))
-        elif msg_type == "kernel_info_request":
-            self.kernel_info(conn, kernel, parent)
         elif msg_type == "input_reply":
-            waiting = conn.inputs.get((message.get("parent_header") or {}).get("msg_id"))
+            waiting = conn.inputs.get(message["parent_header"].get("msg_id"))
             value = content.get("value")
             if waiting is not None and not waiting.called:
                 waiting.callback(value if isinstance(value, str) else "")
+        elif not conn.requests.take():
+            if msg_type.endswith("_request"):
+                self.reply(conn, msg_type[:-len("_request")] + "_reply", error_content(
+                    "RateLimited", f"more than {REQUESTS_PER_SECOND} requests a second "
+                                   f"other than execute_request on this socket; slow down",
+                    ""), parent, _reply_channel(message))
+        elif msg_type == "kernel_info_request":
+            self.kernel_info(conn, kernel, parent)
         elif msg_type == "complete_request":
             cursor = content.get("cursor_pos")
             cursor = cursor if isinstance(cursor, int) else 0
@@ -187,8 +299,7 @@ class ChannelsApi:
         elif msg_type.endswith("_request"):
             self.reply(conn, msg_type[:-len("_request")] + "_reply", error_content(
                 "NotSupported", f"the Sorna gateway does not answer {msg_type[:64]}", ""),
-                parent, message.get("channel") if message.get("channel") in (
-                    "shell", "control") else "shell")
+                parent, _reply_channel(message))
         # other messages (comm_msg, ...) are dropped: Sorna kernels have no comms
 
     def _track(self, d):

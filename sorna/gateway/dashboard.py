@@ -1,7 +1,8 @@
 """The operator's dashboard: `/` is a plain HTML page (no build step, no external
 assets) that follows `/api/dashboard/events`, server-sent events of the cluster's state
 (agents, kernels by language, warm pools, recent errors). The state is asked of the
-manager once per interval however many pages watch."""
+manager once per interval however many pages watch. An admin token sees all of it; a
+plain token sees the cluster's size and its own kernels and errors."""
 
 import collections
 import json
@@ -12,6 +13,8 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from sorna.defer import deferred
+from sorna.gateway.backpressure import over_budget
+from sorna.gateway.tenants import Quotas
 from sorna.gateway.web import HttpError, Route
 from sorna.proto.errors import SornaError
 
@@ -23,15 +26,19 @@ RECENT_ERRORS = 20
 
 
 class DashboardApi:
-    def __init__(self, client, kernels, clock, interval=INTERVAL):
+    def __init__(self, client, kernels, clock, interval=INTERVAL, quotas=Quotas()):
         self.client = client
         self.kernels = kernels
         self.clock = clock
         self.interval = interval
-        self.watchers = set()
-        self.errors = collections.deque(maxlen=RECENT_ERRORS)
+        self.quotas = quotas
+        self.watchers = {}  # request -> the tenant watching
+        self.errors = collections.deque(maxlen=RECENT_ERRORS)  # the gateway's own
+        # Errors of each token's requests, apart: a token fills its own list only.
+        self.errors_of = collections.defaultdict(
+            lambda: collections.deque(maxlen=RECENT_ERRORS))
         self._loop = None
-        self._last = None
+        self._last = None  # the newest state, every tenant's part included
         self._page = resources.files("sorna.gateway").joinpath(
             "dashboard.html").read_bytes()
 
@@ -41,9 +48,13 @@ class DashboardApi:
                 Route("GET", r"/api/dashboard/events", self.events, query_token=True,
                       raw=True)]
 
-    def record_error(self, where, message):
-        self.errors.appendleft({"time": self.clock.seconds(), "where": where[:200],
-                                "message": message[:500]})
+    def record_error(self, where, message, tenant=None):
+        entry = {"time": self.clock.seconds(), "where": where[:200],
+                 "message": message[:500]}
+        if tenant is None:
+            self.errors.appendleft(entry)
+        else:
+            self.errors_of[tenant.name].appendleft(dict(entry, token=tenant.name))
 
     def page(self, request):
         request.setHeader("content-type", "text/html; charset=utf-8")
@@ -54,13 +65,14 @@ class DashboardApi:
 
     @deferred
     async def snapshot(self):
+        """The cluster's state, for admins; `view` cuts it down for a plain token."""
         try:
             status = await self.client.status()
         except SornaError as e:
             self.record_error("manager status", e.cause)
             return {"time": self.clock.seconds(), "manager": f"unreachable: {e.cause}",
                     "agents": [], "kernels": 0, "capacity": 0, "by_lang": {},
-                    "warm": {}, "errors": list(self.errors), "gateway": self._gateway()}
+                    "warm": {}}
         by_lang, warm, agents = collections.Counter(), collections.Counter(), []
         for agent in status["agents"]:
             resources = agent.get("resources") or {}
@@ -77,26 +89,45 @@ class DashboardApi:
         return {"time": self.clock.seconds(), "manager": "ok",
                 "security": status.get("security"), "agents": agents,
                 "kernels": status["kernels"], "capacity": status["capacity"],
-                "by_lang": dict(by_lang), "warm": dict(warm), "errors": list(self.errors),
-                "gateway": self._gateway()}
+                "by_lang": dict(by_lang), "warm": dict(warm)}
 
-    def _gateway(self):
-        return {"kernels": len(self.kernels)}
+    def view(self, state, tenant):
+        """What `tenant` may see of `state`: an admin everything (every token's kernels
+        and errors); a plain token the cluster's size and its own kernels and errors."""
+        if tenant.admin:
+            by_token = collections.Counter(k.owner for k in self.kernels)
+            tokens_errors = sorted((e for errors in self.errors_of.values()
+                                    for e in errors), key=lambda e: -e["time"])
+            errors = sorted(list(self.errors) + tokens_errors[:RECENT_ERRORS],
+                            key=lambda e: -e["time"])
+            return dict(state, role="admin", errors=errors, gateway={
+                "kernels": len(self.kernels), "by_token": dict(by_token)})
+        own = self.kernels.owned_by(tenant.name)
+        return {"time": state["time"], "manager": state["manager"],
+                "security": state.get("security"), "role": "user", "token": tenant.name,
+                "agents": [], "kernels": state["kernels"], "capacity": state["capacity"],
+                "by_lang": dict(collections.Counter(k.lang for k in own)), "warm": {},
+                "errors": list(self.errors_of.get(tenant.name, ())),
+                "gateway": {"kernels": len(own),
+                            "max_kernels": self.quotas.of(tenant, "kernels"),
+                            "max_runs": self.quotas.of(tenant, "runs")}}
 
     @deferred
-    async def snapshot_route(self, request):
-        return 200, await self.snapshot()
+    async def snapshot_route(self, request, tenant):
+        return 200, self.view(await self.snapshot(), tenant)
 
-    def events(self, request):
-        if len(self.watchers) >= MAX_WATCHERS:
+    def events(self, request, tenant):
+        streams = sum(1 for t in self.watchers.values() if t.name == tenant.name)
+        self.quotas.check(tenant, "streams", streams)
+        if not tenant.admin and len(self.watchers) >= MAX_WATCHERS:
             raise HttpError(503, f"{MAX_WATCHERS} dashboards watch already, the most this "
                                  f"gateway serves", "too-many-watchers")
         request.setHeader("content-type", "text/event-stream")
         request.setHeader("cache-control", "no-cache")
-        self.watchers.add(request)
-        request.notifyFinish().addBoth(lambda _: self.watchers.discard(request))
+        self.watchers[request] = tenant
+        request.notifyFinish().addBoth(lambda _: self.watchers.pop(request, None))
         if self._last is not None:
-            self._send(request, self._last)
+            self._send(request, tenant, self._last)
         else:
             request.write(b": waiting for the first state\n\n")
         if self._loop is None:
@@ -111,14 +142,28 @@ class DashboardApi:
         if not self.watchers:
             self.stop()
             return
-        self._last = json.dumps(await self.snapshot()).encode()
-        for request in list(self.watchers):
-            self._send(request, self._last)
+        self._last = await self.snapshot()
+        for request, tenant in list(self.watchers.items()):
+            self._send(request, tenant, self._last)
 
-    @staticmethod
-    def _send(request, data):
-        if not request.finished and not request._disconnected:
-            request.write(b"data: " + data + b"\n\n")
+    def _send(self, request, tenant, state):
+        if request.finished or request._disconnected:
+            return
+        data = b"data: " + json.dumps(self.view(state, tenant)).encode() + b"\n\n"
+        if over_budget(request.transport, len(data)):
+            # A watcher that does not read is let go, not buffered for.
+            self.watchers.pop(request, None)
+            request.transport.abortConnection()
+            return
+        request.write(data)
+
+    def revoke(self, ring):
+        """End the event streams of tokens the ring no longer accepts."""
+        for request, tenant in list(self.watchers.items()):
+            if not ring.holds(tenant):
+                self.watchers.pop(request, None)
+                if not request.finished and not request._disconnected:
+                    request.finish()
 
     def stop(self):
         if self._loop is not None and self._loop.running:

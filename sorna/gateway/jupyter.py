@@ -1,6 +1,7 @@
 """Jupyter's kernel gateway REST API over Sorna kernels (the WebSocket is in
 sorna.gateway.channels). Kernel ids are UUIDs of the gateway's own, mapped to Sorna's."""
 
+import collections
 import datetime
 import uuid
 
@@ -8,6 +9,7 @@ from twisted.internet import defer
 
 from sorna.defer import deferred
 from sorna.gateway.languages import kernelspec
+from sorna.gateway.tenants import Quotas
 from sorna.gateway.web import HttpError, Route, json_body
 from sorna.ids import new_trace
 from sorna.proto.errors import KernelNotFound
@@ -27,8 +29,9 @@ def iso(seconds):
 
 
 class GatewayKernel:
-    def __init__(self, lang, sorna_id, now):
+    def __init__(self, lang, sorna_id, now, owner):
         self.id = str(uuid.uuid4())
+        self.owner = owner  # the name of the token that made it
         self.lang = lang
         self.sorna_id = sorna_id
         self.last_activity = now
@@ -43,13 +46,16 @@ class GatewayKernel:
 
 
 class Kernels:
-    """The gateway's kernels: its UUIDs, the Sorna kernels behind them."""
+    """The gateway's kernels: its UUIDs, the Sorna kernels behind them, and the token
+    that owns each. To any other (non-admin) token a kernel does not exist."""
 
-    def __init__(self, client, clock, max_kernels=MAX_KERNELS):
+    def __init__(self, client, clock, max_kernels=MAX_KERNELS, quotas=Quotas()):
         self.client = client
         self.clock = clock
         self.max_kernels = max_kernels
+        self.quotas = quotas
         self._kernels = {}
+        self._starting = collections.Counter()  # owner -> creations under way
         self._langs = None  # (when, [lang], {lang: version}) of the live agents
         self._checked = {}  # kernel id -> when the manager last confirmed it
 
@@ -79,27 +85,50 @@ class Kernels:
         asked yet)."""
         return self._langs[2].get(lang, "") if self._langs else ""
 
+    def owned_by(self, name):
+        return [k for k in self._kernels.values() if k.owner == name]
+
+    def visible_to(self, tenant):
+        return [k for k in self._kernels.values() if tenant.owns(k.owner)]
+
     @deferred
-    async def start(self, lang, trace=None):
-        if len(self._kernels) >= self.max_kernels:
+    async def start(self, lang, tenant, trace=None):
+        """A new kernel of `tenant`'s; 429 past its quota (counting the kernels it is
+        making now, so that concurrent requests cannot pass it together)."""
+        held = len(self.owned_by(tenant.name)) + self._starting[tenant.name]
+        if held >= self.quotas.of(tenant, "kernels"):
+            # Kernels Sorna lost or culled are counted until someone looks: look now.
+            await self.live(tenant, own_only=True)
+            held = len(self.owned_by(tenant.name)) + self._starting[tenant.name]
+        self.quotas.check(tenant, "kernels", held)
+        if len(self._kernels) + sum(self._starting.values()) >= self.max_kernels:
             raise HttpError(503, f"this gateway holds {self.max_kernels} kernels, the most "
                                  f"it may; shut some down first", "too-many-kernels")
-        reply = await self.client.create(lang, trace=trace or new_trace("gateway"))
-        kernel = GatewayKernel(reply["lang"], reply["kernel_id"], self.clock.seconds())
+        self._starting[tenant.name] += 1
+        try:
+            reply = await self.client.create(lang, trace=trace or new_trace("gateway"))
+        finally:
+            self._starting[tenant.name] -= 1
+            if not self._starting[tenant.name]:
+                del self._starting[tenant.name]
+        kernel = GatewayKernel(reply["lang"], reply["kernel_id"], self.clock.seconds(),
+                               tenant.name)
         self._kernels[kernel.id] = kernel
         self._checked[kernel.id] = self.clock.seconds()
         return kernel
 
-    def find(self, kernel_id):
+    def find(self, kernel_id, tenant):
+        """`tenant`'s kernel `kernel_id`; 404 for an unknown id and for another token's
+        kernel alike, so that ids cannot be probed."""
         kernel = self._kernels.get(kernel_id)
-        if kernel is None:
+        if kernel is None or not tenant.owns(kernel.owner):
             raise HttpError(404, f"no kernel has id {kernel_id[:64]}", "kernel-not-found")
         return kernel
 
     @deferred
-    async def get(self, kernel_id):
+    async def get(self, kernel_id, tenant):
         """The kernel, confirmed alive by the manager lately; 404 when Sorna lost it."""
-        kernel = self.find(kernel_id)
+        kernel = self.find(kernel_id, tenant)
         now = self.clock.seconds()
         if now - self._checked.get(kernel.id, 0) >= REFRESH_INTERVAL:
             try:
@@ -112,10 +141,11 @@ class Kernels:
         return kernel
 
     @deferred
-    async def live(self):
-        """Every kernel Sorna still has (the lost ones are forgotten)."""
-        kernels = list(self._kernels.values())
-        results = await defer.DeferredList([self.get(k.id) for k in kernels],
+    async def live(self, tenant, own_only=False):
+        """The kernels `tenant` sees (an admin: every one; `own_only`: its own) that
+        Sorna still has; the lost ones are forgotten."""
+        kernels = (self.owned_by(tenant.name) if own_only else self.visible_to(tenant))
+        results = await defer.DeferredList([self.get(k.id, tenant) for k in kernels],
                                            consumeErrors=True)
         return [k for ok, k in results if ok]
 
@@ -153,32 +183,32 @@ class JupyterApi:
             Route("DELETE", k, self.delete_kernel),
             Route("POST", k + r"/interrupt", self.interrupt),
             Route("POST", k + r"/restart", self.restart),
-            Route("GET", r"/api/sessions", lambda request: (200, [])),
+            Route("GET", r"/api/sessions", lambda request, tenant: (200, [])),
         ]
 
     def version(self, request):
         return 200, {"version": "sorna-gateway"}
 
     @deferred
-    async def kernelspecs(self, request):
+    async def kernelspecs(self, request, tenant=None):
         langs = await self._langs()
         default = "python3" if "python3" in langs else (langs[0] if langs else "python3")
         return 200, {"default": default,
                      "kernelspecs": {lang: kernelspec(lang) for lang in langs}}
 
     @deferred
-    async def kernelspec(self, request, name):
+    async def kernelspec(self, request, name, tenant):
         if name not in await self._langs():
             raise HttpError(404, f"no kernelspec named {name[:64]!r}: no live agent serves "
                                  f"that language", "no-such-kernelspec")
         return 200, kernelspec(name)
 
     @deferred
-    async def list_kernels(self, request):
-        return 200, [k.model() for k in await self.kernels.live()]
+    async def list_kernels(self, request, tenant):
+        return 200, [k.model() for k in await self.kernels.live(tenant)]
 
     @deferred
-    async def start_kernel(self, request):
+    async def start_kernel(self, request, tenant):
         body = json_body(request, required=False)
         name = body.get("name")
         if name is None:
@@ -189,27 +219,27 @@ class JupyterApi:
         if name not in await self._langs():
             raise HttpError(400, f"no kernelspec named {name[:64]!r}; the kernelspecs "
                                  f"are: {', '.join(await self._langs())}", "no-such-kernelspec")
-        kernel = await self.kernels.start(name)
+        kernel = await self.kernels.start(name, tenant)
         return 201, kernel.model()
 
     @deferred
-    async def get_kernel(self, request, kernel_id):
-        return 200, (await self.kernels.get(kernel_id)).model()
+    async def get_kernel(self, request, kernel_id, tenant):
+        return 200, (await self.kernels.get(kernel_id, tenant)).model()
 
     @deferred
-    async def delete_kernel(self, request, kernel_id):
-        await self.kernels.shutdown(self.kernels.find(kernel_id))
+    async def delete_kernel(self, request, kernel_id, tenant):
+        await self.kernels.shutdown(self.kernels.find(kernel_id, tenant))
         return 204, None
 
     @deferred
-    async def interrupt(self, request, kernel_id):
-        kernel = await self.kernels.get(kernel_id)
+    async def interrupt(self, request, kernel_id, tenant):
+        kernel = await self.kernels.get(kernel_id, tenant)
         await self.kernels.client.interrupt(kernel.sorna_id)
         return 204, None
 
     @deferred
-    async def restart(self, request, kernel_id):
-        kernel = await self.kernels.get(kernel_id)
+    async def restart(self, request, kernel_id, tenant):
+        kernel = await self.kernels.get(kernel_id, tenant)
         await self.kernels.client.restart(kernel.sorna_id)
         kernel.execution_count = 0
         return 200, kernel.model()

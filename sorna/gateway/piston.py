@@ -1,19 +1,26 @@
 """Piston's v2 API (`/api/v2/runtimes`, `/api/v2/execute`; also under `/api/v2/piston/`)
 over Sorna kernels: each execute gets a fresh kernel (a warm one where the agent keeps a
 pool) that is destroyed after it. `stdin` is fed to the program's reads, then
-end-of-file (the REPL protocol's `eof` input)."""
+end-of-file (the REPL protocol's `eof` input). A token runs at most its `runs` quota of
+executes at once."""
 
 import base64
 import binascii
+import collections
 
 from sorna.defer import deferred
 from sorna.gateway.languages import describe, piston_name, runtime
+from sorna.gateway.tenants import Quotas
 from sorna.gateway.web import HttpError, Route, json_body
 from sorna.ids import new_trace
 from sorna.proto.errors import SornaError
 
 # How many times a run may ask for input after its stdin ended before it is given up.
 MAX_EOF_ANSWERS = 4
+# The largest timeouts (ms) and memory limit (bytes) a request may name; the kernel's own
+# limits still apply.
+MAX_TIMEOUT_MS = 86_400_000
+MAX_MEMORY = 1 << 50
 
 
 def _stage(stdout="", stderr="", code=0, signal=None, message=None, status=None):
@@ -21,7 +28,7 @@ def _stage(stdout="", stderr="", code=0, signal=None, message=None, status=None)
             "signal": signal, "message": message, "status": status}
 
 
-def _field(body, name, kind, default, what):
+def _field(body, name, kind, default, what, most=None):
     value = body.get(name, default)
     if value is None:
         return default
@@ -30,6 +37,8 @@ def _field(body, name, kind, default, what):
             raise HttpError(400, f"{name} must be a number", "bad-field")
         if value < 0 and value != -1:
             raise HttpError(400, f"{name} must be non-negative", "bad-field")
+        if value > most:
+            raise HttpError(400, f"{name} must be at most {most}", "bad-field")
         return value
     if not isinstance(value, kind):
         raise HttpError(400, f"{name} is required as {what}", "bad-field")
@@ -55,10 +64,12 @@ def _content(file, index):
 
 
 class PistonApi:
-    def __init__(self, client, clock, kernels):
+    def __init__(self, client, clock, kernels, quotas=Quotas()):
         self.client = client
         self.clock = clock
         self.kernels = kernels  # for the languages live agents serve
+        self.quotas = quotas
+        self.running = collections.Counter()  # token name -> executes under way
 
     def routes(self):
         routes = []
@@ -68,7 +79,7 @@ class PistonApi:
         return routes
 
     @deferred
-    async def runtimes(self, request):
+    async def runtimes(self, request, tenant=None):
         return 200, [runtime(lang, self.kernels.version(lang))
                      for lang in await self.kernels.langs()]
 
@@ -83,7 +94,7 @@ class PistonApi:
                         "unknown-runtime")
 
     @deferred
-    async def execute(self, request):
+    async def execute(self, request, tenant):
         kind = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
         if kind != "application/json":
             raise HttpError(415, "requests must be of type application/json",
@@ -107,9 +118,10 @@ class PistonApi:
             raise HttpError(400, "args are not supported: Sorna runs a program without "
                                  "command-line arguments", "args-unsupported")
         limits = {}
-        run_timeout = _field(body, "run_timeout", float, 0, "a number")
-        compile_timeout = _field(body, "compile_timeout", float, 0, "a number")
-        memory = _field(body, "run_memory_limit", float, 0, "a number")
+        run_timeout = _field(body, "run_timeout", float, 0, "a number", MAX_TIMEOUT_MS)
+        compile_timeout = _field(body, "compile_timeout", float, 0, "a number",
+                                 MAX_TIMEOUT_MS)
+        memory = _field(body, "run_memory_limit", float, 0, "a number", MAX_MEMORY)
         lang = await self._resolve(language, version)
         if run_timeout > 0:  # Sorna times the compilation and the run together
             compiled = describe(lang).language in ("c", "c++", "rust", "go", "java")
@@ -117,7 +129,14 @@ class PistonApi:
                 compile_timeout if compiled and compile_timeout > 0 else 0)) / 1000)
         if memory > 0:
             limits["memory_mb"] = max(16, int(memory) >> 20)
-        return 200, await self._run(lang, files, contents, stdin, limits or None)
+        self.quotas.check(tenant, "runs", self.running[tenant.name])
+        self.running[tenant.name] += 1
+        try:
+            return 200, await self._run(lang, files, contents, stdin, limits or None)
+        finally:
+            self.running[tenant.name] -= 1
+            if not self.running[tenant.name]:
+                del self.running[tenant.name]
 
     async def _run(self, lang, files, contents, stdin, limits):
         trace = new_trace("gateway")

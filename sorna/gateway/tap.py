@@ -8,6 +8,7 @@ from sorna import keys
 from sorna.cluster_keys import INSECURE_FLAG, KEY_NAME_OPTION, KEYS_OPTION
 from sorna.gateway import tokens
 from sorna.gateway.service import GatewayService
+from sorna.gateway.tenants import Quotas
 from sorna.gateway.web import MAX_BODY
 
 
@@ -29,6 +30,18 @@ class Options(usage.Options):
         ["timeout", None, 30.0,
          "Seconds a call to the cluster may take (creations, status), retries included; "
          "then 504.", float],
+        ["max-kernels-per-token", None, Quotas.kernels,
+         "Kernels one token may hold (`sorna tokens add NAME --max-kernels N` overrides "
+         "it for a token); past it 429.", int],
+        ["max-runs-per-token", None, Quotas.runs,
+         "Piston executes one token may run at once (`--max-runs N` of a token "
+         "overrides it); past it 429.", int],
+        ["max-sockets-per-token", None, Quotas.sockets,
+         "Channel WebSockets one token may hold open.", int],
+        ["max-sockets-per-kernel", None, Quotas.sockets_per_kernel,
+         "Channel WebSockets open on one kernel.", int],
+        ["max-streams-per-token", None, Quotas.streams,
+         "Dashboard event streams one token may hold open.", int],
     ]
 
     def __init__(self, environ=None):
@@ -42,6 +55,10 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
         if self["timeout"] <= 0:
             raise usage.UsageError("--timeout must be positive")
+        for option in QUOTA_OPTIONS:
+            if not 0 <= self[option] <= tokens.MAX_QUOTA:
+                raise usage.UsageError(f"--{option} must be 0-{tokens.MAX_QUOTA}, not "
+                                       f"{self[option]}")
         if self["max-body"] < 1024:
             raise usage.UsageError("--max-body must be at least 1024 bytes")
         if self["insecure"] and self["keys"]:
@@ -79,4 +96,17 @@ def makeService(config, clock=None):
                          attempt_timeout=min(5.0, config["timeout"]))
     return GatewayService(client, clock, config["port"], config["listen"], config["tokens"],
                           allow_origin=config["allow-origin"], max_body=config["max-body"],
-                          security="insecure" if config["insecure"] else "curve")
+                          security="insecure" if config["insecure"] else "curve",
+                          quotas=quotas(config))
+
+
+QUOTA_OPTIONS = ("max-kernels-per-token", "max-runs-per-token", "max-sockets-per-token",
+                 "max-sockets-per-kernel", "max-streams-per-token")
+
+
+def quotas(config):
+    return Quotas(kernels=config["max-kernels-per-token"],
+                  runs=config["max-runs-per-token"],
+                  sockets=config["max-sockets-per-token"],
+                  sockets_per_kernel=config["max-sockets-per-kernel"],
+                  streams=config["max-streams-per-token"])

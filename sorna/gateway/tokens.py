@@ -2,7 +2,8 @@
 only its SHA-256 in a JSON file (mode 0600; by default `tokens` in the cluster's keys
 folder); `sorna tokens remove NAME` revokes it. The gateway rereads the file on SIGHUP
 and when it changes (sorna.cluster_keys.KeyWatch), so a removed token is refused within
-seconds, on connections opened before too."""
+seconds, on connections opened before too. An entry may carry `admin: true` and
+quotas of its own (sorna.gateway.tenants)."""
 
 import datetime
 import hashlib
@@ -11,8 +12,10 @@ import os
 import secrets
 
 from sorna import keys
+from sorna.gateway.tenants import Tenant
 
 FILE_NAME = "tokens"
+MAX_QUOTA = 100_000
 
 
 class TokensError(Exception):
@@ -29,8 +32,10 @@ def digest(token):
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def add(path, name):
-    """Make a token named `name`, store its digest in `path`; return the token."""
+def add(path, name, admin=False, max_kernels=None, max_runs=None):
+    """Make a token named `name`, store its digest in `path`; return the token.
+    `admin`: an operator's token (sees every kernel); `max_kernels`, `max_runs`: its own
+    quotas instead of the gateway's defaults."""
     if not keys.NAME_RE.match(name):
         raise TokensError(f"{name!r} cannot name a token: use up to 64 letters, digits, "
                           f"'.', '_' or '-', starting with a letter or digit")
@@ -42,8 +47,35 @@ def add(path, name):
     entries[name] = {"sha256": digest(token),
                      "created": datetime.datetime.now(datetime.timezone.utc)
                      .isoformat(timespec="seconds")}
+    _set(entries[name], admin, max_kernels, max_runs)
     _write(path, entries)
     return token
+
+
+def update(path, name, admin=None, max_kernels=None, max_runs=None):
+    """Change a token's role or quotas (None leaves one as it is; a quota of -1 goes
+    back to the gateway's default)."""
+    entries = _read(path)
+    if name not in entries:
+        raise TokensError(f"{path} has no token named {name!r} (it has: "
+                          f"{', '.join(sorted(entries)) or 'none'})")
+    _set(entries[name], admin, max_kernels, max_runs)
+    _write(path, entries)
+
+
+def _set(entry, admin, max_kernels, max_runs):
+    if admin is not None:
+        entry["admin"] = bool(admin)
+    for field, value in (("max_kernels", max_kernels), ("max_runs", max_runs)):
+        if value is None:
+            continue
+        if value == -1:
+            entry.pop(field, None)
+        elif isinstance(value, int) and 0 <= value <= MAX_QUOTA:
+            entry[field] = value
+        else:
+            raise TokensError(f"--{field.replace('_', '-')} must be 0-{MAX_QUOTA} (or -1 "
+                              f"for the gateway's default), not {value!r}")
 
 
 def remove(path, name):
@@ -59,6 +91,16 @@ def names(path):
     return sorted(_read(path))
 
 
+def tenants(path):
+    """Every token's tenant (role and quotas), by name."""
+    return [_tenant(name, entry) for name, entry in sorted(_read(path).items())]
+
+
+def _tenant(name, entry):
+    return Tenant(name, entry["sha256"], entry.get("admin") is True,
+                  entry.get("max_kernels"), entry.get("max_runs"))
+
+
 def _read(path):
     try:
         with open(path, encoding="utf-8") as f:
@@ -70,9 +112,15 @@ def _read(path):
     entries = document.get("tokens") if isinstance(document, dict) else None
     if not isinstance(entries, dict) or not all(
             isinstance(v, dict) and isinstance(v.get("sha256"), str)
+            and isinstance(v.get("admin", False), bool)
+            and all(_quota(v.get(field)) for field in ("max_kernels", "max_runs"))
             for v in entries.values()):
         raise TokensError(f"{path} is not a tokens file of `sorna tokens add`")
     return entries
+
+
+def _quota(value):
+    return value is None or (type(value) is int and 0 <= value <= MAX_QUOTA)
 
 
 def _write(path, entries):
@@ -93,31 +141,40 @@ def _write(path, entries):
 
 
 class TokenRing:
-    """The tokens the gateway accepts now, by digest. It has the interface of
-    sorna.keys.KeyRing that KeyWatch reloads (`read`, `replace`, `signature`)."""
+    """The tokens the gateway accepts now, by digest, as tenants. It has the interface of
+    sorna.keys.KeyRing that KeyWatch reloads (`read`, `replace`, `signature`); whoever
+    holds what a token opened (WebSockets, event streams) listens for its revocation."""
 
     what = "tokens"
 
     def __init__(self, path):
         self.folder = path  # (KeyWatch names it in its log lines)
-        self._names = {}
+        self._tenants = {}
+        self.listeners = []  # called with the ring after each change
         self.replace(self.read())
 
     def read(self):
         """The file's tokens now (blocking), for `replace`; a missing file has none."""
-        return {entry["sha256"]: name for name, entry in _read(self.folder).items()}
+        return {tenant.digest: tenant for tenant in tenants(self.folder)}
 
-    def replace(self, tokens):
-        added = len(tokens.keys() - self._names.keys())
-        removed = len(self._names.keys() - tokens.keys())
-        self._names = tokens
+    def replace(self, tenants_by_digest):
+        added = len(tenants_by_digest.keys() - self._tenants.keys())
+        removed = len(self._tenants.keys() - tenants_by_digest.keys())
+        self._tenants = tenants_by_digest
+        for listener in list(self.listeners):
+            listener(self)
         return added, removed
 
-    def name_of(self, token):
-        """The name of a token the file holds; None for any other string."""
+    def tenant_of(self, token):
+        """The tenant of a token the file holds; None for any other string."""
         if not isinstance(token, str) or not token or len(token) > 256:
             return None
-        return self._names.get(digest(token))
+        return self._tenants.get(digest(token))
+
+    def holds(self, tenant):
+        """Whether `tenant`'s token is still accepted, in the same role."""
+        now = self._tenants.get(tenant.digest)
+        return now is not None and now.admin == tenant.admin
 
     def signature(self):
         try:
@@ -127,4 +184,4 @@ class TokenRing:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def __len__(self):
-        return len(self._names)
+        return len(self._tenants)

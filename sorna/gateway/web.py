@@ -12,7 +12,9 @@ from twisted.logger import Logger
 from twisted.web import http, resource, server
 
 from sorna.defer import InFlight
-from sorna.proto.errors import SornaError
+from sorna.proto.codec import parse_json
+from sorna.proto.errors import BadRequest, SornaError
+from sorna.ratelog import RateLimitedLog
 
 log = Logger(namespace="sorna.gateway")
 
@@ -23,11 +25,16 @@ MAX_DISCARDED = 64 << 20
 
 
 class HttpError(Exception):
-    def __init__(self, status, message, reason=None):
+    def __init__(self, status, message, reason=None, **fields):
+        """`fields`: more of the JSON body (a quota's name and limit)."""
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason or http.RESPONSES.get(status, b"error").decode().lower()
+        self.fields = fields
+
+    def body(self):
+        return dict(self.fields, message=self.message, reason=self.reason)
 
 
 # What a Sorna error becomes for an HTTP client.
@@ -65,16 +72,24 @@ class CappedRequest(server.Request):
 class GatewaySite(server.Site):
     requestFactory = CappedRequest
 
-    def __init__(self, root, max_body=MAX_BODY, **kw):
+    def __init__(self, root, max_body=MAX_BODY, clock=None, **kw):
         super().__init__(root, **kw)
         self.max_body = max_body
         self.displayTracebacks = False
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.refusals = RateLimitedLog(log, clock)
 
     def log(self, request):
-        """The access log, without the query: it may hold a token (`?token=`)."""
-        log.info("{method} {path} {code} {size}", method=request.method.decode(
-            "ascii", "replace"), path=request.path.decode("utf-8", "replace")[:200],
-            code=request.code, size=request.sentLength)
+        """The access log, without the query: it may hold a token (`?token=`). Refusals
+        (4xx) are logged at a bounded rate: a client decides how many it causes."""
+        fields = dict(method=request.method.decode("ascii", "replace"),
+                      path=request.path.decode("utf-8", "replace")[:200],
+                      code=request.code, size=request.sentLength)
+        if 400 <= (request.code or 0) < 500:
+            self.refusals.info("{method} {path} {code} {size}", **fields)
+        else:
+            log.info("{method} {path} {code} {size}", **fields)
 
 
 def token_of(request, query_allowed):
@@ -99,7 +114,8 @@ class Route:
                  raw=False):
         """`handler(request, **groups)` returns (status, body) or a Deferred of it; with
         `raw` it writes the answer itself (WebSockets, event streams, HTML) and returns
-        NOT_DONE_YET or bytes. `token`: the route needs one."""
+        NOT_DONE_YET or bytes. `token`: the route needs one, and the handler is given
+        its sorna.gateway.tenants.Tenant as `tenant=`."""
         self.method = method
         self.pattern = re.compile(pattern + r"\Z")
         self.handler = handler
@@ -112,8 +128,8 @@ class Api(resource.Resource):
     isLeaf = True
 
     def __init__(self, routes, tokens, allow_origin=None, on_error=None):
-        """`tokens`: a sorna.gateway.tokens.TokenRing. `on_error(where, message)` hears
-        of every 5xx answer."""
+        """`tokens`: a sorna.gateway.tokens.TokenRing. `on_error(where, message, tenant)`
+        hears of every 5xx answer."""
         super().__init__()
         self.routes = routes
         self.tokens = tokens
@@ -136,8 +152,9 @@ class Api(resource.Resource):
                 request.setResponseCode(204)
                 return b""
             route, groups = self._route(method, path)
+            tenant = None
             if route.token:
-                self.authenticate(request, route.query_token)
+                tenant = groups["tenant"] = self.authenticate(request, route.query_token)
             if route.raw:
                 return route.handler(request, **groups)
             d = defer.maybeDeferred(route.handler, request, **groups)
@@ -147,24 +164,24 @@ class Api(resource.Resource):
             log.failure("{method} {path} failed", method=method, path=path[:200])
             return self._error_body(request, HttpError(500, "internal error"))
         d.addCallbacks(lambda answer: self._write(request, *answer),
-                       lambda failure: self._fail(request, failure, method, path))
+                       lambda failure: self._fail(request, failure, method, path, tenant))
         d.addErrback(lambda f: log.failure("could not answer {path}", f, path=path[:200]))
         self.in_flight.track(d)
         return server.NOT_DONE_YET
 
     def authenticate(self, request, query_allowed=False):
-        """The token's name; HttpError 401 (no token or an unknown one) otherwise."""
+        """The token's tenant; HttpError 401 (no token or an unknown one) otherwise."""
         token = token_of(request, query_allowed)
         if token is None:
             raise HttpError(401, "this gateway needs a token: send `Authorization: token "
                                  "TOKEN` (or `Bearer TOKEN`); an operator makes one with "
                                  "`sorna tokens add NAME`", "token-missing")
-        name = self.tokens.name_of(token)
-        if name is None:
+        tenant = self.tokens.tenant_of(token)
+        if tenant is None:
             raise HttpError(401, "the token is not (or no longer) one this gateway "
                                  "accepts; ask its operator for a valid one",
                             "token-refused")
-        return name
+        return tenant
 
     def _route(self, method, path):
         allowed = []
@@ -191,7 +208,7 @@ class Api(resource.Resource):
                               "GET, POST, DELETE, PATCH, OPTIONS")
             request.setHeader("vary", "origin")
 
-    def _fail(self, request, failure, method, path):
+    def _fail(self, request, failure, method, path, tenant):
         error = failure.value
         if isinstance(error, SornaError):
             error = http_error(error)
@@ -199,9 +216,8 @@ class Api(resource.Resource):
             log.failure("{method} {path} failed", failure, method=method, path=path[:200])
             error = HttpError(500, f"internal error: {type(error).__name__}")
         if error.status >= 500 and self.on_error is not None:
-            self.on_error(f"{method} {path[:200]}", error.message)
-        self._write(request, error.status, {"message": error.message,
-                                            "reason": error.reason})
+            self.on_error(f"{method} {path[:200]}", error.message, tenant)
+        self._write(request, error.status, error.body())
 
     def _write(self, request, status, body):
         if request.finished or request._disconnected:
@@ -217,7 +233,7 @@ class Api(resource.Resource):
     def _error_body(self, request, error):
         request.setResponseCode(error.status)
         request.setHeader("content-type", "application/json")
-        return json.dumps({"message": error.message, "reason": error.reason}).encode()
+        return json.dumps(error.body()).encode()
 
 
 def json_body(request, required=True):
@@ -228,9 +244,9 @@ def json_body(request, required=True):
             raise HttpError(400, "the request needs a JSON object as its body", "no-body")
         return {}
     try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise HttpError(400, f"the body is not valid JSON: {e}", "malformed-json")
+        body = parse_json(data)
+    except BadRequest as e:
+        raise HttpError(400, e.cause, "malformed-json")
     if not isinstance(body, dict):
         raise HttpError(400, f"the body must be a JSON object, not {type(body).__name__}",
                         "malformed-json")

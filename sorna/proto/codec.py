@@ -1,6 +1,7 @@
 """Bytes <-> maps. msgpack is the protocol; a frame starting with `{` is 2016 JSON."""
 
 import json
+import math
 
 import msgpack
 
@@ -28,13 +29,7 @@ def decode(data, max_size=DEFAULT_MAX_SIZE):
                 f"the message is {len(data)} bytes; the limit is {max_size} bytes",
                 error="message-too-large")
         if encoding == JSON:
-            try:
-                obj = json.loads(data.decode("utf-8"))
-            except RecursionError:
-                raise BadRequest(f"the message nests deeper than {MAX_DEPTH} levels",
-                                 error="malformed")
-            except (UnicodeDecodeError, ValueError) as e:
-                raise BadRequest(f"the message is not valid JSON: {e}", error="malformed")
+            obj = parse_json(data, "message")
         else:
             try:
                 obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
@@ -53,6 +48,36 @@ def decode(data, max_size=DEFAULT_MAX_SIZE):
     except (BadRequest, TooLarge) as e:
         e.encoding = encoding
         raise
+
+
+def parse_json(data, what="body", max_depth=MAX_DEPTH):
+    """The JSON document in `data` (bytes or str), nesting at most `max_depth` levels,
+    with finite numbers only; BadRequest (`malformed`) saying what was wrong otherwise.
+    Every JSON a peer sends is read here: a deep document must not reach code that
+    recurses, and `NaN`, `Infinity` or `1e400` must not reach arithmetic."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise BadRequest(f"the {what} nests deeper than {max_depth} levels",
+                         error="malformed")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BadRequest(f"the {what} is not valid JSON: {e}", error="malformed")
+    if isinstance(obj, (dict, list)) and not _shallow(obj, max_depth):
+        raise BadRequest(f"the {what} nests deeper than {max_depth} levels",
+                         error="malformed")
+    return obj
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text[:32]} is too large a number")
+    return value
 
 
 def _shallow(obj, limit):
