@@ -26,6 +26,7 @@ BENCHMARKS = [
     ("load", []),
     ("languages", []),
     ("curve_cost", []),
+    ("gateway_tenants", []),
 ]
 
 

@@ -32,7 +32,9 @@ if [ ! -e "$KEYS/manager.key" ]; then
 fi
 export SORNA_KEYS=$KEYS
 if [ ! -e "$KEYS/dev-token" ]; then
-  (umask 077; sorna tokens add dev --file "$KEYS/tokens" | tail -n 1 > "$KEYS/dev-token") \
+  # The machine's own operator: an admin token (the whole dashboard, every kernel).
+  (umask 077; sorna tokens add dev --admin --file "$KEYS/tokens" | tail -n 1 \
+    > "$KEYS/dev-token") \
     || exit 1
 fi
 TOKEN=$(cat "$KEYS/dev-token")

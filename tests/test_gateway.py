@@ -8,6 +8,7 @@ import platform
 import tempfile
 
 from twisted.internet import defer, task
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -20,6 +21,7 @@ from sorna.gateway.dashboard import DashboardApi
 from sorna.gateway.jupyter import JupyterApi, Kernels
 from sorna.gateway.piston import PistonApi
 from sorna.gateway.tenants import Tenant
+from sorna.ratelog import RateLimitedLog
 from sorna.gateway.web import Api
 from sorna.testing.cluster import FakeCluster
 from sorna.testing.gateway import jupyter_message
@@ -38,8 +40,10 @@ class FakeConnection:
         self.kernel = kernel
         self.tenant = tenant
         self.inputs = {}
-        self.requests = TokenBucket(clock or task.Clock(), REQUESTS_PER_SECOND,
-                                    REQUEST_BURST)
+        self.requests, self.refused = (TokenBucket(clock or task.Clock(),
+                                                   REQUESTS_PER_SECOND, REQUEST_BURST)
+                                       for _ in range(2))
+        self.refusals = RateLimitedLog(Logger(), clock or task.Clock())
         self.sent = []
         self.closed = None
 

@@ -12,9 +12,11 @@ from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
 from sorna.gateway import tokens
-from sorna.gateway.backpressure import SEND_BUDGET, over_budget, unsent_bytes
+from sorna.gateway.backpressure import (
+    SEND_BUDGET, drop_unsent, over_budget, unsent_bytes,
+)
 from sorna.gateway.channels import (
-    CLOSE_REVOKED, REQUEST_BURST, ChannelsApi, Malformed, parse_message,
+    CLOSE_REVOKED, CLOSE_TOO_MANY, REQUEST_BURST, ChannelsApi, Malformed, parse_message,
 )
 from sorna.gateway.dashboard import MAX_WATCHERS, RECENT_ERRORS, DashboardApi
 from sorna.gateway.jupyter import REFRESH_INTERVAL, JupyterApi, Kernels
@@ -264,6 +266,10 @@ class ChannelsTests(GatewayCase):
         self.clock.advance(1)
         self.assertEqual(self.send(conn, "is_complete_request")[0]["content"]["status"],
                          "unknown")
+        for _ in range(2 * REQUEST_BURST):
+            self.send(conn, "kernel_info_request")
+        self.assertEqual(conn.closed[0], CLOSE_TOO_MANY, "a socket that goes on")
+        self.assertIsNone(other.closed)
 
     def test_sockets_past_a_quota_are_refused_before_the_upgrade(self):
         first, second = self.start("alice"), self.start("alice")
@@ -293,8 +299,10 @@ class ChannelsTests(GatewayCase):
         self.assertEqual(unsent_bytes(Transport()), 1100)
         self.assertFalse(over_budget(Transport(), SEND_BUDGET - 1100))
         self.assertTrue(over_budget(Transport(), SEND_BUDGET))
-        Transport.dataBuffer, Transport.offset, Transport._tempDataLen = b"", 0, 0
-        self.assertFalse(over_budget(Transport(), 10 * SEND_BUDGET),
+        transport = Transport()
+        drop_unsent(transport)
+        self.assertEqual(unsent_bytes(transport), 0)
+        self.assertFalse(over_budget(transport, 10 * SEND_BUDGET),
                          "a large message goes to a socket that has read everything")
 
 

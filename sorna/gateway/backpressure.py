@@ -16,6 +16,15 @@ def unsent_bytes(transport):
             + getattr(transport, "_tempDataLen", 0))
 
 
+def drop_unsent(transport):
+    """Free what a closed transport still held for its peer. A closed connection's
+    transport lives on in reference cycles (HTTP channel, request, protocol) until the
+    garbage collector's next full pass, and with it up to a send budget of bytes."""
+    if transport is not None and hasattr(transport, "dataBuffer"):
+        transport.dataBuffer, transport.offset = b"", 0
+        transport._tempDataBuffer, transport._tempDataLen = [], 0
+
+
 def over_budget(transport, size, budget=SEND_BUDGET):
     """Whether writing `size` more bytes would hold more than `budget` for the peer."""
     waiting = unsent_bytes(transport)

@@ -23,7 +23,9 @@ from twisted.logger import Logger
 
 from sorna import __version__
 from sorna.defer import InFlight, deferred
-from sorna.gateway.backpressure import SEND_BUDGET, TokenBucket, over_budget
+from sorna.gateway.backpressure import (
+    SEND_BUDGET, TokenBucket, drop_unsent, over_budget,
+)
 from sorna.gateway.languages import describe, language_info
 from sorna.gateway.tenants import Quotas
 from sorna.gateway.web import HttpError, Route
@@ -51,6 +53,7 @@ CLOSE_MALFORMED = 4400  # a frame no Jupyter client sends
 CLOSE_REVOKED = 4401  # the token was removed
 CLOSE_TOO_SLOW = 4408  # the client left more than the send budget unread
 CLOSE_BINARY = 4415
+CLOSE_TOO_MANY = 4429  # the client went on sending past the request rate
 
 # Requests the gateway answers with an empty, successful reply, so that no UI waits.
 EMPTY_REPLIES = {
@@ -134,6 +137,7 @@ class JupyterChannel(WebSocketServerProtocol):
         self.inputs = {}  # input_request msg_id -> Deferred of the value
         self.refusals = RateLimitedLog(log, self.api.clock)
         self.requests = TokenBucket(self.api.clock, REQUESTS_PER_SECOND, REQUEST_BURST)
+        self.refused = TokenBucket(self.api.clock, REQUESTS_PER_SECOND, REQUEST_BURST)
         return None  # no subprotocol: the JSON text frames
 
     def onOpen(self):
@@ -141,6 +145,7 @@ class JupyterChannel(WebSocketServerProtocol):
         self.api.open(self)
 
     def onClose(self, wasClean, code, reason):
+        drop_unsent(self.transport)
         if self.kernel is not None and self in self.api.connections:
             self.kernel.connections -= 1
             self.api.close(self)
@@ -276,7 +281,13 @@ class ChannelsApi:
             if waiting is not None and not waiting.called:
                 waiting.callback(value if isinstance(value, str) else "")
         elif not conn.requests.take():
-            if msg_type.endswith("_request"):
+            if not conn.refused.take():
+                conn.refusals.info("kernel {kernel}: closed a WebSocket of {token} that "
+                                   "went on past the request rate", kernel=kernel.id,
+                                   token=conn.tenant.name)
+                conn.sendClose(CLOSE_TOO_MANY, "too many requests: at most "
+                                               f"{REQUESTS_PER_SECOND} a second")
+            elif msg_type.endswith("_request"):
                 self.reply(conn, msg_type[:-len("_request")] + "_reply", error_content(
                     "RateLimited", f"more than {REQUESTS_PER_SECOND} requests a second "
                                    f"other than execute_request on this socket; slow down",

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from sorna.defer import deferred
-from sorna.gateway.backpressure import over_budget
+from sorna.gateway.backpressure import drop_unsent, over_budget
 from sorna.gateway.tenants import Quotas
 from sorna.gateway.web import HttpError, Route
 from sorna.proto.errors import SornaError
@@ -154,6 +154,7 @@ class DashboardApi:
             # A watcher that does not read is let go, not buffered for.
             self.watchers.pop(request, None)
             request.transport.abortConnection()
+            drop_unsent(request.transport)
             return
         request.write(data)
 

@@ -132,3 +132,147 @@ def stdout_of(messages, name="stdout"):
 
 def of_type(messages, msg_type):
     return [m for m in messages if m["msg_type"] == msg_type]
+
+
+class FloodProbe:
+    """An attacker token's silent WebSockets on one of its kernels while a neighbour
+    token runs cells on a kernel of its own: the gateway's RSS (before, at peak, after
+    the sockets close) and the neighbour's round trips. `flood` is "output" (the
+    attacker's cells print `cell_bytes` each, which every socket of the kernel is sent)
+    or "kernel_info" (the silent sockets send kernel_info_requests without reading the
+    replies), or "none" (the baseline: the neighbour alone). The tests run it small,
+    bench/gateway_tenants.py at full size. `latencies`: the neighbour's, in seconds."""
+
+    def __init__(self, gateway_url, gateway_pid, attacker, neighbour, sockets=20,
+                 seconds=30.0, flood="output", cell_bytes=1 << 20, kernels=1):
+        """`kernels`: how many kernels of the attacker's the silent sockets are spread
+        over (the first one is the one whose cells print)."""
+        self.url = gateway_url
+        self.pid = gateway_pid
+        self.attacker = attacker
+        self.neighbour = neighbour
+        self.sockets = sockets
+        self.seconds = seconds
+        self.flood = flood
+        self.cell_bytes = cell_bytes
+        self.kernels = kernels
+
+    def run(self):
+        import collections
+        import threading
+        import time
+
+        from sorna.testing.processes import rss
+
+        attacker, neighbour = Http(self.url, self.attacker), Http(self.url, self.neighbour)
+        kernels = []
+        try:
+            for http in [neighbour] + [attacker] * self.kernels:
+                status, kernel, _ = http.post("/api/kernels", {"name": "python3"})
+                if status != 201:
+                    raise RuntimeError(f"could not start a kernel: {status} {kernel}")
+                kernels.append((http, kernel))
+            own, targets = kernels[0][1], [kernel for _, kernel in kernels[1:]]
+            target = targets[0]
+            driver = JupyterSocket(self.url, target["id"], self.attacker)
+            calm = JupyterSocket(self.url, own["id"], self.neighbour)
+            driver.execute("1")
+            calm.execute("1")
+            time.sleep(1.0)
+            before = rss(self.pid)
+            upgrades, silent = collections.Counter(), []
+            for i in range(self.sockets):
+                try:
+                    silent.append(_silent_socket(self.url, targets[i % len(targets)]["id"],
+                                                 self.attacker))
+                    upgrades[101] += 1
+                except Exception as e:  # a refused upgrade (the quotas)
+                    upgrades[getattr(e, "status_code", type(e).__name__)] += 1
+            peak, stop, latencies = [before], threading.Event(), []
+
+            def sample():
+                while not stop.is_set():
+                    peak.append(rss(self.pid))
+                    time.sleep(0.1)
+
+            def neighbour_runs():
+                while not stop.is_set():
+                    started = time.monotonic()
+                    calm.execute("print(1)")
+                    latencies.append(time.monotonic() - started)
+
+            threads = [threading.Thread(target=sample), threading.Thread(
+                target=neighbour_runs)]
+            for thread in threads:
+                thread.start()
+            end = time.monotonic() + self.seconds
+            sent = 0
+            sending = list(silent)
+            while time.monotonic() < end:
+                if self.flood == "output":
+                    driver.execute(f"print('x' * {self.cell_bytes})")
+                elif self.flood == "none":
+                    time.sleep(0.05)
+                else:
+                    for sock in list(sending):
+                        try:
+                            sock.send(json.dumps(jupyter_message("kernel_info_request",
+                                                                 {})))
+                        except Exception:
+                            sending.remove(sock)  # the gateway closed it
+                    time.sleep(0.001)
+                sent += 1
+            stop.set()
+            for thread in threads:
+                thread.join()
+            self.latencies = latencies
+            closed = sum(1 for sock in silent if _closed_by_peer(sock))
+            for sock in silent:
+                sock.close()
+            driver.close()
+            calm.close()
+            time.sleep(3.0)
+            after = rss(self.pid)
+        finally:
+            for http, kernel in kernels:
+                http.delete(f"/api/kernels/{kernel['id']}")
+        from statistics import median
+        ordered = sorted(latencies)
+        return {"flood": self.flood, "sockets_asked": self.sockets,
+                "upgrades": {str(k): v for k, v in upgrades.items()},
+                "closed_by_gateway": closed, "rounds": sent,
+                "rss_mib": {"before": round(before / 2 ** 20, 1),
+                            "peak": round(max(peak) / 2 ** 20, 1),
+                            "after": round(after / 2 ** 20, 1)},
+                "neighbour_ms": {"n": len(ordered),
+                                 "p50": round(median(ordered) * 1000, 1) if ordered else None,
+                                 "p90": round(ordered[int(0.9 * (len(ordered) - 1))] * 1000, 1)
+                                 if ordered else None}}
+
+
+def _silent_socket(base_url, kernel_id, token):
+    """A channels WebSocket (token in the query, as a browser sends it) that will never
+    read, with a small receive buffer so that what it does not read waits in the
+    gateway."""
+    import websocket
+
+    url = base_url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
+    return websocket.create_connection(
+        f"{url}?token={token}", timeout=TIMEOUT,
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+
+
+def _closed_by_peer(sock):
+    """Whether the gateway closed this socket (it reads what is left, to see)."""
+    import websocket
+
+    sock.settimeout(2.0)
+    try:
+        while True:
+            frame = sock.recv_frame()
+            if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                return True
+    except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+        return True
+    except websocket.WebSocketTimeoutException:
+        return False

@@ -318,7 +318,7 @@ class AgentProcess(TwistdProcess):
 
 class GatewayProcess(TwistdProcess):
     """`twistd sorna-gateway` with a tokens file of its own holding one token,
-    `self.token` (`url` is its base URL)."""
+    `self.token`, an operator's (admin) one (`url` is its base URL)."""
 
     name = "sorna-gateway"
     ready_pattern = re.compile(r"sorna-gateway ready on (\S+)")
@@ -331,7 +331,28 @@ class GatewayProcess(TwistdProcess):
         self.port = port or free_port()
         self.extra_args = list(extra_args)
         self.tokens_path = os.path.join(self.workdir, "tokens")
-        self.token = tokens.add(self.tokens_path, "tests")
+        self.token = tokens.add(self.tokens_path, "tests", admin=True)
+
+    def add_token(self, name, timeout=10.0, **kw):
+        """A new token (a plain one unless `admin=True`; `max_kernels`, `max_runs`),
+        once the running gateway accepts it."""
+        import urllib.error
+        import urllib.request
+
+        from sorna.gateway import tokens
+
+        token = tokens.add(self.tokens_path, name, **kw)
+
+        def accepted():
+            request = urllib.request.Request(self.url + "/api/kernelspecs", headers={
+                "Authorization": f"token {token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=5):
+                    return True
+            except urllib.error.HTTPError as e:
+                return e.code != 401
+        wait_until(accepted, timeout, f"the gateway accepting the token {name!r}")
+        return token
 
     @property
     def url(self):

@@ -339,7 +339,7 @@ class DashboardTests(GatewayCase):
         [agent] = state["agents"]
         self.assertEqual((agent["agent_id"], state["by_lang"]),
                          (self.agent.agent_id, {"python3": 1}))
-        self.assertEqual(state["gateway"], {"kernels": 1})
+        self.assertEqual(state["gateway"], {"kernels": 1, "by_token": {"tests": 1}})
         self.assertTrue(kernel["id"])
         status, body, _ = Http(self.gateway.url).get("/api/dashboard/events")
         self.assertEqual(status, 401)
