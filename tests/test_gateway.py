@@ -145,6 +145,30 @@ class ChannelsTests(ClusterCase):
         self.assertEqual(self.api._queued, {})
         self.assertFalse(self.kernel.runs.locked)
 
+    def test_a_failed_cell_aborts_the_cells_queued_behind_it(self):
+        host = self.cluster.hosts[0]
+        host.hold = True
+        failing = self.execute("1/0")
+        queued = [self.execute("print(2)"), self.execute("print(3)")]
+        host.hold = False
+        host.release()
+        for request in queued:
+            self.assertEqual(self.about(request), [
+                ("iopub", "status", {"execution_state": "busy"}),
+                ("shell", "execute_reply", {"status": "aborted"}),
+                ("iopub", "status", {"execution_state": "idle"})])
+        self.assertEqual([t for _, t, _ in self.about(failing)].count("error"), 1)
+        later = self.execute("print(4)")  # sent after the failure: it runs
+        self.assertIn(("iopub", "stream", {"name": "stdout", "text": "4\n"}),
+                      self.about(later))
+        host.hold = True
+        self.execute("1/0", stop_on_error=False)
+        kept = self.execute("print(5)")
+        host.hold = False
+        host.release()
+        self.assertIn(("iopub", "stream", {"name": "stdout", "text": "5\n"}),
+                      self.about(kept))
+
     def test_unknown_requests_get_a_not_supported_reply(self):
         request = jupyter_message("debug_request", {})
         self.api.handle(self.conn, parse_message(json.dumps(request)), "debug_request")

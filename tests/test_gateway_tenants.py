@@ -50,7 +50,7 @@ class GatewayCase(SynchronousTestCase):
                       "ops": tokens.add(self.path, "ops", admin=True)}
         self.ring = tokens.TokenRing(self.path)
         self.kernels = Kernels(self.client, self.clock, quotas=self.quotas)
-        self.channels = ChannelsApi(self.kernels, self.clock, self.quotas)
+        self.channels = ChannelsApi(self.kernels, self.clock, self.quotas, self.ring)
         self.dashboard = DashboardApi(self.client, self.kernels, self.clock,
                                       quotas=self.quotas)
         self.piston = PistonApi(self.client, self.clock, self.kernels, self.quotas)
@@ -250,8 +250,11 @@ class ChannelsTests(GatewayCase):
                     b"\xff"):
             with self.assertRaises(Malformed):
                 parse_message(raw)
-        extra = dict(good, header=dict(good["header"], huge={"a": "b" * 100}))
-        self.assertNotIn("huge", parse_message(json.dumps(extra))["header"])
+        extra = dict(good, header=dict(good["header"], huge={"a": "b" * 100},
+                                       date=1765000000.5))
+        header = parse_message(json.dumps(extra))["header"]
+        self.assertNotIn("huge", header)
+        self.assertEqual(header["date"], 1765000000.5)
 
     def test_cheap_requests_are_rate_limited_per_socket(self):
         kernel = self.start("alice")
@@ -283,6 +286,21 @@ class ChannelsTests(GatewayCase):
                                    "alice", headers=headers)
         self.assertEqual((status, answer["quota"], answer["limit"]),
                          (429, "max-sockets", 3))
+
+    def test_a_socket_without_a_token_is_its_kernels_owners(self):
+        """jupyter_server's gateway client opens the channels with no token: the
+        kernel's id is the credential, and the socket counts for the owner."""
+        kernel = self.start("alice")
+        path = f"/api/kernels/{kernel['id']}/channels"
+        self.assertEqual(self.call("GET", path)[1]["reason"], "not-websocket")
+        self.assertEqual(self.channels._owner(kernel["id"]).name, "alice")
+        unknown = "0" * 8 + "-0000-0000-0000-" + "0" * 12
+        self.assertEqual(self.call("GET", f"/api/kernels/{unknown}/channels")[0], 404)
+        self.assertEqual(self.call("GET", path, headers=[(b"authorization", b"token x")])[0],
+                         401, "a wrong token is refused, not ignored")
+        tokens.remove(self.path, "alice")
+        self.ring.replace(self.ring.read())
+        self.assertEqual(self.call("GET", path)[0], 404)
 
     def test_a_revoked_tokens_sockets_are_closed(self):
         alices = self.open(self.start("alice"))

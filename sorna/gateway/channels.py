@@ -103,8 +103,9 @@ def parse_message(payload):
         raise Malformed("a message needs a header naming its msg_type")
     for field in HEADER_FIELDS:
         value = header.get(field)
-        if value is not None and (not isinstance(value, str)
-                                  or len(value) > MAX_HEADER_FIELD):
+        if value is None or (field == "date" and type(value) in (int, float)):
+            continue  # jupyter_server's gateway client sends the date as a timestamp
+        if not isinstance(value, str) or len(value) > MAX_HEADER_FIELD:
             raise Malformed(f"header.{field} must be a string of at most "
                             f"{MAX_HEADER_FIELD} characters")
     parts = {}
@@ -193,8 +194,11 @@ def encode(message):
 
 
 class ChannelsApi:
-    def __init__(self, kernels, clock, quotas=Quotas()):
+    def __init__(self, kernels, clock, quotas=Quotas(), tokens=None):
+        """`tokens`: the TokenRing, for the owners of kernels reached without a
+        token."""
         self.kernels = kernels
+        self.tokens = tokens
         self.clock = clock
         self.quotas = quotas
         self.client = kernels.client
@@ -213,9 +217,15 @@ class ChannelsApi:
 
     def routes(self):
         return [Route("GET", r"/api/kernels/(?P<kernel_id>[0-9a-fA-F-]{36})/channels",
-                      self.upgrade, query_token=True, raw=True)]
+                      self.upgrade, query_token=True, raw=True, anonymous=True)]
 
     def upgrade(self, request, kernel_id, tenant):
+        if tenant is None:
+            # jupyter_server's gateway client (nbclient's and papermill's way here)
+            # opens this socket with no token. The kernel's id, a random UUID shown only
+            # to its owner and to admins, is then the credential, as a kernel id is on
+            # Sorna's ZMQ ports; the socket is its owner's and counts in its quotas.
+            tenant = self._owner(kernel_id)
         kernel = self.kernels.find(kernel_id, tenant)  # 404 before the upgrade
         if (request.getHeader("upgrade") or "").lower() != "websocket":
             raise HttpError(400, "this is a WebSocket endpoint: connect with a WebSocket "
@@ -227,6 +237,13 @@ class ChannelsApi:
             return self.resource.render(request)
         finally:
             self.handing_over = None
+
+    def _owner(self, kernel_id):
+        kernel = self.kernels.any(kernel_id)
+        owner = self.tokens.tenant_named(kernel.owner) if self.tokens else None
+        if owner is None:
+            raise HttpError(404, f"no kernel has id {kernel_id[:64]}", "kernel-not-found")
+        return owner
 
     def open(self, conn):
         self.connections.add(conn)
@@ -367,16 +384,31 @@ class ChannelsApi:
                 execution_count=kernel.execution_count), parent)
             return
         self._queued[kernel.id] = queued + 1
+        kernel.requests_seen += 1
+        ticket = kernel.requests_seen
         await kernel.runs.acquire()
         self._queued[kernel.id] -= 1
         try:
-            await self._run(conn, kernel, parent, content, code, silent)
+            if ticket <= kernel.aborted_through:
+                self._abort(conn, kernel, parent)
+                return
+            failed = await self._run(conn, kernel, parent, content, code, silent)
+            if failed and content.get("stop_on_error", True) is not False:
+                # As ipykernel does: the requests queued behind a failed cell are
+                # aborted (a notebook's "Run All" stops at the first error).
+                kernel.aborted_through = kernel.requests_seen
         finally:
             if not self._queued.get(kernel.id):
                 self._queued.pop(kernel.id, None)
             kernel.runs.release()
 
+    def _abort(self, conn, kernel, parent):
+        self.broadcast(kernel, "status", {"execution_state": "busy"}, parent)
+        self.reply(conn, "execute_reply", {"status": "aborted"}, parent)
+        self.broadcast(kernel, "status", {"execution_state": "idle"}, parent)
+
     async def _run(self, conn, kernel, parent, content, code, silent):
+        """Run one cell; whether it failed."""
         kernel.execution_state = "busy"
         kernel.last_activity = self.clock.seconds()
         self.broadcast(kernel, "status", {"execution_state": "busy"}, parent)
@@ -436,6 +468,7 @@ class ChannelsApi:
         kernel.execution_state = "idle"
         kernel.last_activity = self.clock.seconds()
         self.broadcast(kernel, "status", {"execution_state": "idle"}, parent)
+        return bool(errors)
 
     async def _ask(self, conn, parent, reply):
         request = make_message("input_request", {"prompt": reply.get("prompt") or "",

@@ -9,11 +9,12 @@ from twisted.internet import defer
 
 from sorna.defer import deferred
 from sorna.gateway.languages import kernelspec
-from sorna.gateway.tenants import Quotas
+from sorna.gateway.tenants import Quotas, Tenant
 from sorna.gateway.web import HttpError, Route, json_body
 from sorna.ids import new_trace
 from sorna.proto.errors import KernelNotFound
 
+ADMIN = Tenant("(the gateway)", admin=True)  # for looking a kernel up by its id alone
 # The most kernels one gateway holds for its clients (the cluster bounds them too).
 MAX_KERNELS = 1000
 # Kernel specs and liveness are asked of the manager at most this often: JupyterLab
@@ -39,6 +40,8 @@ class GatewayKernel:
         self.connections = 0
         self.execution_count = 0
         self.runs = defer.DeferredLock()  # one execute_request at a time, in order
+        self.requests_seen = 0  # execute_requests queued so far
+        self.aborted_through = 0  # ...of which these are aborted (stop_on_error)
 
     def model(self):
         return {"id": self.id, "name": self.lang, "last_activity": iso(self.last_activity),
@@ -116,6 +119,10 @@ class Kernels:
         self._kernels[kernel.id] = kernel
         self._checked[kernel.id] = self.clock.seconds()
         return kernel
+
+    def any(self, kernel_id):
+        """The kernel `kernel_id`, whoever owns it; 404 for an unknown id."""
+        return self.find(kernel_id, ADMIN)
 
     def find(self, kernel_id, tenant):
         """`tenant`'s kernel `kernel_id`; 404 for an unknown id and for another token's

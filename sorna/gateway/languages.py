@@ -14,14 +14,17 @@ class Language:
     language: str  # Jupyter's language name (language_info.name, kernelspec language)
     mimetype: str
     extension: str  # ".py"
-    codemirror: str  # JupyterLab's editor mode
+    codemirror: str | dict  # JupyterLab's editor mode
     pygments: str
     piston: str = ""  # Piston's name for it, when not Sorna's
+    nbconvert: str = ""  # nbconvert's exporter, where the language has its own
 
 
 LANGUAGES = {
-    "python3": Language("Python 3", "python", "text/x-python", ".py", "python", "python3",
-                       piston="python"),
+    # As ipykernel describes Python: nbconvert, JupyterLab and GitHub key on these.
+    "python3": Language("Python 3", "python", "text/x-python", ".py",
+                        {"name": "ipython", "version": 3}, "ipython3", piston="python",
+                        nbconvert="python"),
     "nodejs": Language("Node.js", "javascript", "application/javascript", ".js",
                        "javascript", "javascript",
                        piston="javascript"),
@@ -73,6 +76,8 @@ def language_info(lang, version=""):
             "file_extension": about.extension, "pygments_lexer": about.pygments}
     if about.codemirror:
         info["codemirror_mode"] = about.codemirror
+    if about.nbconvert:
+        info["nbconvert_exporter"] = about.nbconvert
     return info
 
 

@@ -30,7 +30,7 @@ class GatewayService(MultiService):
         KeyWatch.for_clock(self.tokens, clock).setServiceParent(self)
         self.kernels = Kernels(client, clock, quotas=quotas)
         self.dashboard = DashboardApi(client, self.kernels, clock, quotas=quotas)
-        self.channels = ChannelsApi(self.kernels, clock, quotas)
+        self.channels = ChannelsApi(self.kernels, clock, quotas, self.tokens)
         self.tokens.listeners += [self.channels.revoke, self.dashboard.revoke]
         routes = (JupyterApi(self.kernels).routes() + self.channels.routes()
                   + PistonApi(client, clock, self.kernels, quotas).routes()

@@ -171,6 +171,13 @@ class TokenRing:
             return None
         return self._tenants.get(digest(token))
 
+    def tenant_named(self, name):
+        """The tenant of the token named `name` now, or None."""
+        for tenant in self._tenants.values():
+            if tenant.name == name:
+                return tenant
+        return None
+
     def holds(self, tenant):
         """Whether `tenant`'s token is still accepted, in the same role."""
         now = self._tenants.get(tenant.digest)

@@ -111,17 +111,20 @@ def token_of(request, query_allowed):
 
 class Route:
     def __init__(self, method, pattern, handler, token=True, query_token=False,
-                 raw=False):
+                 raw=False, anonymous=False):
         """`handler(request, **groups)` returns (status, body) or a Deferred of it; with
         `raw` it writes the answer itself (WebSockets, event streams, HTML) and returns
         NOT_DONE_YET or bytes. `token`: the route needs one, and the handler is given
-        its sorna.gateway.tenants.Tenant as `tenant=`."""
+        its sorna.gateway.tenants.Tenant as `tenant=`; with `anonymous`, a request that
+        carries no token at all is let through with `tenant=None` (a wrong one is still
+        refused) for the handler to decide."""
         self.method = method
         self.pattern = re.compile(pattern + r"\Z")
         self.handler = handler
         self.token = token
         self.query_token = query_token
         self.raw = raw
+        self.anonymous = anonymous
 
 
 class Api(resource.Resource):
@@ -153,7 +156,9 @@ class Api(resource.Resource):
                 return b""
             route, groups = self._route(method, path)
             tenant = None
-            if route.token:
+            if route.anonymous and token_of(request, route.query_token) is None:
+                groups["tenant"] = None
+            elif route.token:
                 tenant = groups["tenant"] = self.authenticate(request, route.query_token)
             if route.raw:
                 return route.handler(request, **groups)

@@ -77,14 +77,17 @@ class TwistdProcess:
     name = "twistd"
     ready_pattern = None  # a compiled regex matched against the log
 
-    def __init__(self, workdir=None, env=None, json_log=False):
-        """`json_log`: log one JSON event per line (sorna.logging.json_observer)."""
+    def __init__(self, workdir=None, env=None, json_log=False, module=False):
+        """`json_log`: log one JSON event per line (sorna.logging.json_observer).
+        `module`: start it the original deployment's way, `python3 -m
+        sorna.PART.server OPTIONS` (sorna.foreground), instead of `twistd -n`."""
         use_test_keys()  # the processes find the test keys as $SORNA_KEYS
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"{self.name}-")
         self.log_path = os.path.join(self.workdir, f"{self.name}.log")
         self.env = dict(os.environ, **(env or {}))
         self.json_log = json_log
+        self.module = module
         self.process = None
         self.returncode = None
         self._run_start = 0  # where the current run's part of the log begins
@@ -93,6 +96,10 @@ class TwistdProcess:
         raise NotImplementedError
 
     def command(self):
+        if self.module:
+            plugin, *options = self.plugin_args()
+            return [sys.executable, "-m", f"sorna.{plugin[len('sorna-'):]}.server",
+                    *options]
         logger = ["--logger", "sorna.logging.json_observer"] if self.json_log else []
         return [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", *logger,
                 *self.plugin_args()]
@@ -104,8 +111,10 @@ class TwistdProcess:
             raise ProcessError(f"{self.name} was already started")
         self._run_start = len(self.log())
         self._log_file = open(self.log_path, "ab")
+        env = dict(self.env, SORNA_LOG_FORMAT="json") if (
+            self.module and self.json_log) else self.env
         self.process = subprocess.Popen(
-            self.command(), cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
+            self.command(), cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
             stdout=self._log_file, stderr=subprocess.STDOUT)
         try:
             self.wait_for_log(self.ready_pattern, timeout, "the readiness line")

@@ -364,3 +364,78 @@ class StopTests(GatewayCase):
         self.assertTrue(self.gateway.stopped_cleanly(), self.gateway.log_tail())
         wait_until(lambda: self.client(self.manager).status()["kernels"] == 0, 10,
                    "the gateway's kernels destroyed")
+
+
+class JupyterServerClientTests(GatewayCase):
+    """jupyter_server's own gateway client (GatewayKernelManager and
+    GatewayKernelClient: what nbclient and papermill get with `--gateway-url`), with a
+    plain token, unpatched: it sends the token on its REST calls only, and opens the
+    channels WebSocket without one."""
+
+    def run_cells(self, token, cells, info=None):
+        """Run `cells` in a python3 kernel made through jupyter_server's gateway client;
+        (status, stdout) of each. `info`: a list to put the kernel_info_reply in."""
+        import asyncio
+
+        from jupyter_server.gateway.gateway_client import GatewayClient
+        from jupyter_server.gateway.managers import GatewayKernelManager
+
+        GatewayClient.clear_instance()
+        self.addCleanup(GatewayClient.clear_instance)
+        GatewayClient.instance(url=self.gateway.url, auth_token=token,
+                               request_timeout=30.0)
+
+        async def session():
+            manager = GatewayKernelManager()
+            await manager.start_kernel(kernel_name="python3")
+            client = manager.client()
+            await client.start_channels()
+            if info is not None:
+                client.kernel_info()
+                info.append(await client.get_shell_msg(timeout=30))
+            outputs = []
+            try:
+                for code in cells:
+                    msg_id, texts = client.execute(code), []
+                    while True:
+                        message = await client.get_iopub_msg(timeout=30)
+                        if message["parent_header"].get("msg_id") != msg_id:
+                            continue
+                        if message["msg_type"] == "stream":
+                            texts.append(message["content"]["text"])
+                        if message["content"].get("execution_state") == "idle":
+                            break
+                    reply = await client.get_shell_msg(timeout=30)
+                    self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+                    outputs.append((reply["content"]["status"], "".join(texts)))
+            finally:
+                client.stop_channels()
+                await manager.shutdown_kernel()
+            return outputs
+
+        return asyncio.run(session())
+
+    def test_cells_run_with_a_plain_token(self):
+        token = self.gateway.add_token("notebooks")
+        self.assertEqual(self.run_cells(token, ["x = 6", "print(x * 7)"]),
+                         [("ok", ""), ("ok", "42\n")])
+        self.assertEqual(Http(self.gateway.url, token).get("/api/kernels")[1], [])
+
+    def test_language_info_is_ipykernels(self):
+        """ipykernel, started locally, is the control: JupyterLab, nbconvert and GitHub
+        key on these fields."""
+        from jupyter_client.manager import start_new_kernel
+
+        manager, client = start_new_kernel(kernel_name="python3")  # on 127.0.0.1
+        try:
+            control = client.kernel_info(reply=True, timeout=30)["content"]
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+        info = []
+        self.run_cells(self.gateway.token, [], info)
+        ours = info[0]["content"]["language_info"]
+        theirs = control["language_info"]
+        self.assertEqual({k: v for k, v in ours.items() if k != "version"},
+                         {k: v for k, v in theirs.items() if k != "version"})
+        self.assertRegex(ours["version"], r"^3\.\d+\.\d+$")
