@@ -58,6 +58,35 @@ class RunTests(SynchronousTestCase):
         result = self.successResultOf(d)
         self.assertEqual((result["stdout"], result["exceptions"][0][0]), ("ab", "ValueError"))
 
+    def test_values_and_displays_are_bundles_for_who_asks_and_text_and_media_else(self):
+        figure = [["image/png", "iVBOR"], ["text/plain", "<Figure>"]]
+        records = [["stdout", "a\n"], ["display", figure],
+                   ["display", [["text/plain", "7"]]], ["media", ["text/html", "<b/>"]],
+                   ["result", [["text/html", "<i/>"], ["text/plain", "Rich()"]]]]
+        for bundles, expected in (
+                (True, {"stdout": "a\n", "media": [["text/html", "<b/>"]],
+                        "displays": [dict(figure), {"text/plain": "7"}],
+                        "value": {"text/html": "<i/>", "text/plain": "Rich()"}}),
+                (False, {"stdout": "a\n7\nRich()\n",
+                         "media": [["image/png", "iVBOR"], ["text/html", "<b/>"]]})):
+            d = self.client.run_code(self.kid, "x", bundles=bundles)
+            self.daemon.finish(records=records)
+            result = self.successResultOf(d)["result"]
+            self.assertEqual({k: result[k] for k in expected}, expected)
+            self.assertEqual("displays" in result, bundles)
+
+    def test_malformed_bundles_are_dropped(self):
+        d = self.client.run_code(self.kid, "x", bundles=True)
+        self.daemon.finish(records=[
+            ["display", []], ["display", [["text/plain"]]], ["display", "x"],
+            ["result", [["text/plain", 7]]], ["display", [["", "x"]]],
+            ["display", [["a/b", "1"], ["a/b", "2"]]],
+            ["display", [[f"x/{i}", "v"] for i in range(17)]], ["other", [["a/b", "c"]]],
+            ["display", [["text/plain", "kept"]]]])
+        result = self.successResultOf(d)["result"]
+        self.assertEqual((result["displays"], "value" in result),
+                         ([{"text/plain": "kept"}], False))
+
     def test_query_and_continue_drive_a_long_run_step_by_step(self):
         d = self.client.run_code(self.kid, "long", mode="query", wait=1)
         self.daemon.output("stdout", "first\n")

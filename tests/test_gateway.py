@@ -101,6 +101,22 @@ class ChannelsTests(ClusterCase):
             self.assertEqual(message["header"]["session"], self.kernel.id)
             self.assertEqual(message["msg_id"], message["header"]["msg_id"])
 
+    def test_a_value_is_an_execute_result_and_display_shows_every_type_at_once(self):
+        self.execute("class Rich:\n    def _repr_html_(self): return '<b>r</b>'\n"
+                     "    def _repr_json_(self): return {'a': 1}\n"
+                     "    def __repr__(self): return 'Rich()'")
+        request = self.execute("display(Rich())\n6 * 7")
+        shown = [(t, c) for _, t, c in self.about(request)
+                 if t in ("display_data", "execute_result", "stream")]
+        self.assertEqual(shown, [
+            ("display_data", {"data": {"text/html": "<b>r</b>", "application/json": {"a": 1},
+                                       "text/plain": "Rich()"},
+                              "metadata": {}, "transient": {}}),
+            ("execute_result", {"execution_count": 2, "data": {"text/plain": "42"},
+                                "metadata": {}})])
+        silent = self.execute("6 * 7", silent=True)
+        self.assertNotIn("execute_result", [t for _, t, _ in self.about(silent)])
+
     def test_an_exception_is_an_error_and_an_error_reply(self):
         request = self.execute("1/0")
         [error] = [c for _, t, c in self.about(request) if t == "error"]

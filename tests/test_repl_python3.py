@@ -51,8 +51,11 @@ def short_tempdir(testcase):
 
 
 def text_of(events, kind="stdout"):
-    return "".join(data for e in events if e.get("event") in ("output", "finished")
-                   for k, data in e.get("records", []) if k == kind)
+    """The text of `kind`; for stdout, a run's value included, as a front-end that
+    does not ask for bundles sees it (sorna.agent.runs.Run.take)."""
+    return "".join(data if k == kind else dict(data)["text/plain"] + "\n"
+                   for k, data in records_of(events)
+                   if k == kind or (kind == "stdout" and k == "result"))
 
 
 def records_of(events):
@@ -61,7 +64,14 @@ def records_of(events):
 
 
 def media_of(events):
-    return [data for kind, data in records_of(events) if kind == "media"]
+    """Media records, and the non-text types of displayed objects."""
+    return [data for kind, data in records_of(events) if kind == "media"] + [
+        pair for kind, data in records_of(events) if kind == "display"
+        for pair in data if pair[0] != "text/plain"]
+
+
+def bundles_of(events, kind):
+    return [dict(data) for k, data in records_of(events) if k == kind]
 
 
 def png_size(data):
@@ -303,6 +313,38 @@ class LocalDaemonTests(SynchronousTestCase):
         self.assertEqual(media_of(events), [["text/html", "<b>hi</b>"],
                                             ["image/png", "iVBORw=="],
                                             ["image/svg+xml", "<svg/>"]])
+
+    def test_a_value_and_displayed_objects_are_mime_bundles(self):
+        self.run_code(
+            "class Rich:\n"
+            "    def _repr_html_(self): return '<b>rich</b>'\n"
+            "    def _repr_png_(self): return b'\\x89PNG'\n"
+            "    def _repr_json_(self): return {'a': [1]}\n"
+            "    def __repr__(self): return 'Rich()'\n"
+            "class Broken:\n"
+            "    def _repr_html_(self): raise ValueError('no')\n"
+            "    def __repr__(self): return 'Broken()'")
+        events = self.run_code("print('before')\ndisplay(Rich(), 7)\nRich()")
+        self.assertEqual(bundles_of(events, "display"), [
+            {"text/html": "<b>rich</b>", "image/png": "iVBORw==",
+             "application/json": '{"a": [1]}', "text/plain": "Rich()"},
+            {"text/plain": "7"}])
+        self.assertEqual(bundles_of(events, "result"), [
+            {"text/html": "<b>rich</b>", "image/png": "iVBORw==",
+             "application/json": '{"a": [1]}', "text/plain": "Rich()"}])
+        self.assertEqual([kind for kind, _ in records_of(events)],
+                         ["stdout", "display", "display", "result"])
+        self.assertEqual(bundles_of(self.run_code("Broken()"), "result"),
+                         [{"text/plain": "Broken()"}])
+        self.assertEqual(bundles_of(self.run_code("Rich"), "result"),
+                         [{"text/plain": "<class '__main__.Rich'>"}],
+                         "a class is not shown by its instances' methods")
+        events = self.run_code("class Many:\n    def _repr_mimebundle_(self, **kw):\n"
+                               "        return {f'x/{i}': 'v' for i in range(40)}\nMany()")
+        [bundle] = bundles_of(events, "result")
+        self.assertEqual((len(bundle), bundle["text/plain"].startswith("<__main__.Many")),
+                         (16, True))
+        self.assertNotIn("display", dir(__import__("builtins")))
 
     def test_files_created_or_changed(self):
         self.run_code("open('old.txt', 'w').write('1')\nopen('same.txt', 'w').write('s')")
@@ -604,12 +646,12 @@ class DaemonTests(DaemonTestsMixin, SynchronousTestCase):
         self.run_ok("x = 20\ndef double(n):\n    return 2 * n")
         events = self.run_ok("import sys\nprint(double(x) + 2)\n"
                              "print('err', file=sys.stderr)\n'last'", run_id="b")
-        self.assertEqual(records_of(events),
-                         [["stdout", "42\n"], ["stderr", "err\n"], ["stdout", "'last'\n"]])
+        records = [["stdout", "42\n"], ["stderr", "err\n"],
+                   ["result", [["text/plain", "'last'"]]]]
+        self.assertEqual(records_of(events), records)
         self.assertEqual(events[-1], {"id": "b", "event": "finished", "reply": 200,
                                       "truncated": False, "exceptions": [], "files": [],
-                                      "records": [["stdout", "42\n"], ["stderr", "err\n"],
-                                                  ["stdout", "'last'\n"]]})
+                                      "records": records})
 
     def test_exceptions(self):
         events = self.run_ok("def f():\n    raise ValueError('a', 1, None, [1], 2**70)\n"

@@ -2,8 +2,10 @@
 cells. The runner (runner.py) owns the protocol; this module only runs code.
 
 Standard output and error are the session's writers while code runs, `input()` and
-`getpass()` ask the session (`waiting-input`), the value of a last expression is shown
-as its `repr`, and matplotlib figures become PNG and SVG media.
+`getpass()` ask the session (`waiting-input`), the value of a last expression is a
+`result` record (a MIME bundle: its repr and what IPython's display protocol gives),
+`display(obj)` a `display` record, and each matplotlib figure one `display` record with
+its PNG, SVG and text.
 """
 
 import ast
@@ -15,6 +17,8 @@ import io
 import sys
 import traceback
 import types
+
+from python_display import mime_bundle
 
 INPUT_NAME = "<input>"
 _DAEMON_FILES = ((lambda: None).__code__.co_filename,)
@@ -206,7 +210,7 @@ def _display_image(mime, data):
         raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
     if _current is None:
         raise RuntimeError("sorna_display works inside a Sorna kernel only")
-    _current.add_media(mime, data)
+    _current.session.add_bundle("display", [[mime, data], ["text/plain", f"<{mime}>"]])
 
 
 def _display_html(text):
@@ -334,9 +338,10 @@ class PythonDriver:
 
     def _install(self):
         saved = (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
-                 sys.modules.get("sorna_display"))
+                 getattr(builtins, "display", None), sys.modules.get("sorna_display"))
         sys.stdout, sys.stderr, sys.stdin = self.stdout, self.stderr, self.stdin
         builtins.input, getpass.getpass = self._builtin_input, self._getpass
+        builtins.display = self.display  # as in IPython, a builtin
         sys.modules["sorna_display"] = self.display_module
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
@@ -350,7 +355,11 @@ class PythonDriver:
             except Exception:
                 pass
         (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
-         display) = saved
+         builtin_display, display) = saved
+        if builtin_display is None:
+            builtins.__dict__.pop("display", None)
+        else:
+            builtins.display = builtin_display
         if display is not None:
             sys.modules["sorna_display"] = display
 
@@ -364,13 +373,16 @@ class PythonDriver:
         return compile(tree, INPUT_NAME, "exec"), last
 
     def _display(self, value):
-        """What sys.displayhook does, without touching builtins._."""
+        """What sys.displayhook does, without touching builtins._: the value becomes
+        the run's result."""
         if value is not None:
             self.namespace["_"] = value
-            self.stdout.write(repr(value) + "\n")
+            self.session.add_bundle("result", mime_bundle(value))
 
-    def add_media(self, mime, content):
-        self.session.add_media(mime, content)
+    def display(self, *objects):
+        """IPython's display(): each object with its richest representations."""
+        for obj in objects:
+            self.session.add_bundle("display", mime_bundle(obj))
 
     def _builtin_input(self, prompt=""):
         return self.stdin.answer(str(prompt), False, self.stdout.write)
@@ -381,7 +393,8 @@ class PythonDriver:
     # -- matplotlib
 
     def show_figures(self):
-        """Every open pyplot figure becomes PNG and SVG media, then is closed."""
+        """Every open pyplot figure is shown (PNG, SVG and text in one bundle), then
+        closed."""
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is None:
             return
@@ -391,8 +404,10 @@ class PythonDriver:
                 png, svg = io.BytesIO(), io.BytesIO()
                 figure.savefig(png, format="png")
                 figure.savefig(svg, format="svg")
-                self.add_media("image/png", base64.b64encode(png.getvalue()).decode())
-                self.add_media("image/svg+xml", svg.getvalue().decode("utf-8", "replace"))
+                self.session.add_bundle("display", [
+                    ["image/png", base64.b64encode(png.getvalue()).decode()],
+                    ["image/svg+xml", svg.getvalue().decode("utf-8", "replace")],
+                    ["text/plain", repr(figure)]])
             finally:
                 plt.close(figure)
 

@@ -100,6 +100,23 @@ def _clip(text, room):
     return (text, False) if len(text) <= room else (text[:max(room, 0)], True)
 
 
+TEXT_KINDS = ("stdout", "stderr")
+
+
+def record_size(kind, data):
+    """Characters an output record counts against a run's output cap."""
+    if kind in TEXT_KINDS:
+        return len(data)
+    if kind == "media":
+        return len(data[1])
+    return sum(len(mime) + len(content) for mime, content in data)
+
+
+def _joined(records):
+    return [[kind, "".join(data) if kind in TEXT_KINDS else data]
+            for kind, data in records]
+
+
 def fit_exceptions(exceptions, room):
     """Exceptions within `room` characters in all (names, arguments, tracebacks are
     cut, in that order of priority): (exceptions, characters used, cut?)."""
@@ -150,7 +167,7 @@ class Output:
         self.run_size = 0
         self.truncated = False
         self._lock = threading.RLock()
-        self._records = []  # [kind, [chunks]] or ["media", [mime, content]]
+        self._records = []  # [kind, [chunks]] of text, or [kind, data] (see `add`)
         self._size = 0
         self._first = 0.0  # when the oldest pending record arrived
         self._last = float("-inf")  # when the last output event was emitted
@@ -159,24 +176,28 @@ class Output:
         self.active = False
 
     def add(self, kind, data):
+        """`kind`: stdout or stderr (`data` text, merged with the text before it),
+        media (`[mime, content]`), or display or result (a MIME bundle,
+        `[[mime, content], ...]`); each of the last three is one record."""
         if not data:
             return
+        text = kind in TEXT_KINDS
         with self._lock:
             if self.active:
-                size = len(data[1]) if kind == "media" else len(data)
+                size = record_size(kind, data)
                 room = self.max_run - self.run_size
                 if size > room:
                     self.truncated = True
-                    if kind == "media" or room <= 0:
+                    if not text or room <= 0:
                         return
                     data = data[:room]
-                self.run_size += len(data[1]) if kind == "media" else len(data)
+                self.run_size += record_size(kind, data)
             empty = not self._records
-            if kind != "media" and not empty and self._records[-1][0] == kind:
+            if text and not empty and self._records[-1][0] == kind:
                 self._records[-1][1].append(data)
             else:
-                self._records.append([kind, data if kind == "media" else [data]])
-            self._size += len(data[1]) if kind == "media" else len(data)
+                self._records.append([kind, [data] if text else data])
+            self._size += record_size(kind, data)
             if empty:
                 self._first = self._clock()
             if not self.active:
@@ -194,11 +215,11 @@ class Output:
 
     def _drop_last(self, kind, data):
         record = self._records[-1]
-        if kind == "media" or len(record[1]) == 1:
+        if kind not in TEXT_KINDS or len(record[1]) == 1:
             self._records.pop()
         else:
             record[1].pop()
-        self._size -= len(data[1]) if kind == "media" else len(data)
+        self._size -= record_size(kind, data)
 
     @property
     def room(self):
@@ -231,8 +252,7 @@ class Output:
         with self._lock:
             if not self._records or not self.active:
                 return
-            records = [[kind, data if kind == "media" else "".join(data)]
-                       for kind, data in self._records]
+            records = _joined(self._records)
             self._records, self._size = [], 0
             self._last = self._clock()
             self._emit({"id": self.run_id, "event": "output", "records": records})
@@ -251,8 +271,7 @@ class Output:
         output still pending travels in `event` itself (one message, not two)."""
         with self._lock:
             if end and self._records and self.active:
-                event["records"] = [[kind, data if kind == "media" else "".join(data)]
-                                    for kind, data in self._records]
+                event["records"] = _joined(self._records)
                 self._records, self._size = [], 0
             else:
                 self.flush()
@@ -494,6 +513,13 @@ class Session:
         if self.capture:
             self.capture.drain()
         self.output.add("media", [mime, content])
+
+    def add_bundle(self, kind, bundle):
+        """`kind`: display (an object shown) or result (a run's value); `bundle`: its
+        representations, `[[mime, content], ...]`."""
+        if self.capture:
+            self.capture.drain()
+        self.output.add(kind, bundle)
 
     def read_input(self, prompt, password):
         """For in-process drivers: announce the read and wait for the text."""

@@ -54,7 +54,7 @@ class AgentApi:
         return self.kernels.execute(
             f["kernel_id"], f["code"], f["mode"], text, f["wait"],
             partial=req.partial if f["stream"] else None, entry_id=f["entry_id"],
-            eof=f["eof"])
+            eof=f["eof"], bundles=f["bundles"])
 
     @deferred
     async def _execute_and_grade(self, req, text):

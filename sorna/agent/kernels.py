@@ -299,12 +299,13 @@ class Kernels:
 
     @returns_deferred
     def execute(self, kernel_id, code=None, mode=None, text=None, wait=None,
-                partial=None, entry_id=None, eof=False):
+                partial=None, entry_id=None, eof=False, bundles=False):
         """Start, continue or feed a run; fire with the reply fields.
 
         Without `mode` the reply comes when the run finishes or waits for input; with a
         mode, also after `wait` seconds (status `continued`). `partial(fields)` receives
-        the output as it comes, for streaming clients.
+        the output as it comes, for streaming clients. `bundles`: a new run's value
+        and displayed objects come as MIME bundles (sorna.agent.runs.Run.take).
         """
         kernel = self._ready(kernel_id)
         runs = kernel.runs
@@ -316,7 +317,7 @@ class Kernels:
             if self.max_executions and self.executions() >= self.max_executions:
                 raise Busy(f"this agent already runs its maximum of {self.max_executions} "
                            f"executions at once; try again shortly", error="agent-busy")
-            return runs.follow(runs.submit(code, entry_id), wait, partial)
+            return runs.follow(runs.submit(code, entry_id, bundles), wait, partial)
         # The last run stays reachable after its end, so that a late `continue` (or
         # one after an abandoned request) still gets the end of it.
         run = runs.current or runs.last

@@ -9,6 +9,8 @@ from twisted.internet import defer
 # agent holds any daemon to it.
 END_ROOM = 64 << 10
 MAX_NAME = 256
+MAX_BUNDLE = 16  # representations of one value or displayed object
+TEXT_KINDS = ("stdout", "stderr")
 MAX_FILES = 10000
 
 FINISHED = "finished"
@@ -18,10 +20,12 @@ RUNNING = "running"
 
 
 class Run:
-    def __init__(self, run_id, budget, entry_id=None, max_output=1 << 20, code=None):
+    def __init__(self, run_id, budget, entry_id=None, max_output=1 << 20, code=None,
+                 bundles=False):
         self.id = run_id  # given when the run reaches the daemon
         self.code = code  # until then
         self.entry_id = entry_id
+        self.bundles = bundles  # the front-end takes values and displays as bundles
         self.max_output = max_output  # bytes of output kept per run; the rest is dropped
         self.output_size = 0
         self.truncated = False
@@ -80,11 +84,12 @@ class Run:
     def _keep(self, record):
         """Keep output up to `max_output`, whatever a kernel prints: memory stays bounded."""
         kind, data = record
-        size = len(data) if kind != "media" else len(data[0]) + len(data[1])
+        text = kind in TEXT_KINDS
+        size = len(data) if text else sum(len(m) + len(c) for m, c in _pairs(kind, data))
         room = self.max_output - self.output_size
         if size > room:
             self.truncated = True
-            if kind == "media" or room <= 0:
+            if not text or room <= 0:
                 return
             data = data[:room]
             size = len(data)
@@ -109,17 +114,35 @@ class Run:
                 d.callback(None)
 
     def take(self):
-        """The output no front-end has seen yet, folded into result fields."""
+        """The output no front-end has seen yet, folded into result fields. A run's
+        value and the objects it displayed are MIME bundles (`value`, `displays`) for a
+        front-end that asked for them (`bundles`); for any other, as before bundles
+        existed, a value's text is stdout, and a displayed object's other types are
+        media (its text, when it has no other)."""
         records, self.records = self.records, []
         result = {"stdout": "", "stderr": "", "media": []}
+        if self.bundles:
+            result["displays"] = []
         stdout, stderr = [], []
         for kind, data in records:
             if kind == "stdout":
                 stdout.append(data)
             elif kind == "stderr":
                 stderr.append(data)
-            else:
+            elif kind == "media":
                 result["media"].append(list(data))
+            elif self.bundles:
+                bundle = dict(data)
+                if kind == "result":
+                    result["value"] = bundle
+                else:
+                    result["displays"].append(bundle)
+            else:
+                rich = [list(pair) for pair in data if pair[0] != "text/plain"]
+                if kind == "display" and rich:
+                    result["media"] += rich
+                else:  # a value, as a REPL prints it
+                    stdout.append(dict(data).get("text/plain", "") + "\n")
         result["stdout"], result["stderr"] = "".join(stdout), "".join(stderr)
         return result
 
@@ -178,7 +201,17 @@ def _valid(record):
     if not isinstance(record, (list, tuple)) or len(record) != 2:
         return False
     kind, data = record
-    if kind in ("stdout", "stderr"):
+    if kind in TEXT_KINDS:
         return isinstance(data, str)
-    return (kind == "media" and isinstance(data, (list, tuple)) and len(data) == 2
-            and isinstance(data[0], str) and isinstance(data[1], str))
+    if kind not in ("media", "display", "result") or not isinstance(data, (list, tuple)):
+        return False
+    pairs = _pairs(kind, data)
+    return (0 < len(pairs) <= MAX_BUNDLE and all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)
+        and 0 < len(pair[0]) <= MAX_NAME and isinstance(pair[1], str) for pair in pairs)
+        and len({pair[0] for pair in pairs}) == len(pairs))
+
+
+def _pairs(kind, data):
+    """A record's [mime, content] pairs: one for media, a bundle's for the others."""
+    return [data] if kind == "media" else data

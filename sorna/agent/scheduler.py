@@ -63,13 +63,13 @@ class RunQueue:
     def busy(self):
         return self.current is not None or bool(self._queue) or self._restarting
 
-    def submit(self, code, entry_id=None):
+    def submit(self, code, entry_id=None, bundles=False):
         """Queue a new run; it starts when the runs before it (and any restart) are done."""
         if len(self._queue) >= self.max_queued:
             raise Busy(f"kernel {self.name} is busy with {self.max_queued} queued "
                        f"executions; wait for them to finish")
         run = Run(None, self.limits["exec_timeout"], entry_id, max_output=self.max_output,
-                  code=code)
+                  code=code, bundles=bundles)
         self._queue.append(run)
         self.last_used = self.clock.seconds()
         self._start_next()

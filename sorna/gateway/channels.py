@@ -2,7 +2,8 @@
 jupyter_server's gateway client sends, no signatures) over a Sorna kernel.
 
 An execute_request becomes one Sorna run: its output streams as `stream` and
-`display_data` messages, a read of standard input becomes an `input_request` (or, when
+`display_data` messages (one per displayed object, with all its MIME types), its value
+as `execute_result`, a read of standard input becomes an `input_request` (or, when
 the request does not allow stdin, end-of-file), exceptions become `error`. Requests of
 one kernel run one at a time, in order; iopub messages go to every connection of the
 kernel, replies to the connection that asked.
@@ -62,6 +63,19 @@ EMPTY_REPLIES = {
     "is_complete_request": {"status": "unknown"},
     "inspect_request": {"status": "ok", "found": False, "data": {}, "metadata": {}},
 }
+
+
+def jupyter_data(bundle):
+    """A Sorna MIME bundle as Jupyter's `data`: JSON types as JSON, not text."""
+    data = {}
+    for mime, content in bundle.items():
+        if mime == "application/json" or mime.endswith("+json"):
+            try:
+                content = parse_json(content, "value")
+            except BadRequest:
+                pass
+        data[mime] = content
+    return data
 
 
 def _reply_channel(message):
@@ -430,6 +444,13 @@ class ChannelsApi:
                 self.broadcast(kernel, "display_data", {
                     "data": {mime: data, "text/plain": f"<{mime}>"}, "metadata": {},
                     "transient": {}}, parent)
+            for bundle in result.get("displays") or []:
+                self.broadcast(kernel, "display_data", {
+                    "data": jupyter_data(bundle), "metadata": {}, "transient": {}}, parent)
+            if result.get("value"):
+                self.broadcast(kernel, "execute_result", {
+                    "execution_count": count, "data": jupyter_data(result["value"]),
+                    "metadata": {}}, parent)
 
         def streamed(part):
             show(part.get("result"))
@@ -438,7 +459,8 @@ class ChannelsApi:
             if not code.strip():
                 reply = {"status": "finished", "result": {"exceptions": []}}
             else:
-                reply = await self.client.run_code(kernel.sorna_id, code, on_output=streamed)
+                reply = await self.client.run_code(kernel.sorna_id, code, on_output=streamed,
+                                                   bundles=True)
             while reply["status"] == "waiting-input":
                 show(reply.get("result"))
                 if content.get("allow_stdin") is True:

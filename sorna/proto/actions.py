@@ -54,6 +54,7 @@ AGENT = {
         "eof": Flag(required=False, default=False),
         "wait": Number(minimum=0, maximum=3600, required=False),
         "stream": Flag(required=False, default=False),
+        "bundles": Flag(required=False, default=False),
         "match": Map({
             "op": Choice(("contains", "equal", "regex")),
             "target": Choice(("stdout", "stderr", "exception")),

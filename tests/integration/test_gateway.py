@@ -218,6 +218,21 @@ class ChannelsTests(GatewayCase):
         [shown] = of_type(messages, "display_data")
         self.assertEqual(shown["content"]["data"]["text/html"], "<b>hi</b>")
 
+    def test_a_value_is_out_and_a_figure_is_one_display_with_every_type(self):
+        sock = self.channels(self.start_kernel())
+        messages = sock.execute("print('printed')\n6 * 7")
+        self.assertEqual(stdout_of(messages), "printed\n")
+        [result] = of_type(messages, "execute_result")
+        self.assertEqual((result["content"]["data"], result["content"]["execution_count"]),
+                         ({"text/plain": "42"}, 1))
+        messages = sock.execute("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\n"
+                                "plt.show()")
+        [figure] = of_type(messages, "display_data")
+        self.assertEqual(sorted(figure["content"]["data"]),
+                         ["image/png", "image/svg+xml", "text/plain"])
+        self.assertEqual(of_type(messages, "execute_result"), [],
+                         "plt.show() returns None: no Out")
+
     def test_requests_a_ui_sends_get_harmless_replies(self):
         sock = self.channels(self.start_kernel())
         for msg_type, field in (("complete_request", "matches"),
