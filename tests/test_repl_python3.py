@@ -880,9 +880,10 @@ class ContainerTests(DaemonTestsMixin, SynchronousTestCase):
             "    plt.plot(np.arange(10) ** k)\n"
             "    plt.show()\n"
             "    print('shown', k)", timeout=60)
-        kinds = [r[0] if r[0] != "media" else r[1][0] for r in records_of(events)]
-        self.assertEqual(kinds, ["image/png", "image/svg+xml", "stdout",
-                                 "image/png", "image/svg+xml", "stdout"])
+        kinds = [r[0] if r[0] != "display" else [mime for mime, _ in r[1]]
+                 for r in records_of(events)]
+        figure = ["image/png", "image/svg+xml", "text/plain"]  # one record a figure
+        self.assertEqual(kinds, [figure, "stdout", figure, "stdout"])
         png = base64.b64decode(media_of(events)[0][1])
         self.assertEqual(png_size(png), (100, 50))
 
