@@ -15,7 +15,8 @@ PROGRAMS = (QUICK, LONG, ASK)
 
 
 class ScriptedRepl:
-    """Records requests; answers pings, inputs, interrupts and file requests."""
+    """Records requests; answers pings, inputs, interrupts, file requests and assists
+    (with `assist_reply`)."""
 
     def __init__(self):
         self.requests = []
@@ -26,6 +27,7 @@ class ScriptedRepl:
         self.answer_pings = True  # False: a process that is not up yet
         self.refuse_runs = None  # an error reply to send to every execute instead
         self.files = {}
+        self.assist_reply = {}  # what complete, inspect and is_complete are answered
 
     def __call__(self, daemon, request):
         self.requests.append(request)
@@ -74,6 +76,8 @@ class ScriptedRepl:
             daemon.send({"id": rid, "reply": 200, "path": "", "entries": [
                 {"name": n, "type": "file", "size": len(d), "mtime": 0}
                 for n, d in sorted(self.files.items())]})
+        elif action in ("complete", "inspect", "is_complete"):
+            daemon.send(dict(self.assist_reply, id=rid, reply=200))
         else:
             daemon.send({"id": rid, "reply": 400, "error": "invalid-input",
                          "cause": f"Unknown action {action!r}."})

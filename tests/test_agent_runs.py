@@ -87,6 +87,26 @@ class RunTests(SynchronousTestCase):
         self.assertEqual((result["displays"], "value" in result),
                          ([{"text/plain": "kept"}], False))
 
+    def test_assists_are_relayed_and_a_daemons_nonsense_is_cut_to_shape(self):
+        self.daemon.assist_reply = {"matches": ["ok", 7, "", "x" * 1000] + ["m"] * 600,
+                                    "cursor_start": -4, "cursor_end": 10 ** 9,
+                                    "status": "done", "indent": ["no"],
+                                    "found": True, "data": [["text/plain", "doc"],
+                                                            ["bad"], ["", "x"], 5]}
+        reply = self.successResultOf(self.client.complete(self.kid, "abc", 2))
+        self.assertEqual((reply["matches"][:2], len(reply["matches"]),
+                          reply["cursor_start"], reply["cursor_end"]),
+                         (["ok", "m"], 497, 3, 3))  # of the first 500 it sent
+        self.assertEqual(self.daemon.requests[-1], {
+            "action": "complete", "id": self.daemon.requests[-1]["id"], "code": "abc",
+            "cursor_pos": 2})
+        self.assertEqual(self.successResultOf(self.client.is_complete(self.kid, "x")),
+                         {"status": "unknown", "indent": ""})
+        self.assertEqual(self.successResultOf(self.client.inspect(self.kid, "x")),
+                         {"found": True, "data": {"text/plain": "doc"}})
+        error = self.error(self.client.complete(self.kid, "abc", 4))
+        self.assertEqual((error.code, error.error), (400, "invalid-input"))
+
     def test_query_and_continue_drive_a_long_run_step_by_step(self):
         d = self.client.run_code(self.kid, "long", mode="query", wait=1)
         self.daemon.output("stdout", "first\n")

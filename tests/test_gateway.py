@@ -117,6 +117,30 @@ class ChannelsTests(ClusterCase):
         silent = self.execute("6 * 7", silent=True)
         self.assertNotIn("execute_result", [t for _, t, _ in self.about(silent)])
 
+    def test_completion_inspection_and_is_complete_come_from_the_kernel(self):
+        self.execute("value = 5\ndef halve(n):\n    'Half of n.'\n    return n / 2")
+
+        def ask(msg_type, **content):
+            request = jupyter_message(msg_type, content)
+            self.api.handle(self.conn, parse_message(json.dumps(request)), msg_type)
+            [(_, _, reply)] = self.about(request)
+            return reply
+
+        self.assertEqual(ask("complete_request", code="x = va", cursor_pos=6), {
+            "status": "ok", "matches": ["value", "vars"], "cursor_start": 4,
+            "cursor_end": 6, "metadata": {}})
+        reply = ask("inspect_request", code="halve(3", cursor_pos=7, detail_level=0)
+        self.assertEqual((reply["status"], reply["found"]), ("ok", True))
+        self.assertIn("Signature: halve(n)", reply["data"]["text/plain"])
+        self.assertIn("Half of n.", reply["data"]["text/plain"])
+        self.assertEqual(ask("inspect_request", code="nothing_here")["found"], False)
+        self.assertEqual(ask("is_complete_request", code="def f(x):\n  x*2"),
+                         {"status": "incomplete", "indent": "  "})
+        self.assertEqual(ask("is_complete_request", code="import = 7q"),
+                         {"status": "invalid"})
+        self.assertEqual(ask("is_complete_request", code="1")["status"], "complete")
+        self.assertEqual(ask("complete_request", cursor_pos=2)["ename"], "BadRequest")
+
     def test_an_exception_is_an_error_and_an_error_reply(self):
         request = self.execute("1/0")
         [error] = [c for _, t, c in self.about(request) if t == "error"]

@@ -267,8 +267,8 @@ class ChannelsTests(GatewayCase):
         [reply] = self.send(other, "complete_request", {"code": "x", "cursor_pos": 1})
         self.assertEqual(reply["content"]["status"], "ok")
         self.clock.advance(1)
-        self.assertEqual(self.send(conn, "is_complete_request")[0]["content"]["status"],
-                         "unknown")
+        self.assertEqual(self.send(conn, "is_complete_request", {"code": "for x in y:"})[0][
+            "content"], {"status": "incomplete", "indent": "    "})
         for _ in range(2 * REQUEST_BURST):
             self.send(conn, "kernel_info_request")
         self.assertEqual(conn.closed[0], CLOSE_TOO_MANY, "a socket that goes on")

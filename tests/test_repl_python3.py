@@ -410,8 +410,53 @@ class LocalDaemonTests(SynchronousTestCase):
         self.assertEqual(name, "NameError")
         self.assertTrue(os.path.exists(os.path.join(self.work, "kept.txt")))
 
+    def test_complete_inspect_and_is_complete_run_none_of_the_users_code(self):
+        self.run_code(
+            "ran = []\n"
+            "class Tricky:\n"
+            "    '''A tricky thing.'''\n"
+            "    attribute = 1\n"
+            "    @property\n"
+            "    def prop(self):\n"
+            "        ran.append('property')\n"
+            "    def __getattr__(self, name):\n"
+            "        ran.append(name)\n"
+            "    def __dir__(self):\n"
+            "        ran.append('dir')\n"
+            "        return []\n"
+            "    def method(self, a, b=2):\n"
+            "        '''Do it.'''\n"
+            "tricky = Tricky()\ntricky.own = 3")
+        reply = self.request(action="complete", code="tricky.", cursor_pos=7)
+        self.assertEqual((reply["reply"], reply["cursor_start"], reply["cursor_end"]),
+                         (200, 7, 7))
+        self.assertEqual(reply["matches"], ["attribute", "method", "own", "prop"])
+        self.assertEqual(self.request(action="complete", code="os.pa")["matches"], [],
+                         "os is not imported in the session")
+        reply = self.request(action="inspect", code="tricky.method(1, ", cursor_pos=17)
+        self.assertTrue(reply["found"])
+        [[mime, text]] = reply["data"]
+        self.assertIn("Signature: tricky.method(self, a, b=2)", text)
+        self.assertIn("Do it.", text)
+        reply = self.request(action="inspect", code="tricky.prop")
+        self.assertEqual((reply["found"], reply["data"][0][1].splitlines()[0]),
+                         (True, "Type:      property"))
+        self.assertIn("A tricky thing.", self.request(action="inspect", code="tricky")[
+            "data"][0][1])
+        self.assertFalse(self.request(action="inspect", code="tricky.missing")["found"])
+        for code, status in (("1", "complete"), ("print('''hello", "incomplete"),
+                             ("def f(x):\n  x*2", "incomplete"),
+                             ("def f(x):\n  return x*2\n\n\n", "complete"),
+                             ("import = 7q", "invalid")):
+            self.assertEqual(self.request(action="is_complete", code=code)["status"],
+                             status, code)
+        self.assertEqual(text_of(self.run_code("print(ran)")), "[]\n")
+
     def test_malformed_payloads(self):
         for payload in (b"\xc1 junk", msgpack.packb([1, 2]),
+                        msgpack.packb({"action": "complete", "id": 7, "code": 1}),
+                        msgpack.packb({"action": "inspect", "id": 8, "code": "ab",
+                                       "cursor_pos": 3}),
                         msgpack.packb({"action": "explode", "id": 3}),
                         msgpack.packb({"action": "execute", "id": 4, "code": 5}),
                         msgpack.packb({"action": "input", "id": 5}),

@@ -18,6 +18,7 @@ import sys
 import traceback
 import types
 
+import python_assist
 from python_display import mime_bundle
 
 INPUT_NAME = "<input>"
@@ -383,6 +384,17 @@ class PythonDriver:
         """IPython's display(): each object with its richest representations."""
         for obj in objects:
             self.session.add_bundle("display", mime_bundle(obj))
+
+    # -- what a notebook asks besides runs (python_assist: they never run user code)
+
+    def is_complete(self, code):
+        return python_assist.is_complete(code)
+
+    def complete(self, code, cursor):
+        return python_assist.complete(self.namespace, code, cursor)
+
+    def inspect(self, code, cursor):
+        return python_assist.inspect_at(self.namespace, code, cursor)
 
     def _builtin_input(self, prompt=""):
         return self.stdin.answer(str(prompt), False, self.stdout.write)

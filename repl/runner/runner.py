@@ -764,7 +764,10 @@ class _os_errors:
 # ---------------------------------------------------------------------------- requests
 
 ACTIONS = ("ping", "execute", "input", "interrupt", "restart", "upload", "download",
-           "list")
+           "list", "complete", "inspect", "is_complete")
+# Asked of the driver, answered at once by whichever thread reads the request.
+ASSIST_ACTIONS = ("complete", "inspect", "is_complete")
+MAX_MATCHES = 500  # completions in one reply
 # msgpack's C unpacker before 1.2 leaks memory on every frame it refuses as nested too
 # deep (about 80 KiB each) or as bad UTF-8: garbage on the socket would fill the kernel's
 # memory. Its pure-Python twin refuses the same frames without leaking (Debian's
@@ -806,6 +809,13 @@ def _checked(request):
                                                  f"{type(request.get('text')).__name__}.")
     if action == "input" and not isinstance(request.get("eof", False), bool):
         raise RequestError(400, "invalid-input", "'eof' must be true or false.")
+    if action in ASSIST_ACTIONS:
+        if not isinstance(request.get("code"), str):
+            raise RequestError(400, "invalid-input", "'code' must be a string.")
+        cursor = request.get("cursor_pos", len(request["code"]))
+        if type(cursor) is not int or not 0 <= cursor <= len(request["code"]):
+            raise RequestError(400, "invalid-input", "'cursor_pos' must be a position in "
+                                                     "'code'.")
     return request
 
 
@@ -813,14 +823,34 @@ def error_reply(request_id, e):
     return {"id": request_id, "reply": e.code, "error": e.error, "cause": e.cause}
 
 
-def answer_file_request(files, request):
-    """The reply to upload/download/list (raising RequestError for refusals)."""
+def answer_request(files, driver, request):
+    """The reply to upload/download/list and to the driver's assists (raising
+    RequestError for refusals)."""
     action = request["action"]
+    if action in ASSIST_ACTIONS:
+        return dict(answer_assist(driver, request), reply=200)
     if action == "upload":
         return dict(files.upload(request.get("path"), request.get("data")), reply=200)
     if action == "download":
         return dict(files.download(request.get("path")), reply=200)
     return dict(files.list(request.get("path", "")), reply=200)
+
+
+def answer_assist(driver, request):
+    """complete, inspect and is_complete, from the driver where it knows how (else: no
+    matches, not found, unknown)."""
+    action, code = request["action"], request["code"]
+    cursor = request.get("cursor_pos", len(code))
+    ask = getattr(driver, action, None)
+    if action == "is_complete":
+        status, indent = ask(code) if ask else ("unknown", "")
+        return {"status": status, "indent": indent}
+    if action == "complete":
+        matches, start, end = ask(code, cursor) if ask else ([], cursor, cursor)
+        return {"matches": [_text(m) for m in matches[:MAX_MATCHES]],
+                "cursor_start": start, "cursor_end": end}
+    found, text = ask(code, cursor) if ask else (False, "")
+    return {"found": found, "data": [["text/plain", _text(text)]] if found else []}
 
 
 def _pack(reply):
@@ -934,7 +964,8 @@ class LocalDaemon:
                 self._held = None
                 self.session = self._new_session()
                 return [{"id": request_id, "reply": 200}]
-            return [dict(answer_file_request(self.files, request), id=request_id)]
+            return [dict(answer_request(self.files, self.session.driver, request),
+                         id=request_id)]
         except RequestError as e:
             return [error_reply(request_id, e)]
 
@@ -1205,7 +1236,7 @@ class Daemon:
             return {"id": request_id, "reply": 200, "interrupted": interrupted}
         if action == "restart":
             return {"id": request_id, "reply": 200}
-        return dict(answer_file_request(self.files, request), id=request_id)
+        return dict(answer_request(self.files, self.driver, request), id=request_id)
 
     def _signal_main(self):
         """SIGINT for the main thread: the flag Python checks between bytecodes (set

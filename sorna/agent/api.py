@@ -17,7 +17,8 @@ class AgentApi:
     def frontend_handlers(self):
         return {"ping": self.ping, "execute": self.execute, "interrupt": self.interrupt,
                 "restart": self.restart, "upload": self.files, "download": self.files,
-                "list_files": self.files,
+                "list_files": self.files, "complete": self.assist, "inspect": self.assist,
+                "is_complete": self.assist,
                 "create_kernel": self.refuse_command, "destroy_kernel": self.refuse_command}
 
     def manager_handlers(self):
@@ -77,6 +78,14 @@ class AgentApi:
         message = {k: v for k, v in req.fields.items() if k != "kernel_id"}
         message["action"] = "list" if req.action == "list_files" else req.action
         return self.kernels.file_request(req.fields["kernel_id"], message)
+
+    def assist(self, req):
+        f = req.fields
+        cursor = f.get("cursor_pos")
+        if cursor is not None and cursor > len(f["code"]):
+            raise BadRequest(f"cursor_pos {cursor} is past the end of the code "
+                             f"({len(f['code'])} characters)")
+        return self.kernels.assist(f["kernel_id"], req.action, f["code"], cursor)
 
     def refuse_command(self, req):
         raise Forbidden(f"{req.action} is for the manager only: ask the manager for a kernel "

@@ -8,6 +8,7 @@ import os
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from sorna.agent import assists
 from sorna.agent.channel import ReplChannel
 from sorna.agent.metrics import AgentMetrics
 from sorna.agent.pools import WarmPools
@@ -375,9 +376,24 @@ class Kernels:
             raise
         return {}
 
-    @deferred
-    async def file_request(self, kernel_id, message):
+    def file_request(self, kernel_id, message):
         """upload, download and list go to the daemon, which owns the work directory."""
+        return self._ask_daemon(kernel_id, message, 30.0)
+
+    @deferred
+    async def assist(self, kernel_id, action, code, cursor=None):
+        """complete, inspect or is_complete, answered by the daemon (while a run goes on
+        too) and cut to a well-formed reply (sorna.agent.assists)."""
+        message = {"action": action, "code": code}
+        if cursor is not None:
+            message["cursor_pos"] = cursor
+        reply = await self._ask_daemon(kernel_id, message, assists.TIMEOUT)
+        return assists.clean(action, reply, code)
+
+    @deferred
+    async def _ask_daemon(self, kernel_id, message, timeout):
+        """One request to the kernel's daemon, one at a time per kernel, and not during
+        a restart; the reply's fields."""
         kernel = self._ready(kernel_id)
         if len(kernel.files.waiting) >= FILE_REQUESTS_WAITING:
             raise Busy(f"kernel {kernel_id} has {FILE_REQUESTS_WAITING} file requests "
@@ -388,7 +404,7 @@ class Kernels:
                 raise KernelNotFound(f"kernel {kernel_id} was destroyed")
             await kernel.runs.ready()
             kernel.runs.last_used = self.clock.seconds()
-            reply = await kernel.channel.request(message, 30.0, what=message["action"])
+            reply = await kernel.channel.request(message, timeout, what=message["action"])
         finally:
             kernel.files.release()
         return {k: v for k, v in reply.items() if k not in ("id", "reply")}

@@ -196,6 +196,27 @@ class ClientCalls:
         return self._then(self._at_kernel(kernel_id, {"action": "restart",
                                                       "kernel_id": kernel_id}), strip)
 
+    def complete(self, kernel_id, code, cursor_pos=None):
+        """{matches, cursor_start, cursor_end}: what completes the name at the cursor
+        (the end of `code` by default)."""
+        return self._assist("complete", kernel_id, code, cursor_pos)
+
+    def inspect(self, kernel_id, code, cursor_pos=None):
+        """{found, data}: what the kernel knows of the name at the cursor, as a MIME
+        bundle (text/plain: type, signature, docstring)."""
+        return self._assist("inspect", kernel_id, code, cursor_pos)
+
+    def is_complete(self, kernel_id, code):
+        """{status, indent}: complete, incomplete (and the next line's indent), invalid
+        or unknown."""
+        return self._assist("is_complete", kernel_id, code)
+
+    def _assist(self, action, kernel_id, code, cursor_pos=None):
+        message = {"action": action, "kernel_id": kernel_id, "code": code}
+        if cursor_pos is not None:
+            message["cursor_pos"] = cursor_pos
+        return self._then(self._at_kernel(kernel_id, message), strip)
+
     def upload(self, kernel_id, path, data):
         return self._then(self._at_kernel(kernel_id, {
             "action": "upload", "kernel_id": kernel_id, "path": path, "data": data}), strip)

@@ -60,9 +60,10 @@ CLOSE_TOO_MANY = 4429  # the client went on sending past the request rate
 EMPTY_REPLIES = {
     "comm_info_request": {"status": "ok", "comms": {}},
     "history_request": {"status": "ok", "history": []},
-    "is_complete_request": {"status": "unknown"},
-    "inspect_request": {"status": "ok", "found": False, "data": {}, "metadata": {}},
 }
+# Requests the kernel answers (sorna.agent.assists).
+ASSISTS = {"complete_request": "complete", "inspect_request": "inspect",
+           "is_complete_request": "is_complete"}
 
 
 def jupyter_data(bundle):
@@ -325,12 +326,8 @@ class ChannelsApi:
                     ""), parent, _reply_channel(message))
         elif msg_type == "kernel_info_request":
             self.kernel_info(conn, kernel, parent)
-        elif msg_type == "complete_request":
-            cursor = content.get("cursor_pos")
-            cursor = cursor if isinstance(cursor, int) else 0
-            self.reply(conn, "complete_reply", {"status": "ok", "matches": [],
-                                                "cursor_start": cursor, "cursor_end": cursor,
-                                                "metadata": {}}, parent)
+        elif msg_type in ASSISTS:
+            self._track(self.assist(conn, kernel, parent, msg_type, content))
         elif msg_type in EMPTY_REPLIES:
             self.reply(conn, msg_type[:-len("_request")] + "_reply",
                        EMPTY_REPLIES[msg_type], parent)
@@ -358,6 +355,35 @@ class ChannelsApi:
             "banner": f"{about.display} in a Sorna kernel", "help_links": []}, parent)
         self.broadcast(kernel, "status", {"execution_state": "idle"}, parent)
         self.broadcast(kernel, "status", {"execution_state": kernel.execution_state}, None)
+
+    @deferred
+    async def assist(self, conn, kernel, parent, msg_type, content):
+        code = content.get("code")
+        reply_type = msg_type[:-len("_request")] + "_reply"
+        if not isinstance(code, str):
+            self.reply(conn, reply_type, error_content(
+                "BadRequest", f"{msg_type} needs `code`, a string", ""), parent)
+            return
+        cursor = content.get("cursor_pos")
+        cursor = cursor if type(cursor) is int and 0 <= cursor <= len(code) else len(code)
+        action = ASSISTS[msg_type]
+        try:
+            if action == "is_complete":
+                answer = await self.client.is_complete(kernel.sorna_id, code)
+                reply = {"status": answer["status"]}
+                if answer["status"] == "incomplete":
+                    reply["indent"] = answer["indent"]
+            elif action == "complete":
+                answer = await self.client.complete(kernel.sorna_id, code, cursor)
+                reply = {"status": "ok", "metadata": {}, **{k: answer[k] for k in (
+                    "matches", "cursor_start", "cursor_end")}}
+            else:
+                answer = await self.client.inspect(kernel.sorna_id, code, cursor)
+                reply = {"status": "ok", "found": answer["found"], "data": answer["data"],
+                         "metadata": {}}
+        except SornaError as e:
+            reply = error_content("SornaError", e.cause, "")
+        self.reply(conn, reply_type, reply, parent)
 
     @deferred
     async def interrupt(self, conn, kernel, parent):

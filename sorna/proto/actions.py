@@ -7,6 +7,8 @@ from sorna.proto.schema import (
 )
 
 MAX_CODE_LENGTH = 1 << 20
+MAX_ASSIST_CODE = 256 << 10  # the code a completion, inspection or is_complete looks at
+CURSOR = Number(minimum=0, maximum=MAX_ASSIST_CODE, integer=True, required=False)
 MAX_FILE_SIZE = 16 << 20
 
 MANAGER = {
@@ -64,6 +66,13 @@ AGENT = {
         "entry_id": Name(required=False),
     },
     "interrupt": {"kernel_id": KernelId()},
+    "complete": {"kernel_id": KernelId(), "code": Text(max_length=MAX_ASSIST_CODE),
+                 "cursor_pos": CURSOR},
+    "inspect": {"kernel_id": KernelId(), "code": Text(max_length=MAX_ASSIST_CODE),
+                "cursor_pos": CURSOR,
+                "detail_level": Number(minimum=0, maximum=1, integer=True, required=False,
+                                       default=0)},
+    "is_complete": {"kernel_id": KernelId(), "code": Text(max_length=MAX_ASSIST_CODE)},
     "restart": {"kernel_id": KernelId()},
     "upload": {"kernel_id": KernelId(), "path": WorkPath(),
                "data": Blob(max_length=MAX_FILE_SIZE)},

@@ -246,6 +246,24 @@ class ChannelsTests(GatewayCase):
             self.assertEqual(reply["msg_type"], msg_type.replace("request", "reply"))
             self.assertIn(field, reply["content"])
 
+    def test_completion_and_inspection_in_a_real_kernel(self):
+        sock = self.channels(self.start_kernel())
+        sock.execute("import os\ndef halve(n):\n    'Half of n.'\n    return n / 2")
+        request = sock.request("complete_request", {"code": "os.pa", "cursor_pos": 5})
+        reply = sock.receive()
+        self.assertEqual(reply["parent_header"]["msg_id"], request["header"]["msg_id"])
+        self.assertIn("path", reply["content"]["matches"])
+        self.assertEqual((reply["content"]["cursor_start"], reply["content"]["cursor_end"]),
+                         (3, 5))
+        sock.request("inspect_request", {"code": "halve(", "cursor_pos": 6,
+                                         "detail_level": 0})
+        reply = sock.receive()
+        self.assertTrue(reply["content"]["found"])
+        self.assertIn("Half of n.", reply["content"]["data"]["text/plain"])
+        sock.request("is_complete_request", {"code": "for i in range(3):"})
+        self.assertEqual(sock.receive()["content"], {"status": "incomplete",
+                                                     "indent": "    "})
+
     def test_garbage_frames_close_that_socket_only(self):
         kernel = self.start_kernel()
         for frame, opcode, code in ((b"\x00\x01garbage", websocket.ABNF.OPCODE_BINARY, 4415),
