@@ -25,6 +25,7 @@ setup(
     # The gateway's tests drive it with a WebSocket client, a Piston client library, and
     # JupyterLab in Chromium under Selenium.
     extras_require={"test": ["moto[server]>=4", "websocket-client>=1.6",
-                             "ultra-piston>=1.0", "selenium>=4.10", "jupyterlab>=4.2"]},
+                             "ultra-piston>=1.0", "selenium>=4.10", "jupyterlab>=4.2",
+                             "jupyter-kernel-test>=0.7"]},
     entry_points={"console_scripts": ["sorna = sorna.client.cli:main"]},
 )
