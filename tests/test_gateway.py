@@ -141,6 +141,34 @@ class ChannelsTests(ClusterCase):
         self.assertEqual(ask("is_complete_request", code="1")["status"], "complete")
         self.assertEqual(ask("complete_request", cursor_pos=2)["ename"], "BadRequest")
 
+    def test_history_tail_range_and_search_as_ipykernel_answers_them(self):
+        for code in ("a = 1", "1+2+3", "print(a)", "1+2+3"):
+            self.execute(code)
+        self.execute("x = 9", store_history=False)
+
+        def history(**content):
+            request = jupyter_message("history_request", content)
+            self.api.handle(self.conn, parse_message(json.dumps(request)),
+                            "history_request")
+            [(_, msg_type, reply)] = self.about(request)
+            return reply["history"]
+
+        self.assertEqual(history(hist_access_type="tail", n=2, output=False, raw=True),
+                         [[1, 3, "print(a)"], [1, 4, "1+2+3"]])
+        self.assertEqual(history(hist_access_type="tail", n=1, output=True),
+                         [[1, 4, ["1+2+3", "6"]]])
+        self.assertEqual(history(hist_access_type="range", session=0, start=2, stop=4),
+                         [[1, 2, "1+2+3"], [1, 3, "print(a)"]])
+        self.assertEqual(history(hist_access_type="search", pattern="1?2*"),
+                         [[1, 2, "1+2+3"], [1, 4, "1+2+3"]])
+        self.assertEqual(history(hist_access_type="search", pattern="1?2*", unique=True),
+                         [[1, 4, "1+2+3"]])
+        self.kernel.restarted()
+        self.execute("b = 2")
+        self.assertEqual(history(hist_access_type="tail", n=2),
+                         [[1, 4, "1+2+3"], [2, 1, "b = 2"]])
+        self.assertEqual(history(hist_access_type="what"), [])
+
     def test_an_exception_is_an_error_and_an_error_reply(self):
         request = self.execute("1/0")
         [error] = [c for _, t, c in self.about(request) if t == "error"]

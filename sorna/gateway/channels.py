@@ -59,7 +59,6 @@ CLOSE_TOO_MANY = 4429  # the client went on sending past the request rate
 # Requests the gateway answers with an empty, successful reply, so that no UI waits.
 EMPTY_REPLIES = {
     "comm_info_request": {"status": "ok", "comms": {}},
-    "history_request": {"status": "ok", "history": []},
 }
 # Requests the kernel answers (sorna.agent.assists).
 ASSISTS = {"complete_request": "complete", "inspect_request": "inspect",
@@ -328,6 +327,9 @@ class ChannelsApi:
             self.kernel_info(conn, kernel, parent)
         elif msg_type in ASSISTS:
             self._track(self.assist(conn, kernel, parent, msg_type, content))
+        elif msg_type == "history_request":
+            self.reply(conn, "history_reply", {
+                "status": "ok", "history": kernel.history.answer(content)}, parent)
         elif msg_type in EMPTY_REPLIES:
             self.reply(conn, msg_type[:-len("_request")] + "_reply",
                        EMPTY_REPLIES[msg_type], parent)
@@ -399,7 +401,7 @@ class ChannelsApi:
         try:
             if restart:
                 await self.client.restart(kernel.sorna_id)
-                kernel.execution_count = 0
+                kernel.restarted()
             else:
                 await self.kernels.shutdown(kernel)
             content = {"status": "ok", "restart": restart}
@@ -452,8 +454,10 @@ class ChannelsApi:
         kernel.execution_state = "busy"
         kernel.last_activity = self.clock.seconds()
         self.broadcast(kernel, "status", {"execution_state": "busy"}, parent)
-        if not silent and content.get("store_history", True) is not False:
+        stored = not silent and content.get("store_history", True) is not False
+        if stored:
             kernel.execution_count += 1
+            kernel.history.add(kernel.execution_count, code)
         count = kernel.execution_count
         if not silent:
             self.broadcast(kernel, "execute_input", {"code": code, "execution_count": count},
@@ -474,6 +478,8 @@ class ChannelsApi:
                 self.broadcast(kernel, "display_data", {
                     "data": jupyter_data(bundle), "metadata": {}, "transient": {}}, parent)
             if result.get("value"):
+                if stored:
+                    kernel.history.set_output(count, result["value"].get("text/plain", ""))
                 self.broadcast(kernel, "execute_result", {
                     "execution_count": count, "data": jupyter_data(result["value"]),
                     "metadata": {}}, parent)

@@ -8,6 +8,7 @@ import uuid
 from twisted.internet import defer
 
 from sorna.defer import deferred
+from sorna.gateway.history import History
 from sorna.gateway.languages import kernelspec
 from sorna.gateway.tenants import Quotas, Tenant
 from sorna.gateway.web import HttpError, Route, json_body
@@ -42,6 +43,12 @@ class GatewayKernel:
         self.runs = defer.DeferredLock()  # one execute_request at a time, in order
         self.requests_seen = 0  # execute_requests queued so far
         self.aborted_through = 0  # ...of which these are aborted (stop_on_error)
+        self.history = History()
+
+    def restarted(self):
+        """A fresh process: counting starts again, in a new history session."""
+        self.execution_count = 0
+        self.history.restarted()
 
     def model(self):
         return {"id": self.id, "name": self.lang, "last_activity": iso(self.last_activity),
@@ -248,7 +255,7 @@ class JupyterApi:
     async def restart(self, request, kernel_id, tenant):
         kernel = await self.kernels.get(kernel_id, tenant)
         await self.kernels.client.restart(kernel.sorna_id)
-        kernel.execution_count = 0
+        kernel.restarted()
         return 200, kernel.model()
 
     def _langs(self):
