@@ -84,10 +84,26 @@ class BlockingGatewayClient:
 
 
 def _through_the_gateway(cls):
-    """A manager, an agent and a gateway as real processes, and the kernel made through
-    jupyter_server's gateway client with a plain token."""
-    from jupyter_server.gateway.gateway_client import GatewayClient
+    """A cluster (below), and the kernel made through jupyter_server's gateway
+    client."""
     from jupyter_server.gateway.managers import GatewayKernelManager
+
+    _cluster(cls)
+    try:
+        cls.km = GatewayKernelManager()
+        run_sync(cls.km.start_kernel)(kernel_name=cls.kernel_name)
+        client = cls.km.client()
+        run_sync(client.start_channels)()
+        cls.kc = BlockingGatewayClient(client)
+    except BaseException:
+        _stop(cls)
+        raise
+
+
+def _cluster(cls):
+    """A manager, an agent and a gateway as real processes, and jupyter_server's
+    gateway client pointed at the gateway with a plain token."""
+    from jupyter_server.gateway.gateway_client import GatewayClient
 
     docker = require_docker()
     require_image(docker, f"sorna/kernel-{cls.kernel_name}")
@@ -107,11 +123,6 @@ def _through_the_gateway(cls):
         token = gateway.add_token("notebooks")
         GatewayClient.clear_instance()
         GatewayClient.instance(url=gateway.url, auth_token=token, request_timeout=30.0)
-        cls.km = GatewayKernelManager()
-        run_sync(cls.km.start_kernel)(kernel_name=cls.kernel_name)
-        client = cls.km.client()
-        run_sync(client.start_channels)()
-        cls.kc = BlockingGatewayClient(client)
     except BaseException:
         _stop(cls)
         raise
@@ -156,3 +167,60 @@ class ConformanceTests(SynchronousTestCase):
     def test_python3_ipykernel_control(self):
         """The same tests and samples against a local ipykernel."""
         self.assertConforms(conformance_case("Python3IpykernelControl", PYTHON3))
+
+
+NOTEBOOK = [
+    "x = 6", "x * 7", "print('hi')\nx", "'%.2f' % 3.14159",
+    "class H:\n    def _repr_html_(self):\n        return '<b>h</b>'\ndisplay(H())", "H()",
+    "import sys\nprint('err', file=sys.stderr)", "1/0", "None",
+    "[n * n for n in range(4)]", "def f(a, b=2):\n    return a + b\nf(1)",
+]
+
+
+def run_notebook(cells, km=None):
+    """The notebook of `cells` as nbclient executes it (errors allowed), on `km` or a
+    local ipykernel."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(code) for code in cells]
+    NotebookClient(notebook, km=km, kernel_name="python3", allow_errors=True,
+                   timeout=60).execute()
+    return notebook
+
+
+def outputs_of(notebook):
+    """Each cell's outputs as a reader sees them: a rich output by its rich types (its
+    text/plain may hold an address), an error by its name and value."""
+    cells = []
+    for cell in notebook.cells:
+        seen = []
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                seen.append(("stream", output.name, output.text))
+            elif output.output_type == "error":
+                seen.append(("error", output.ename, output.evalue))
+            else:
+                rich = {k: v for k, v in output.data.items() if k != "text/plain"}
+                seen.append((output.output_type, rich or dict(output.data),
+                             output.get("execution_count")))
+        cells.append(seen)
+    return cells
+
+
+class NotebookTests(SynchronousTestCase):
+    def test_a_notebook_through_the_gateway_gives_ipykernels_outputs(self):
+        from jupyter_server.gateway.managers import GatewayKernelManager
+
+        class Gateway:
+            kernel_name = "python3"
+
+        _cluster(Gateway)
+        try:
+            ours = outputs_of(run_notebook(NOTEBOOK, GatewayKernelManager()))
+        finally:
+            _stop(Gateway)
+        theirs = outputs_of(run_notebook(NOTEBOOK))
+        for number, (mine, control) in enumerate(zip(ours, theirs), 1):
+            self.assertEqual(mine, control, f"cell {number}: {NOTEBOOK[number - 1]!r}")
