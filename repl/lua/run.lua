@@ -41,7 +41,10 @@ while true do
     if not results[1] then
       report(results[2][1], results[2][2], false)
     elseif results.n > 1 then
-      print(table.unpack(results, 2, results.n))
+      local shown = {}
+      for i = 2, results.n do shown[#shown + 1] = tostring(results[i]) end
+      io.stdout:flush()
+      emit("result", table.concat(shown, "\t"))
     end
   end
   io.stdout:flush()

@@ -76,7 +76,7 @@ async function main() {
     try {
       let value = script.runInContext(context, { breakOnSigint: true });
       if (value && typeof value.then === "function") value = await value;
-      if (value !== undefined) console.log(util.inspect(value));
+      if (value !== undefined) emit("result", util.inspect(value));
     } catch (error) {
       report(error, false);
     }

@@ -36,9 +36,15 @@ local({
       return(report("SyntaxError", conditionMessage(exprs), conditionMessage(exprs), TRUE))
     }
     tryCatch({
-      for (expr in exprs) {
-        shown <- withVisible(eval(expr, envir = globalenv()))
-        if (shown$visible) print(shown$value)
+      for (i in seq_along(exprs)) {
+        shown <- withVisible(eval(exprs[[i]], envir = globalenv()))
+        if (!shown$visible) next
+        if (i < length(exprs)) {
+          print(shown$value)
+        } else {  # the run's value, as R prints it
+          text <- utils::capture.output(print(shown$value))
+          emit("result", paste(text, collapse = "\n"))
+        }
       }
     }, interrupt = function(i) report("Interrupt", "", "interrupted", FALSE),
     error = function(e) {

@@ -26,7 +26,7 @@ loop do
   code = (size > 0 ? SORNA_IN.read(size) : "").force_encoding("UTF-8")
   begin
     value = eval(code, SORNA_BINDING, "<input>", 1)
-    puts value.inspect unless value.nil?
+    sorna_emit("result", value.inspect) unless value.nil?
   rescue SyntaxError => e
     sorna_report(e, true)
   rescue Exception => e # SystemExit and Interrupt too: the session goes on

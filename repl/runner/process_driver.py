@@ -278,6 +278,9 @@ class InterpreterDriver(_Child):
                     elif kind == "media" and len(fields) == 2:
                         mime = fields[0].decode("utf-8", "replace")
                         self.session.add_media(mime, media_content(mime, fields[1]))
+                    elif kind == "result" and len(fields) == 1:
+                        self.session.add_bundle("result", [
+                            ["text/plain", fields[0].decode("utf-8", "replace")]])
                     else:
                         raise DriverError(f"the {self.language} driver sent {kind!r}")
         except KeyboardInterrupt:  # asked for before the code was sent
