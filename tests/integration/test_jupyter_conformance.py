@@ -14,9 +14,11 @@ from jupyter_client.utils import run_sync
 from twisted.python import log
 from twisted.trial.unittest import SynchronousTestCase
 
+from sorna.gateway.languages import describe
 from sorna.testing.processes import (
     AgentProcess, GatewayProcess, ManagerProcess, remove_agent_containers, wait_for_agent,
 )
+from tests.integration.languages import c_main, cpp_main, go_main, java_main, rust_main
 from tests.support import require_docker, require_image
 
 # Tests of the suite for features Sorna's gateway does not serve yet.
@@ -29,9 +31,11 @@ ALLOWED_SKIPS = ("History range not supported",)
 
 
 def conformance_case(name, samples, set_up=None, tear_down=None):
-    """A TestCase with jupyter_kernel_test's tests, less NOT_YET, and `samples`."""
+    """A TestCase with jupyter_kernel_test's tests, less NOT_YET and the language's
+    `not_served`, and `samples`."""
+    left_out = NOT_YET + samples.get("not_served", ())
     attrs = {key: value for key, value in vars(jupyter_kernel_test.KernelTests).items()
-             if not key.startswith("test_") or key not in NOT_YET}
+             if not key.startswith("test_") or key not in left_out}
     attrs.update(samples)
     if set_up is not None:
         attrs["setUpClass"] = classmethod(set_up)
@@ -63,6 +67,65 @@ PYTHON3 = {
         {"code": "class L:\n    def _repr_latex_(self):\n        return r'$\\alpha$'\n"
                  "display(L())", "mime": "text/latex"},
     ],
+}
+
+
+HISTORY = {"code_history_pattern": "1?2*", "supported_history_operations": ("tail", "search")}
+# What python3 alone answers for now (python_assist, IPython's display protocol).
+PYTHON_ONLY = ("test_completion", "test_inspect", "test_is_complete", "test_display_data")
+
+
+def _program(lang, hello, stderr, failing):
+    """Samples of a compiled language: whole programs (no values, no history)."""
+    return {"kernel_name": lang, "language_name": describe(lang).language,
+            "file_extension": describe(lang).extension, "code_hello_world": hello,
+            "code_stderr": stderr, "code_generate_error": failing,
+            "not_served": PYTHON_ONLY + ("test_execute_result", "test_history")}
+
+
+def _interpreted(lang, hello, stderr, failing, results=()):
+    samples = {"kernel_name": lang, "language_name": describe(lang).language,
+               "file_extension": describe(lang).extension, "code_hello_world": hello,
+               "code_stderr": stderr, "code_generate_error": failing,
+               "code_execute_result": list(results), **HISTORY,
+               "not_served": PYTHON_ONLY}
+    if not results:  # no value of a last expression: no execute_result, no history test
+        samples["not_served"] += ("test_execute_result", "test_history")
+    return samples
+
+
+LANGUAGES = {
+    "nodejs": _interpreted("nodejs", "console.log('hello, world')", "console.error('test')",
+                           "throw new Error('boom')",
+                           [{"code": "1+2+3", "result": "6"},
+                            {"code": "[1, 2, 3].map(n => n * n)", "result": "[ 1, 4, 9 ]"}]),
+    "ruby": _interpreted("ruby", "puts 'hello, world'", "$stderr.puts 'test'",
+                         "raise 'boom'", [{"code": "1+2+3", "result": "6"},
+                                          {"code": "[1, 2, 3].map { |n| n * n }",
+                                           "result": "[1, 4, 9]"}]),
+    "r": _interpreted("r", "cat('hello, world\\n')", "message('test')", "stop('boom')",
+                      [{"code": "1+2+3", "result": "[1] 6"}]),
+    "lua": _interpreted("lua", "print('hello, world')", "io.stderr:write('test\\n')",
+                        "error('boom')", [{"code": "1+2+3", "result": "6"}]),
+    "php": _interpreted("php", "echo 'hello, world';", "fwrite(STDERR, 'test');",
+                        "throw new Exception('boom');"),
+    "perl": _interpreted("perl", "print \"hello, world\\n\";", "print STDERR \"test\\n\";",
+                         "die 'boom';"),
+    "bash": _interpreted("bash", "echo 'hello, world'", "echo test >&2", "false"),
+    "c": _program("c", c_main('    printf("hello, world\\n");'),
+                  c_main('    fprintf(stderr, "test\\n");'), c_main("    exit(3);")),
+    "cpp": _program("cpp", cpp_main('    std::cout << "hello, world" << std::endl;'),
+                    cpp_main('    std::cerr << "test" << std::endl;'),
+                    cpp_main("    return 3;")),
+    "go": _program("go", go_main('    fmt.Println("hello, world")'),
+                   go_main('    fmt.Fprintln(os.Stderr, "test")', ("fmt", "os")),
+                   go_main("    os.Exit(3)", ("os",))),
+    "java": _program("java", java_main('        System.out.println("hello, world");'),
+                     java_main('        System.err.println("test");'),
+                     java_main("        System.exit(3);")),
+    "rust": _program("rust", rust_main('    println!("hello, world");'),
+                     rust_main('    eprintln!("test");'),
+                     rust_main("    std::process::exit(3);")),
 }
 
 
@@ -163,6 +226,17 @@ class ConformanceTests(SynchronousTestCase):
     def test_python3_through_the_gateway(self):
         self.assertConforms(conformance_case("Python3ThroughTheGateway", PYTHON3,
                                              _through_the_gateway, _stop))
+
+    def test_every_other_language_through_the_gateway(self):
+        failed = []
+        for lang, samples in LANGUAGES.items():
+            try:
+                self.assertConforms(conformance_case(f"{lang.title()}ThroughTheGateway",
+                                                     samples, _through_the_gateway,
+                                                     _stop))
+            except self.failureException as e:
+                failed.append(f"{lang}:\n{e}")
+        self.assertEqual(failed, [], "\n".join(failed))
 
     def test_python3_ipykernel_control(self):
         """The same tests and samples against a local ipykernel."""
