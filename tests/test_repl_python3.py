@@ -346,6 +346,28 @@ class LocalDaemonTests(SynchronousTestCase):
                          (16, True))
         self.assertNotIn("display", dir(__import__("builtins")))
 
+    def test_the_magics_notebooks_start_with(self):
+        self.assertEqual(records_of(self.run_code("%matplotlib inline\nx = 3")), [])
+        self.assertEqual(text_of(self.run_code("!echo hi there\nx")), "hi there\n3\n")
+        events = self.run_code("%time y = sum(range(1000))\ny")
+        self.assertRegex(text_of(events), r"^CPU times: .*\nWall time: .*\n499500\n$")
+        self.assertRegex(text_of(self.run_code("%%time\nz = 5\nz + 1")),
+                         r"Wall time: .*\n6\n$")
+        self.assertRegex(text_of(self.run_code("%timeit sum(range(10))")),
+                         r"per loop \(mean of 5 runs, \d+ loops each\)\n$")
+        for code in ("%pip install pandas", "!pip install pandas"):
+            self.assertIn("packages come with the kernel's image",
+                          text_of(self.run_code(code), "stderr"))
+        [(name, args, before, _)] = self.run_code("%who")[-1]["exceptions"]
+        self.assertEqual(name, "UsageError")
+        self.assertIn("%who", args[0])
+        [(name, _, before, _)] = self.run_code("x = (1,\n")[-1]["exceptions"]
+        self.assertEqual((name, before), ("SyntaxError", True),
+                         "a syntax error is the code's own, not the rewrite's")
+        self.assertEqual(text_of(self.run_code("s = '%not a magic'\ns")),
+                         "'%not a magic'\n")
+        self.assertNotIn("_sorna_magic", dir(__import__("builtins")))
+
     def test_files_created_or_changed(self):
         self.run_code("open('old.txt', 'w').write('1')\nopen('same.txt', 'w').write('s')")
         events = self.run_code(

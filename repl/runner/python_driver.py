@@ -19,6 +19,7 @@ import traceback
 import types
 
 import python_assist
+import python_magics
 from python_display import mime_bundle
 
 INPUT_NAME = "<input>"
@@ -343,6 +344,7 @@ class PythonDriver:
         sys.stdout, sys.stderr, sys.stdin = self.stdout, self.stderr, self.stdin
         builtins.input, getpass.getpass = self._builtin_input, self._getpass
         builtins.display = self.display  # as in IPython, a builtin
+        builtins._sorna_magic = self._magic
         sys.modules["sorna_display"] = self.display_module
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
@@ -357,6 +359,7 @@ class PythonDriver:
                 pass
         (sys.stdout, sys.stderr, sys.stdin, builtins.input, getpass.getpass,
          builtin_display, display) = saved
+        builtins.__dict__.pop("_sorna_magic", None)
         if builtin_display is None:
             builtins.__dict__.pop("display", None)
         else:
@@ -366,8 +369,15 @@ class PythonDriver:
 
     @staticmethod
     def _compile(code):
-        """Split off a trailing expression so its value can be shown."""
-        tree = ast.parse(code, INPUT_NAME, "exec")
+        """Split off a trailing expression so its value can be shown. Code that does not
+        parse gets a second chance with IPython's magics rewritten (python_magics)."""
+        try:
+            tree = ast.parse(code, INPUT_NAME, "exec")
+        except SyntaxError as original:
+            try:
+                tree = ast.parse(python_magics.rewrite(code), INPUT_NAME, "exec")
+            except SyntaxError:
+                raise original from None
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = compile(ast.Expression(tree.body.pop().value), INPUT_NAME, "eval")
@@ -379,6 +389,9 @@ class PythonDriver:
         if value is not None:
             self.namespace["_"] = value
             self.session.add_bundle("result", mime_bundle(value))
+
+    def _magic(self, line, body=None, cell=False):
+        return python_magics.magic(line, body, cell, self.namespace)
 
     def display(self, *objects):
         """IPython's display(): each object with its richest representations."""

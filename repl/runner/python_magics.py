@@ -1,0 +1,106 @@
+"""The IPython syntax that real notebooks start with, in a plain Python kernel: shell
+escapes (`!ls`), `%matplotlib inline`, `%time`, `%timeit`, `%%time`, and `%pip` /
+`!pip install`, which say where packages come from. Code that is valid Python is never
+touched: the driver rewrites a cell only when it does not parse as it is."""
+
+import ast
+import re
+import subprocess
+import sys
+import time
+import timeit
+
+PACKAGES = ("packages come with the kernel's image: this kernel cannot install any (it "
+            "has no network). The python3 image has numpy and matplotlib; ask the "
+            "operator for others (repl/python3/packages).")
+CALL = "_sorna_magic"  # the name the rewritten code calls `magic` by (a builtin)
+_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<kind>!|%{1,2})(?P<rest>.*)$")
+
+
+class UsageError(Exception):
+    """A magic this kernel does not have (IPython's name for the error)."""
+
+
+def rewrite(code):
+    """`code`, which does not parse as Python, with its magics and shell escapes turned
+    into calls of `magic()` (as `_sorna_magic`)."""
+    lines = code.split("\n")
+    first = _LINE.match(lines[0])
+    if first and first["kind"] == "%%":  # a cell magic: the rest of the cell is its body
+        body = "\n".join(lines[1:])
+        return f"{CALL}({first['rest'].strip()!r}, {body!r}, cell=True)"
+    rewritten = []
+    for line in lines:
+        match = _LINE.match(line)
+        if match is None:
+            rewritten.append(line)
+        elif match["kind"] == "!":
+            rewritten.append(f"{match['indent']}{CALL}('!', {match['rest']!r})")
+        else:
+            rewritten.append(f"{match['indent']}{CALL}({match['rest'].strip()!r})")
+    return "\n".join(rewritten)
+
+
+def magic(line, body=None, cell=False, namespace=None):
+    """Run one magic: `line` is what follows `%` (or `!`, with `body` the command)."""
+    if line == "!":
+        return _shell(body)
+    name, _, argument = line.partition(" ")
+    argument = argument.strip()
+    if name in ("pip", "conda", "mamba"):
+        print(f"%{name}: {PACKAGES}", file=sys.stderr)
+        return None
+    if name == "matplotlib":
+        return None  # figures are always shown, inline
+    if name == "time":
+        return _time(body if cell else argument, namespace)
+    if name == "timeit":
+        return _timeit(body if cell else argument, namespace)
+    raise UsageError(f"{'Cell' if cell else 'Line'} magic function `%{'%' if cell else ''}"
+                     f"{name}` not found: this kernel has %time, %timeit, %%time, "
+                     f"%%timeit, %matplotlib, and !commands")
+
+
+def _shell(command):
+    if command.strip().startswith("pip"):
+        print(f"!pip: {PACKAGES}", file=sys.stderr)
+        return None
+    try:  # in a kernel, straight to file descriptors 1 and 2, which the runner reads
+        out, err = sys.stdout.fileno(), sys.stderr.fileno()
+    except (OSError, ValueError):  # an in-process kernel without them (tests)
+        done = subprocess.run(command, shell=True, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, errors="replace")
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        return None
+    subprocess.run(command, shell=True, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    return None
+
+
+def _time(code, namespace):
+    tree = ast.parse(code, "<magic>", "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = compile(ast.Expression(tree.body.pop().value), "<magic>", "eval")
+    body = compile(tree, "<magic>", "exec")
+    started, cpu = time.perf_counter(), time.process_time()
+    exec(body, namespace)
+    value = eval(last, namespace) if last is not None else None
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"CPU times: total: {_duration(cpu)}\nWall time: {_duration(wall)}")
+    return value
+
+
+def _timeit(code, namespace):
+    timer = timeit.Timer(code, globals=namespace)
+    number, _ = timer.autorange()
+    runs = [t / number for t in timer.repeat(repeat=5, number=number)]
+    mean = sum(runs) / len(runs)
+    print(f"{_duration(mean)} per loop (mean of {len(runs)} runs, {number} loops each)")
+
+
+def _duration(seconds):
+    for unit, scale in (("s", 1), ("ms", 1e3), ("µs", 1e6)):
+        if seconds * scale >= 1:
+            return f"{seconds * scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
