@@ -346,6 +346,15 @@ class LocalDaemonTests(SynchronousTestCase):
                          (16, True))
         self.assertNotIn("display", dir(__import__("builtins")))
 
+    def test_ipythons_display_is_the_kernels(self):
+        events = self.run_code("from IPython.display import HTML, Markdown, display\n"
+                               "display(HTML('<b>x</b>'), Markdown('*m*'))\n"
+                               "display({'text/plain': 'raw'}, raw=True)\nHTML('<i>v</i>')")
+        self.assertEqual([{k: v for k, v in b.items() if k != "text/plain"}
+                          for b in bundles_of(events, "display")],
+                         [{"text/html": "<b>x</b>"}, {"text/markdown": "*m*"}, {}])
+        self.assertEqual(bundles_of(events, "result")[0]["text/html"], "<i>v</i>")
+
     def test_the_magics_notebooks_start_with(self):
         self.assertEqual(records_of(self.run_code("%matplotlib inline\nx = 3")), [])
         self.assertEqual(text_of(self.run_code("!echo hi there\nx")), "hi there\n3\n")

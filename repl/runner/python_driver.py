@@ -229,12 +229,14 @@ def _make_display_module():
     return module
 
 
-class _PyplotHook:
-    """A meta path finder that patches `plt.show` when the user imports pyplot, so that
-    the daemon never imports matplotlib itself (runs without it stay fast)."""
+class _PatchOnImport:
+    """A meta path finder that patches a module as the user imports it (pyplot's
+    show, IPython's display), so that the daemon never imports those itself (runs
+    without them stay fast)."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != "matplotlib.pyplot":
+        patch = PATCHES.get(fullname)
+        if patch is None:
             return None
         for finder in sys.meta_path:
             find = getattr(finder, "find_spec", None)
@@ -249,7 +251,7 @@ class _PyplotHook:
 
         def exec_and_patch(module):
             exec_module(module)
-            _patch_pyplot(module)
+            patch(module)
 
         spec.loader.exec_module = exec_and_patch
         return spec
@@ -269,9 +271,33 @@ def _patch_pyplot(plt):
     plt.show, plt._sorna_patched = show, True
 
 
-def _install_pyplot_hook():
-    if not any(isinstance(f, _PyplotHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PyplotHook())
+def _patch_ipython_display(module):
+    """IPython's display() shows nothing outside an IPython shell: in a Sorna kernel it
+    is the kernel's own (so `from IPython.display import display, HTML` works)."""
+    original = module.display
+
+    def display(*objs, raw=False, **kwargs):
+        if _current is None:
+            return original(*objs, raw=raw, **kwargs)
+        for obj in objs:
+            if raw and isinstance(obj, dict):  # a MIME bundle already
+                _current.session.add_bundle("display", [
+                    [mime, data if isinstance(data, str) else str(data)]
+                    for mime, data in obj.items() if isinstance(mime, str)][:16])
+            else:
+                _current.display(obj)
+        return None
+
+    module.display = display
+
+
+PATCHES = {"matplotlib.pyplot": _patch_pyplot,
+           "IPython.core.display_functions": _patch_ipython_display}
+
+
+def _install_import_patches():
+    if not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
 
 
 class PythonDriver:
@@ -291,7 +317,7 @@ class PythonDriver:
         self.capture = capture
         self.session = None
         self.display_module = _make_display_module()
-        _install_pyplot_hook()
+        _install_import_patches()
 
     def bind(self, session):
         self.session = session

@@ -248,6 +248,8 @@ NOTEBOOK = [
     "class H:\n    def _repr_html_(self):\n        return '<b>h</b>'\ndisplay(H())", "H()",
     "import sys\nprint('err', file=sys.stderr)", "1/0", "None",
     "[n * n for n in range(4)]", "def f(a, b=2):\n    return a + b\nf(1)",
+    "from IPython.display import HTML, Markdown, display\n"
+    "display(HTML('<b>h</b>'), Markdown('*m*'))", "!echo from a shell",
 ]
 
 
