@@ -21,7 +21,9 @@ const kernel = session && session.kernel;
 if (!kernel || !panel.context) return null;
 return {path: panel.context.path, kernel: kernel.connectionStatus + "/" + kernel.status,
         outputs: [...panel.node.querySelectorAll(".jp-OutputArea-output")]
-                 .map((e) => e.textContent).join("\\n")};
+                 .map((e) => e.textContent).join("\\n"),
+        prompts: [...panel.node.querySelectorAll(".jp-OutputArea-prompt")]
+                 .map((e) => e.textContent)};
 """
 
 
@@ -62,11 +64,13 @@ class JupyterLabTests(BrowserCase):
         lab = JupyterLab(self.gateway.url, self.gateway.token)
         self.addCleanup(lab.remove)
         lab.start()
-        for kernel, display, code, expected in (
-                ("python3", "Python 3 (Sorna)", "x = 6\nprint(x * 7)", "42"),
+        for kernel, display, cells, expected in (
+                ("python3", "Python 3 (Sorna)", ["x = 6\nprint(x * 7)", "x * 7 + 1"],
+                 ("42", "43")),
                 ("nodejs", "Node.js (Sorna)",
-                 "console.log([1, 2, 3].map(n => n * 2).join(','))", "2,4,6")):
-            name = lab.write_notebook(f"{kernel}.ipynb", notebook(kernel, display, [code]))
+                 ["console.log([1, 2, 3].map(n => n * 2).join(','))",
+                  "[1, 2, 3].map(n => n * 3).join('+')"], ("2,4,6", "'3+6+9'"))):
+            name = lab.write_notebook(f"{kernel}.ipynb", notebook(kernel, display, cells))
             self.driver.get(lab.page(name))
 
             def ready():
@@ -77,8 +81,13 @@ class JupyterLabTests(BrowserCase):
             self.wait_for(ready, f"the {kernel} notebook with its kernel idle")
             self.driver.execute_script(
                 "window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            self.wait_for(lambda: expected in self.driver.execute_script(
-                NOTEBOOK_STATE)["outputs"], f"the {kernel} cell's output {expected!r}")
+            self.wait_for(lambda: all(e in self.driver.execute_script(
+                NOTEBOOK_STATE)["outputs"] for e in expected),
+                f"the {kernel} cells' outputs {expected!r}")
+            # The second cell's value is an execute_result: JupyterLab shows it as Out
+            # ("[2]:"); a print has no prompt.
+            self.assertEqual(self.driver.execute_script(NOTEBOOK_STATE)["prompts"],
+                             ["", "[2]:"])
             self.screenshot(f"jupyterlab-{kernel}")
         self.assertEqual(len(self.http.get("/api/kernels")[1]), 2)
         self.assertIn("create of kernel", self.manager.log())
