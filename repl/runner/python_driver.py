@@ -271,11 +271,22 @@ def _patch_pyplot(plt):
     plt.show, plt._sorna_patched = show, True
 
 
-def _patch_ipython_display(module):
-    """IPython's display() shows nothing outside an IPython shell: in a Sorna kernel it
-    is the kernel's own (so `from IPython.display import display, HTML` works)."""
-    original = module.display
+IPYTHON_DISPLAY = ("IPython.core.display_functions", "IPython.core.display",
+                   "IPython.display")
 
+
+def _patch_ipython_display(_module=None):
+    """IPython's display() shows nothing outside an IPython shell: in a Sorna kernel it
+    is the kernel's own (so `from IPython.display import display, HTML` works), in each
+    of IPython's modules that holds it, whenever they were imported."""
+    for name in IPYTHON_DISPLAY:
+        module = sys.modules.get(name)
+        original = getattr(module, "display", None)
+        if original is not None and not getattr(original, "sorna", False):
+            module.display = _kernel_display(original)
+
+
+def _kernel_display(original):
     def display(*objs, raw=False, **kwargs):
         if _current is None:
             return original(*objs, raw=raw, **kwargs)
@@ -288,7 +299,8 @@ def _patch_ipython_display(module):
                 _current.display(obj)
         return None
 
-    module.display = display
+    display.sorna = True
+    return display
 
 
 PATCHES = {"matplotlib.pyplot": _patch_pyplot,
@@ -375,6 +387,7 @@ class PythonDriver:
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
             _patch_pyplot(plt)
+        _patch_ipython_display()  # imported before, outside the hook's sight
         return saved
 
     def _uninstall(self, saved):

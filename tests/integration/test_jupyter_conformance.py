@@ -274,7 +274,8 @@ def outputs_of(notebook):
         seen = []
         for output in cell.outputs:
             if output.output_type == "stream":
-                seen.append(("stream", output.name, output.text))
+                # ipykernel runs !commands in a pseudo-terminal: its lines end in \r\n
+                seen.append(("stream", output.name, output.text.replace("\r\n", "\n")))
             elif output.output_type == "error":
                 seen.append(("error", output.ename, output.evalue))
             else:
