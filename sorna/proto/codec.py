@@ -38,12 +38,12 @@ def decode(data, max_size=DEFAULT_MAX_SIZE):
                                  error="malformed")
             except Exception as e:
                 raise BadRequest(f"the message is not valid msgpack: {e}", error="malformed")
+            if isinstance(obj, dict) and not _shallow(obj, MAX_DEPTH):
+                raise BadRequest(f"the message nests deeper than {MAX_DEPTH} levels",
+                                 error="malformed")
         if not isinstance(obj, dict):
             raise BadRequest(
                 f"the message must be a map, not {type(obj).__name__}", error="malformed")
-        if not _shallow(obj, MAX_DEPTH):
-            raise BadRequest(f"the message nests deeper than {MAX_DEPTH} levels",
-                             error="malformed")
         return obj, encoding
     except (BadRequest, TooLarge) as e:
         e.encoding = encoding
