@@ -2,9 +2,8 @@
 cell is complete — as the daemon answers them, cut to a bounded, well-typed reply: the
 daemon is as untrusted as the code beside it."""
 
-from sorna.agent.runs import MAX_BUNDLE, MAX_NAME
+from sorna.agent.runs import MAX_BUNDLE, valid_pair
 
-ACTIONS = ("complete", "inspect", "is_complete")
 STATUSES = ("complete", "incomplete", "invalid", "unknown")
 MAX_MATCHES = 500
 MAX_MATCH = 256  # characters of one completion
@@ -29,9 +28,7 @@ def clean(action, reply, code):
     data, room = {}, MAX_INSPECTION
     pairs = reply.get("data")
     for pair in pairs[:MAX_BUNDLE] if isinstance(pairs, list) else ():
-        if (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
-                and 0 < len(pair[0]) <= MAX_NAME and isinstance(pair[1], str)
-                and len(pair[1]) <= room):
+        if valid_pair(pair) and len(pair[1]) <= room:
             data[pair[0]] = pair[1]
             room -= len(pair[1])
     return {"found": reply.get("found") is True and bool(data), "data": data}

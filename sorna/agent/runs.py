@@ -206,10 +206,14 @@ def _valid(record):
     if kind not in ("media", "display", "result") or not isinstance(data, (list, tuple)):
         return False
     pairs = _pairs(kind, data)
-    return (0 < len(pairs) <= MAX_BUNDLE and all(
-        isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)
-        and 0 < len(pair[0]) <= MAX_NAME and isinstance(pair[1], str) for pair in pairs)
-        and len({pair[0] for pair in pairs}) == len(pairs))
+    return (0 < len(pairs) <= MAX_BUNDLE and all(map(valid_pair, pairs))
+            and len({pair[0] for pair in pairs}) == len(pairs))
+
+
+def valid_pair(pair):
+    """Whether a daemon's `[mime, content]` is one: two strings, a bounded type name."""
+    return (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)
+            and 0 < len(pair[0]) <= MAX_NAME and isinstance(pair[1], str))
 
 
 def _pairs(kind, data):
