@@ -27,6 +27,7 @@ from sorna.defer import InFlight, deferred
 from sorna.gateway.backpressure import (
     SEND_BUDGET, TokenBucket, drop_unsent, over_budget,
 )
+from sorna.gateway.jupyter import kernel_not_found
 from sorna.gateway.languages import describe, language_info
 from sorna.gateway.tenants import Quotas
 from sorna.gateway.web import HttpError, Route
@@ -76,6 +77,10 @@ def jupyter_data(bundle):
                 pass
         data[mime] = content
     return data
+
+
+def _reply_type(msg_type):
+    return msg_type[:-len("_request")] + "_reply"
 
 
 def _reply_channel(message):
@@ -256,7 +261,7 @@ class ChannelsApi:
         kernel = self.kernels.any(kernel_id)
         owner = self.tokens.tenant_named(kernel.owner) if self.tokens else None
         if owner is None:
-            raise HttpError(404, f"no kernel has id {kernel_id[:64]}", "kernel-not-found")
+            raise kernel_not_found(kernel_id)
         return owner
 
     def open(self, conn):
@@ -274,9 +279,6 @@ class ChannelsApi:
         self._of_token[conn.tenant.name] -= 1
         if self._of_token[conn.tenant.name] <= 0:
             del self._of_token[conn.tenant.name]
-
-    def sockets_of(self, name):
-        return self._of_token.get(name, 0)
 
     def revoke(self, ring):
         """Close the WebSockets of tokens the ring no longer accepts."""
@@ -319,7 +321,7 @@ class ChannelsApi:
                 conn.sendClose(CLOSE_TOO_MANY, "too many requests: at most "
                                                f"{REQUESTS_PER_SECOND} a second")
             elif msg_type.endswith("_request"):
-                self.reply(conn, msg_type[:-len("_request")] + "_reply", error_content(
+                self.reply(conn, _reply_type(msg_type), error_content(
                     "RateLimited", f"more than {REQUESTS_PER_SECOND} requests a second "
                                    f"other than execute_request on this socket; slow down",
                     ""), parent, _reply_channel(message))
@@ -331,14 +333,13 @@ class ChannelsApi:
             self.reply(conn, "history_reply", {
                 "status": "ok", "history": kernel.history.answer(content)}, parent)
         elif msg_type in EMPTY_REPLIES:
-            self.reply(conn, msg_type[:-len("_request")] + "_reply",
-                       EMPTY_REPLIES[msg_type], parent)
+            self.reply(conn, _reply_type(msg_type), EMPTY_REPLIES[msg_type], parent)
         elif msg_type == "interrupt_request":
             self._track(self.interrupt(conn, kernel, parent))
         elif msg_type == "shutdown_request":
             self._track(self.shutdown(conn, kernel, parent, content.get("restart") is True))
         elif msg_type.endswith("_request"):
-            self.reply(conn, msg_type[:-len("_request")] + "_reply", error_content(
+            self.reply(conn, _reply_type(msg_type), error_content(
                 "NotSupported", f"the Sorna gateway does not answer {msg_type[:64]}", ""),
                 parent, _reply_channel(message))
         # other messages (comm_msg, ...) are dropped: Sorna kernels have no comms
@@ -361,7 +362,7 @@ class ChannelsApi:
     @deferred
     async def assist(self, conn, kernel, parent, msg_type, content):
         code = content.get("code")
-        reply_type = msg_type[:-len("_request")] + "_reply"
+        reply_type = _reply_type(msg_type)
         if not isinstance(code, str):
             self.reply(conn, reply_type, error_content(
                 "BadRequest", f"{msg_type} needs `code`, a string", ""), parent)

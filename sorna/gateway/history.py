@@ -22,8 +22,7 @@ class History:
             return
         self._entries.append([self.session, line, code, None])
         self._size += len(code)
-        while self._size > self.max_bytes:
-            self._size -= _size(self._entries.popleft())
+        self._trim()
 
     def set_output(self, line, text):
         """The value cell `line` of this session gave (its text/plain)."""
@@ -31,6 +30,11 @@ class History:
             text = text if len(text) <= MAX_ENTRY else text[:MAX_ENTRY]
             self._entries[-1][3] = text
             self._size += len(text)
+            self._trim()
+
+    def _trim(self):
+        while self._size > self.max_bytes:
+            self._size -= _size(self._entries.popleft())
 
     def restarted(self):
         self.session += 1

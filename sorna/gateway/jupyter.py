@@ -10,7 +10,7 @@ from twisted.internet import defer
 from sorna.defer import deferred
 from sorna.gateway.history import History
 from sorna.gateway.languages import kernelspec
-from sorna.gateway.tenants import Quotas, Tenant
+from sorna.gateway.tenants import Quotas, Tenant, holding
 from sorna.gateway.web import HttpError, Route, json_body
 from sorna.ids import new_trace
 from sorna.proto.errors import KernelNotFound
@@ -28,6 +28,12 @@ def iso(seconds):
     """ISO 8601 in UTC with microseconds and `Z`: jupyter_server parses no other form."""
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def kernel_not_found(kernel_id):
+    """The 404 of an unknown id, and of another token's kernel: the same, word for
+    word."""
+    return HttpError(404, f"no kernel has id {kernel_id[:64]}", "kernel-not-found")
 
 
 class GatewayKernel:
@@ -105,27 +111,23 @@ class Kernels:
     async def start(self, lang, tenant, trace=None):
         """A new kernel of `tenant`'s; 429 past its quota (counting the kernels it is
         making now, so that concurrent requests cannot pass it together)."""
-        held = len(self.owned_by(tenant.name)) + self._starting[tenant.name]
-        if held >= self.quotas.of(tenant, "kernels"):
+        if self._held(tenant.name) >= self.quotas.of(tenant, "kernels"):
             # Kernels Sorna lost or culled are counted until someone looks: look now.
             await self.live(tenant, own_only=True)
-            held = len(self.owned_by(tenant.name)) + self._starting[tenant.name]
-        self.quotas.check(tenant, "kernels", held)
+        self.quotas.check(tenant, "kernels", self._held(tenant.name))
         if len(self._kernels) + sum(self._starting.values()) >= self.max_kernels:
             raise HttpError(503, f"this gateway holds {self.max_kernels} kernels, the most "
                                  f"it may; shut some down first", "too-many-kernels")
-        self._starting[tenant.name] += 1
-        try:
+        with holding(self._starting, tenant.name):
             reply = await self.client.create(lang, trace=trace or new_trace("gateway"))
-        finally:
-            self._starting[tenant.name] -= 1
-            if not self._starting[tenant.name]:
-                del self._starting[tenant.name]
         kernel = GatewayKernel(reply["lang"], reply["kernel_id"], self.clock.seconds(),
                                tenant.name)
         self._kernels[kernel.id] = kernel
         self._checked[kernel.id] = self.clock.seconds()
         return kernel
+
+    def _held(self, name):
+        return len(self.owned_by(name)) + self._starting[name]
 
     def any(self, kernel_id):
         """The kernel `kernel_id`, whoever owns it; 404 for an unknown id."""
@@ -136,7 +138,7 @@ class Kernels:
         kernel alike, so that ids cannot be probed."""
         kernel = self._kernels.get(kernel_id)
         if kernel is None or not tenant.owns(kernel.owner):
-            raise HttpError(404, f"no kernel has id {kernel_id[:64]}", "kernel-not-found")
+            raise kernel_not_found(kernel_id)
         return kernel
 
     @deferred

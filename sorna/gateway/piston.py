@@ -10,7 +10,7 @@ import collections
 
 from sorna.defer import deferred
 from sorna.gateway.languages import describe, piston_name, runtime
-from sorna.gateway.tenants import Quotas
+from sorna.gateway.tenants import Quotas, holding
 from sorna.gateway.web import HttpError, Route, json_body
 from sorna.ids import new_trace
 from sorna.proto.errors import SornaError
@@ -37,7 +37,7 @@ def _field(body, name, kind, default, what, most=None):
             raise HttpError(400, f"{name} must be a number", "bad-field")
         if value < 0 and value != -1:
             raise HttpError(400, f"{name} must be non-negative", "bad-field")
-        if value > most:
+        if most is not None and value > most:
             raise HttpError(400, f"{name} must be at most {most}", "bad-field")
         return value
     if not isinstance(value, kind):
@@ -130,13 +130,8 @@ class PistonApi:
         if memory > 0:
             limits["memory_mb"] = max(16, int(memory) >> 20)
         self.quotas.check(tenant, "runs", self.running[tenant.name])
-        self.running[tenant.name] += 1
-        try:
+        with holding(self.running, tenant.name):
             return 200, await self._run(lang, files, contents, stdin, limits or None)
-        finally:
-            self.running[tenant.name] -= 1
-            if not self.running[tenant.name]:
-                del self.running[tenant.name]
 
     async def _run(self, lang, files, contents, stdin, limits):
         trace = new_trace("gateway")

@@ -8,7 +8,7 @@ from sorna import keys
 from sorna.cluster_keys import INSECURE_FLAG, KEY_NAME_OPTION, KEYS_OPTION
 from sorna.gateway import tokens
 from sorna.gateway.service import GatewayService
-from sorna.gateway.tenants import Quotas
+from sorna.gateway.tenants import QUOTAS, Quotas
 from sorna.gateway.web import MAX_BODY
 
 
@@ -55,7 +55,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port must be 1-65535, not {self['port']}")
         if self["timeout"] <= 0:
             raise usage.UsageError("--timeout must be positive")
-        for option in QUOTA_OPTIONS:
+        for option in QUOTA_OPTIONS.values():
             if not 0 <= self[option] <= tokens.MAX_QUOTA:
                 raise usage.UsageError(f"--{option} must be 0-{tokens.MAX_QUOTA}, not "
                                        f"{self[option]}")
@@ -100,13 +100,9 @@ def makeService(config, clock=None):
                           quotas=quotas(config))
 
 
-QUOTA_OPTIONS = ("max-kernels-per-token", "max-runs-per-token", "max-sockets-per-token",
-                 "max-sockets-per-kernel", "max-streams-per-token")
+# Quotas field -> its option (the table the 429s name them from).
+QUOTA_OPTIONS = {quota: option[2:] for quota, (_, option, _) in QUOTAS.items()}
 
 
 def quotas(config):
-    return Quotas(kernels=config["max-kernels-per-token"],
-                  runs=config["max-runs-per-token"],
-                  sockets=config["max-sockets-per-token"],
-                  sockets_per_kernel=config["max-sockets-per-kernel"],
-                  streams=config["max-streams-per-token"])
+    return Quotas(**{quota: config[option] for quota, option in QUOTA_OPTIONS.items()})

@@ -5,6 +5,7 @@ do not exist. An admin token (an operator's) sees and manages them all. What one
 may hold at once — kernels, Piston runs, WebSockets, event streams — is bounded, so that
 no token can take the capacity, the memory or the attention that the others need."""
 
+import contextlib
 from dataclasses import dataclass
 
 from sorna.gateway.web import HttpError
@@ -21,10 +22,6 @@ class Tenant:
     def owns(self, owner):
         """Whether this tenant may see and touch what `owner` (a token name) made."""
         return self.admin or owner == self.name
-
-    def describe(self):
-        return {"name": self.name, "role": "admin" if self.admin else "user",
-                "max_kernels": self.max_kernels, "max_runs": self.max_runs}
 
 
 # quota -> (what it counts, the gateway's option, the per-token option of `sorna tokens`)
@@ -57,6 +54,19 @@ class Quotas:
         limit = self.of(tenant, quota)
         if holding >= limit:
             raise exceeded(tenant, quota, limit)
+
+
+@contextlib.contextmanager
+def holding(counter, name):
+    """Count one more for `name` in `counter` (a Counter) while the block runs; a name
+    that holds nothing leaves the counter."""
+    counter[name] += 1
+    try:
+        yield
+    finally:
+        counter[name] -= 1
+        if not counter[name]:
+            del counter[name]
 
 
 def exceeded(tenant, quota, limit):

@@ -56,9 +56,7 @@ def update(path, name, admin=None, max_kernels=None, max_runs=None):
     """Change a token's role or quotas (None leaves one as it is; a quota of -1 goes
     back to the gateway's default)."""
     entries = _read(path)
-    if name not in entries:
-        raise TokensError(f"{path} has no token named {name!r} (it has: "
-                          f"{', '.join(sorted(entries)) or 'none'})")
+    _require(entries, path, name)
     _set(entries[name], admin, max_kernels, max_runs)
     _write(path, entries)
 
@@ -71,7 +69,7 @@ def _set(entry, admin, max_kernels, max_runs):
             continue
         if value == -1:
             entry.pop(field, None)
-        elif isinstance(value, int) and 0 <= value <= MAX_QUOTA:
+        elif _quota(value):
             entry[field] = value
         else:
             raise TokensError(f"--{field.replace('_', '-')} must be 0-{MAX_QUOTA} (or -1 "
@@ -80,11 +78,15 @@ def _set(entry, admin, max_kernels, max_runs):
 
 def remove(path, name):
     entries = _read(path)
+    _require(entries, path, name)
+    del entries[name]
+    _write(path, entries)
+
+
+def _require(entries, path, name):
     if name not in entries:
         known = ", ".join(sorted(entries)) or "none"
         raise TokensError(f"{path} has no token named {name!r} (it has: {known})")
-    del entries[name]
-    _write(path, entries)
 
 
 def names(path):

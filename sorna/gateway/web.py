@@ -72,12 +72,10 @@ class CappedRequest(server.Request):
 class GatewaySite(server.Site):
     requestFactory = CappedRequest
 
-    def __init__(self, root, max_body=MAX_BODY, clock=None, **kw):
+    def __init__(self, root, max_body, clock, **kw):
         super().__init__(root, **kw)
         self.max_body = max_body
         self.displayTracebacks = False
-        if clock is None:
-            from twisted.internet import reactor as clock
         self.refusals = RateLimitedLog(log, clock)
 
     def log(self, request):
