@@ -262,9 +262,40 @@ class PistonTests(ClusterCase):
             "files": [{"content": "print('hi')\nraise SystemExit(3)"}]}))
         self.assertEqual((status, answer["language"], answer["run"]["stdout"]),
                          (200, "python", "hi\n"))
-        self.assertEqual(answer["run"]["code"], 1)
-        self.assertIn("SystemExit", answer["run"]["stderr"])
+        self.assertEqual((answer["run"]["code"], answer["run"]["stderr"]), (3, ""))
         self.assertEqual(self.successResultOf(self.client.status())["kernels"], 0)
+
+    def test_files_args_and_exit_status_as_a_program_has_them(self):
+        status, answer = self.successResultOf(self.execute({
+            "language": "python", "version": "*", "args": ["one", "two words"],
+            "files": [{"name": "solve.py", "content":
+                       "import sys, helper\nprint(sys.argv[1:])\n"
+                       "print('oops', file=sys.stderr)\nhelper.shout()\n"
+                       "sys.exit(0)\n7 * 6\n"},
+                      {"name": "helper.py", "content": "def shout(): print('HI')\n"}]}))
+        run = answer["run"]
+        self.assertEqual((run["stdout"], run["stderr"], run["code"], run["signal"]),
+                         ("['one', 'two words']\nHI\n", "oops\n", 0, None))
+        # Both streams, as they came (which came first is up to the threads reading them).
+        self.assertEqual(sorted(run["output"].splitlines()),
+                         sorted((run["stdout"] + run["stderr"]).splitlines()))
+
+    def test_a_last_expression_is_not_echoed_and_an_error_exits_with_1(self):
+        _, answer = self.successResultOf(self.execute({
+            "language": "python", "version": "*",
+            "files": [{"content": "def solve(): return 42\nsolve()\n"}]}))
+        self.assertEqual((answer["run"]["stdout"], answer["run"]["code"]), ("", 0))
+        _, answer = self.successResultOf(self.execute({
+            "language": "python", "version": "*", "files": [{"content": "1/0"}]}))
+        self.assertEqual((answer["run"]["code"], answer["run"]["status"]), (1, "RE"))
+        self.assertIn("ZeroDivisionError", answer["run"]["stderr"])
+
+    def test_bad_args_are_refused(self):
+        for args in (["a\x00b"], [1], "a b"):
+            error = self.failureResultOf(self.execute({
+                "language": "python", "version": "*", "args": args,
+                "files": [{"content": "pass"}]})).value
+            self.assertEqual((error.status, error.reason), (400, "bad-field"))
 
     def test_the_content_type_must_be_json(self):
         error = self.failureResultOf(self.execute({}, "text/plain")).value

@@ -181,6 +181,57 @@ class InputContract:
         self.assertKeyboardInterrupt(self.peer.event(1, "finished"))
 
 
+class ProgramContract:
+    """`program` runs: the code is a file of the work folder run as a program, with its
+    arguments and exit status (for daemons that run code for real; the scripted double
+    runs none)."""
+
+    def run_program(self, code, run_id=1, **program):
+        self.peer.send({"action": "execute", "id": run_id, "code": code,
+                        "program": program})
+        return self.peer.events_until_finished(run_id)
+
+    def test_arguments_output_and_exit_status(self):
+        events = self.run_program("import sys\nprint(sys.argv[1:])\n"
+                                  "print('no', file=sys.stderr)\nsys.exit(3)\n'echo?'",
+                                  args=["a", "b c", ""])
+        self.assertEqual((text_of(events), text_of(events, "stderr")),
+                         ("['a', 'b c', '']\n", "no\n"))
+        self.assertEqual([e[:2] for e in events[-1]["exceptions"]], [["ExitStatus", [3]]])
+
+    def test_exit_0_and_a_last_expression_are_silent(self):
+        for code in ("raise SystemExit(0)", "x = 6\nx * 7"):
+            events = self.run_program(code)
+            self.assertEqual((text_of(events), events[-1]["exceptions"]), ("", []))
+
+    def test_the_file_goes_under_its_name_beside_the_others(self):
+        self.peer.request({"action": "upload", "id": 1, "path": "lib/helper.py",
+                           "data": b"def shout(): print('HI')\n"})
+        events = self.run_program("import helper\nhelper.shout()", run_id=2,
+                                  name="lib/solve.py")
+        self.assertEqual(text_of(events), "HI\n")
+        reply = self.peer.request({"action": "download", "id": 3, "path": "lib/solve.py"})
+        self.assertEqual(reply["data"], b"import helper\nhelper.shout()")
+
+    def test_bad_programs_are_400_with_their_id_and_change_nothing(self):
+        for run_id, program in enumerate(({"name": "../x.py"}, {"args": [1]},
+                                          {"args": ["a\x00"]}, {"name": ""}, "x"), 1):
+            reply = self.peer.request({"action": "execute", "id": run_id, "code": "1",
+                                       "program": program})
+            self.assertEqual(reply["id"], run_id)
+            self.assertIn(reply["error"], ("bad-path", "invalid-input"))
+        self.assertEqual(text_of(self.peer.run(QUICK, run_id=9)), "hello\n")
+
+    def test_an_interrupt_ends_the_program(self):
+        self.peer.send({"action": "execute", "id": 1, "code": LONG, "program": {}})
+        self.assertTrue(self.peer.quiet(1, 0.3))
+        self.assertTrue(self.peer.request({"action": "interrupt", "id": 2,
+                                           "run": 1})["interrupted"])
+        finished = self.peer.event(1, "finished")
+        self.assertEqual([e[0] for e in finished["exceptions"]], ["Interrupt"])
+        self.assertEqual(text_of(self.peer.run(QUICK, run_id=3)), "hello\n")
+
+
 class RealPeerMixin:
     def setUp(self):
         self.peer = self.start_daemon()
@@ -196,18 +247,18 @@ class RealPeerMixin:
 
 
 class HostDaemonContractTests(RealPeerMixin, ReplContract, InputContract,
-                              SynchronousTestCase):
+                              ProgramContract, SynchronousTestCase):
     def start_daemon(self):
         return start_host_daemon(self)[1]
 
 
 class ContainerDaemonContractTests(RealPeerMixin, ReplContract, InputContract,
-                                   SynchronousTestCase):
+                                   ProgramContract, SynchronousTestCase):
     def start_daemon(self):
         return start_container_daemon(self)[1]
 
 
-class LocalDaemonContractTests(ReplContract, SynchronousTestCase):
+class LocalDaemonContractTests(ReplContract, ProgramContract, SynchronousTestCase):
     def setUp(self):
         self.peer = LocalDaemonPeer(short_tempdir(self))
 

@@ -23,9 +23,12 @@ read of the pipe that is its standard input is a read nobody can answer but the 
 """
 
 import base64
+import codecs
 import fcntl
+import fnmatch
 import os
 import platform
+import re
 import shutil
 import signal
 import struct
@@ -337,38 +340,90 @@ def _ended(status):
     return described[2] if described else "the program exited with status 0"
 
 
-class CompiledDriver(_Child):
-    """`build` and `run` are argv lists in which `{dir}` stands for the run's folder and
-    `{source}` for the source file's path in it."""
+class ProgramDriver(_Child):
+    """Runs a program file of the work folder with its arguments, as a shell would: the
+    program's exit status is its end. `run` and `build` (compiled languages only) are
+    argv lists in which `{dir}` stands for the build's folder, `{source}` for the
+    program's file, `{main}` for its main class (below), and an item `{sources}` for
+    the program's file and every other source file of its folder that matches
+    `sources` (glob patterns), so that a program of several files compiles whole.
+    A build happens in a folder of its own under the exec-allowed `build_root`, removed
+    after the run.
 
-    def __init__(self, language, source, build, run, build_root, terminate, work_dir=None):
+    `standalone`: no daemon captures fds 1 and 2 or answers reads around it (an
+    in-process daemon): the driver passes the program's output to the session itself,
+    and the program's standard input is at its end."""
+
+    def __init__(self, language, run, terminate, build=None, build_root="/build",
+                 sources=(), source="main", work_dir=None, standalone=False):
         super().__init__(language, terminate)
-        self.source = source
-        self.build = build
+        self.standalone = standalone
         self.run_argv = run
+        self.build = build
         self.build_root = build_root
+        self.sources = sources
+        self.source = source  # the program file's name; `{main}` in it is its main class
         self.work_dir = work_dir or os.getcwd()
         self._count = 0
-        self.env = dict(os.environ, TMPDIR=os.path.join(build_root, "tmp"))
+        self.env = dict(os.environ)
+        if build:
+            self.env["TMPDIR"] = os.path.join(build_root, "tmp")
 
     def start(self):
-        os.makedirs(self.env["TMPDIR"], exist_ok=True)
+        if self.build:
+            os.makedirs(self.env["TMPDIR"], exist_ok=True)
 
-    def run(self, code):
+    def entry_name(self, code, name=None):
+        """The name a program's file takes: `name` (the default source name without
+        one), except that a language whose source names its main class (Java) keeps
+        the folder of `name` and takes the class's name."""
+        if "{main}" not in self.source:
+            return name or self.source
+        folder = os.path.dirname(name) if name else ""
+        return os.path.join(folder, self.source.format(main=main_class(code)))
+
+    def run_program(self, path, args=()):
+        """Build (when the language compiles) and run the program at `path`, with
+        `args`; the exceptions of the run, as `run` of every driver gives them."""
+        folder = os.path.dirname(path)
+        sources = [path] + sorted(
+            os.path.join(folder, n) for n in os.listdir(folder)
+            if n != os.path.basename(path) and not n.startswith(".")
+            and any(fnmatch.fnmatchcase(n, p) for p in self.sources)
+            and os.path.isfile(os.path.join(folder, n)))
+        main = main_class(_read(path)) if "{main}" in self.source else ""
+        return self._build_and_run(self._new_folder(), path, sources, main, list(args))
+
+    def _new_folder(self):
+        """A fresh folder to build in (None for a language that does not build)."""
+        if not self.build:
+            return None
         self._count += 1
         folder = os.path.join(self.build_root, f"run-{self._count}")
         os.makedirs(folder)
+        return folder
+
+    def _build_and_run(self, folder, source, sources, main, args):
+        """Build in `folder` and run; `folder` is removed after."""
+        readers = ()
         try:
-            source = os.path.join(folder, self.source)
-            with open(source, "w", encoding="utf-8", errors="surrogateescape") as f:
-                f.write(code)
-            values = {"dir": folder, "source": source}
+            values = {"dir": folder, "source": source, "main": main}
+
+            def argv(template):
+                words = []
+                for word in template:
+                    words += sources if word == "{sources}" else [word.format(**values)]
+                return words
+
             with self.session.user_code():
-                failed = self._compile([a.format(**values) for a in self.build], folder)
-                if failed:
-                    return [["CompileError", [failed], True, failed]]
-                self._spawn([a.format(**values) for a in self.run_argv], self.work_dir,
-                            env=self.env)
+                if self.build:
+                    failed = self._compile(argv(self.build), folder)
+                    if failed:
+                        return [["CompileError", [failed], True, failed]]
+                if self.standalone:
+                    readers = self._spawn_standalone(argv(self.run_argv) + args)
+                else:
+                    self._spawn(argv(self.run_argv) + args, self.work_dir, env=self.env)
                 status = os.waitpid(self.pid, 0)[1]
                 self.pid = None
             described = describe_status(status)
@@ -380,7 +435,40 @@ class CompiledDriver(_Child):
             return [["Interrupt", [], True, "interrupted before it started"]]
         finally:
             self._reap()  # whatever it started in its group goes with it
-            shutil.rmtree(folder, ignore_errors=True)
+            for reader in readers:
+                reader.join(5)
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _spawn_standalone(self, argv):
+        """Start the program with its output read here (the readers, started) and its
+        standard input at its end."""
+        pipes = [os.pipe() for _ in range(2)]
+        try:
+            self._spawn(argv, self.work_dir, env=self.env,
+                        fds=((pipes[0][1], 1), (pipes[1][1], 2)))
+        finally:
+            for _, write_fd in pipes:
+                os.close(write_fd)
+        with self._feeding_lock:
+            os.close(self._stdin_w)
+            self._stdin_w = None
+        readers = [threading.Thread(target=self._forward, args=(read_fd, kind), daemon=True)
+                   for (read_fd, _), kind in zip(pipes, ("stdout", "stderr"))]
+        for reader in readers:
+            reader.start()
+        return readers
+
+    def _forward(self, fd, kind):
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        with open(fd, "rb", buffering=0) as stream:
+            while True:
+                chunk = stream.read(65536)
+                text = decoder.decode(chunk, final=not chunk)
+                if text:
+                    self.session.add(kind, text)
+                if not chunk:
+                    return
 
     def _compile(self, argv, folder):
         """Run the compiler (in a group of its own, so that an interrupt reaches it);
@@ -404,4 +492,39 @@ class CompiledDriver(_Child):
         return text or f"the compiler exited with status {proc.returncode}"
 
 
-__all__ = ["InterpreterDriver", "CompiledDriver", "describe_status"]
+class CompiledDriver(ProgramDriver):
+    """A compiled language's kernel: each run's code is a whole program, compiled in a
+    folder of its own and run there (only files in the work folder carry over)."""
+
+    def run(self, code):
+        folder = self._new_folder()
+        source = os.path.join(folder, self.entry_name(code))
+        with open(source, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(code)
+        main = main_class(code) if "{main}" in self.source else ""
+        return self._build_and_run(folder, source, [source], main, [])
+
+
+# Java: the file of a public top-level class must bear its name, and the class to run
+# is the one the program is named after. Comments and strings are not parsed; a class
+# named in a comment before the real one is a rare miss.
+_PUBLIC_TYPE = re.compile(r"^[ \t]*public\s+(?:(?:final|abstract|strictfp|sealed)\s+)*"
+                          r"(?:class|interface|enum|record)\s+([A-Za-z_$][\w$]*)", re.M)
+_ANY_CLASS = re.compile(r"^[ \t]*(?:(?:final|abstract|strictfp)\s+)*class\s+"
+                        r"([A-Za-z_$][\w$]*)", re.M)
+
+
+def _read(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def main_class(code):
+    """The main class of a Java program: its public top-level type, else its first
+    class, else `Main`."""
+    found = _PUBLIC_TYPE.search(code) or _ANY_CLASS.search(code)
+    return found.group(1) if found else "Main"
+
+
+__all__ = ["InterpreterDriver", "ProgramDriver", "CompiledDriver", "describe_status",
+           "main_class"]

@@ -6,9 +6,14 @@ every kernel, whatever its language. A *driver* runs the code:
   (`repl/<lang>/run.<ext>`) and talks to it over the pipe protocol of docs/PROTOCOL.md;
 - `process_driver.CompiledDriver` compiles each run into a program and runs it.
 
+An execute with `program` runs its code as a program file instead, with arguments
+(`process_driver.ProgramDriver`: the compiled driver itself, or the interpreted
+language's program command).
+
 The environment chooses: `SORNA_DRIVER` (`python`, `interpreter`, `compiled`) and the
-driver's own variables (`SORNA_COMMAND`, `SORNA_SOURCE`, `SORNA_BUILD`, `SORNA_RUN`:
-command lines, split as a shell would, without one).
+driver's own variables (`SORNA_COMMAND`, `SORNA_PROGRAM`, `SORNA_SOURCE`,
+`SORNA_SOURCES`, `SORNA_BUILD`, `SORNA_RUN`: command lines, split as a shell would,
+without one).
 
 The agent connects to the Unix stream socket bound here (in a folder shared with the
 host, since kernels have no network) and exchanges frames of a 4-byte big-endian length
@@ -368,8 +373,10 @@ class Session:
     """
 
     def __init__(self, emit, driver, work_dir=None, read_input=None, capture=None,
-                 wake=None):
+                 wake=None, program_driver=None):
         self.driver = driver
+        self.program_driver = program_driver  # runs `program` runs, when there are any
+        self.current = driver  # the driver of the run going on
         self.work_dir = os.path.realpath(work_dir) if work_dir else None
         self.output = Output(emit, wake=wake)
         self.capture = capture
@@ -388,6 +395,8 @@ class Session:
         self.reading = False  # poll_stdin announced a blocked read of the program's
         self._wake = wake
         driver.bind(self)
+        if program_driver is not None:
+            program_driver.bind(self)
 
     # -- the I/O side
 
@@ -413,7 +422,7 @@ class Session:
             if not self.busy or (run_id is not None and run_id != self.run_id):
                 return False
             if self.interruptible:
-                self._signal = getattr(self.driver, "signal", None) or signal_main
+                self._signal = getattr(self.current, "signal", None) or signal_main
                 self._signalled_at = time.monotonic()
                 self._signal()
             else:
@@ -422,7 +431,7 @@ class Session:
 
     @property
     def interrupt_unanswered(self):
-        return self._signal is not None and self.driver.retries_interrupts
+        return self._signal is not None and self.current.retries_interrupts
 
     def retry_interrupt(self):
         """Signal again while an interrupt has not taken effect: a signal that lands
@@ -453,7 +462,7 @@ class Session:
             if not (self.busy and self.reading):
                 return False
             self.reading = False
-        self.driver.feed(text, eof)
+        self.current.feed(text, eof)
         return True
 
     def poll_stdin(self):
@@ -462,7 +471,7 @@ class Session:
         with self._lock:
             if not (self.busy and self.interruptible) or self.reading:
                 return self.reading
-            if not self.driver.reading_stdin():
+            if not self.current.reading_stdin():
                 return False
             self.reading = True
         if self.capture:
@@ -473,16 +482,30 @@ class Session:
 
     @property
     def watches_stdin(self):
-        return self.busy and self.interruptible and self.driver.watches_stdin
+        return self.busy and self.interruptible and self.current.watches_stdin
 
     # -- the run
 
-    def execute(self, run_id, code):
-        """Run `code` as run `run_id`, emit its events, and return the finished event."""
+    def release(self):
+        """Give back a reservation whose run could not start."""
+        with self._lock:
+            self.busy = False
+
+    def execute(self, run_id, code, program=None):
+        """Run `code` as run `run_id`, emit its events, and return the finished event.
+        With `program` ({path, args}, from `place_program`), the program file at `path`,
+        which holds `code`, runs instead, with its arguments."""
         before = self._snapshot()
         self._stdin_ended = False
         self.output.begin(run_id)
-        exceptions = self.driver.run(code)
+        if program is None:
+            exceptions = self.driver.run(code)
+        else:
+            self.current = self.program_driver
+            try:
+                exceptions = self.current.run_program(program["path"], program["args"])
+            finally:
+                self.current = self.driver
         if self.capture:
             self.capture.drain()
         room = max(self.output.room, END_ROOM)
@@ -578,7 +601,7 @@ class _UserCode:
         if pending:
             session.interruptible = False
             raise KeyboardInterrupt()
-        if session.driver.watches_stdin and session._wake:
+        if session.current.watches_stdin and session._wake:
             session._wake()  # the I/O thread starts watching the program's reads
 
     def __exit__(self, *exc):
@@ -768,6 +791,11 @@ ACTIONS = ("ping", "execute", "input", "interrupt", "restart", "upload", "downlo
 # Asked of the driver, answered at once by whichever thread reads the request.
 ASSIST_ACTIONS = ("complete", "inspect", "is_complete")
 MAX_MATCHES = 500  # completions in one reply
+# A program's command-line arguments: Linux takes at most 128 KiB per argument and about
+# 2 MiB in all (with the environment).
+MAX_ARGS = 4096
+MAX_PROGRAM_NAME = 1024
+MAX_ARGS_SIZE = 256 << 10
 # msgpack's C unpacker before 1.2 leaks memory on every frame it refuses as nested too
 # deep (about 80 KiB each) or as bad UTF-8: garbage on the socket would fill the kernel's
 # memory. Its pure-Python twin refuses the same frames without leaking (Debian's
@@ -804,6 +832,8 @@ def _checked(request):
     if action == "execute" and not isinstance(request.get("code"), str):
         raise RequestError(400, "invalid-input", f"'code' must be a string, not "
                                                  f"{type(request.get('code')).__name__}.")
+    if action == "execute" and request.get("program") is not None:
+        _check_program(request["program"])
     if action == "input" and not isinstance(request.get("text"), str):
         raise RequestError(400, "invalid-input", f"'text' must be a string, not "
                                                  f"{type(request.get('text')).__name__}.")
@@ -817,6 +847,40 @@ def _checked(request):
             raise RequestError(400, "invalid-input", "'cursor_pos' must be a position in "
                                                      "'code'.")
     return request
+
+
+def _check_program(program):
+    if not isinstance(program, dict):
+        raise RequestError(400, "invalid-input", "'program' must be a map of 'name' and "
+                                                 "'args'.")
+    name, args = program.get("name"), program.get("args", [])
+    if name is not None and (not isinstance(name, str)
+                             or not 0 < len(name) <= MAX_PROGRAM_NAME):
+        raise RequestError(400, "invalid-input", f"'program.name' must be a path of 1 to "
+                                                 f"{MAX_PROGRAM_NAME} characters.")
+    if not isinstance(args, list) or len(args) > MAX_ARGS or not all(
+            isinstance(a, str) and "\x00" not in a for a in args):
+        raise RequestError(400, "invalid-input", f"'program.args' must be a list of at "
+                                                 f"most {MAX_ARGS} strings without NUL.")
+    if sum(len(a.encode("utf-8", "surrogatepass")) + 1 for a in args) > MAX_ARGS_SIZE:
+        raise RequestError(400, "invalid-input", f"'program.args' take more than "
+                                                 f"{MAX_ARGS_SIZE} bytes.")
+
+
+def place_program(files, driver, request):
+    """Write an execute's program file (its code, under `program.name` or the
+    language's source name) into the work folder; the Session's `program` for it."""
+    program = request.get("program")
+    if program is None:
+        return None
+    if driver is None:
+        raise RequestError(400, "programs-unsupported", "This kernel's language does not "
+                                                        "run programs.")
+    code = request["code"]
+    name = driver.entry_name(code, program.get("name"))
+    placed = files.upload(name, code.encode("utf-8", "surrogatepass"))
+    return {"path": os.path.join(files.root, *placed["path"].split("/")),
+            "args": list(program.get("args", []))}
 
 
 def error_reply(request_id, e):
@@ -901,7 +965,7 @@ class LocalDaemon:
         self.files = FileStore(work_dir, max_file_size)
         self.hold = False
         self.ignore_interrupts = False
-        self._held = None  # (run id, code) of a run in progress
+        self._held = None  # (run id, code, program) of a run in progress
         self._sent = []
         self.session = self._new_session()
 
@@ -910,8 +974,11 @@ class LocalDaemon:
         raise EOFError("no input is available in this kernel")
 
     def _new_session(self):
-        return Session(self._collect, python_driver(), work_dir=self.work_dir,
-                       read_input=self.read_input)
+        driver = python_driver()
+        return Session(self._collect, driver, work_dir=self.work_dir,
+                       read_input=self.read_input,
+                       program_driver=make_program_driver(driver, self.work_dir,
+                                                          standalone=True))
 
     def _collect(self, event):
         self._sent.append(event)
@@ -932,9 +999,9 @@ class LocalDaemon:
         """The events of the held run, which ends now; [] when there is none."""
         if self._held is None:
             return []
-        (run_id, code), self._held = self._held, None
+        (run_id, code, program), self._held = self._held, None
         self._sent = []
-        self.session.execute(run_id, code)
+        self.session.execute(run_id, code, program)
         sent, self._sent = self._sent, []
         return sent
 
@@ -947,7 +1014,13 @@ class LocalDaemon:
                 if not self.session.reserve(request_id):
                     raise RequestError(409, "kernel-busy", "A run is going on already; "
                                                            "wait for its finished event.")
-                self._held = (request_id, request["code"])
+                try:
+                    program = place_program(self.files, self.session.program_driver,
+                                            request)
+                except RequestError:
+                    self.session.release()
+                    raise
+                self._held = (request_id, request["code"], program)
                 return [] if self.hold else self.release()
             if action == "input":
                 raise RequestError(409, "not-waiting-input", "No read is waiting for "
@@ -981,7 +1054,9 @@ class Daemon:
         self.capture = FdCapture(self._capture_sink) if capture_fds else None
         self.driver = driver or make_driver(capture=self.capture is not None)
         self.session = Session(self._emit, self.driver, work_dir=self.work_dir,
-                               capture=self.capture, wake=self._wake)
+                               capture=self.capture, wake=self._wake,
+                               program_driver=make_program_driver(self.driver,
+                                                                  self.work_dir))
         self.files = FileStore(self.work_dir, max_file_size or _max_file_size())
         # The largest frame a peer may send: an upload's file and its envelope.
         self.max_frame = self.files.max_size + 65536
@@ -1063,9 +1138,9 @@ class Daemon:
         finally:
             self._shutdown()
 
-    def _execute(self, run_id, code):
+    def _execute(self, run_id, code, program):
         try:
-            self.session.execute(run_id, code)
+            self.session.execute(run_id, code, program)
         except KeyboardInterrupt:  # an interrupt that landed between user code and us
             if self.session.busy:
                 finished = {"id": run_id, "event": "finished", "reply": 200,
@@ -1218,9 +1293,14 @@ class Daemon:
             if not self.session.reserve(request_id):
                 raise RequestError(409, "kernel-busy", "A run is going on already; "
                                                        "wait for its finished event.")
+            try:
+                program = place_program(self.files, self.session.program_driver, request)
+            except RequestError:
+                self.session.release()
+                raise
             self._run_connection = connection
             self.session.output.watch()
-            self.jobs.put((request_id, request["code"]))
+            self.jobs.put((request_id, request["code"], program))
             try:
                 os.write(self._doorbell_w, b"j")
             except BlockingIOError:
@@ -1416,15 +1496,39 @@ def make_driver(capture=True):
 
     env = {name: os.environ.get(name) for name in
            ("SORNA_LANG", "SORNA_COMMAND", "SORNA_SOURCE", "SORNA_BUILD", "SORNA_RUN",
-            "SORNA_BUILD_DIR")}
+            "SORNA_BUILD_DIR", "SORNA_SOURCES")}
     if kind == "interpreter":
         return process_driver.InterpreterDriver(
             env["SORNA_LANG"], shlex.split(env["SORNA_COMMAND"]), Terminate)
     if kind == "compiled":
         return process_driver.CompiledDriver(
-            env["SORNA_LANG"], env["SORNA_SOURCE"], shlex.split(env["SORNA_BUILD"]),
-            shlex.split(env["SORNA_RUN"]), env["SORNA_BUILD_DIR"] or "/build", Terminate)
+            env["SORNA_LANG"], shlex.split(env["SORNA_RUN"]), Terminate,
+            build=shlex.split(env["SORNA_BUILD"]),
+            build_root=env["SORNA_BUILD_DIR"] or "/build",
+            sources=shlex.split(env["SORNA_SOURCES"] or ""), source=env["SORNA_SOURCE"])
     raise SystemExit(f"sorna-runner: unknown SORNA_DRIVER {kind!r}")
+
+
+def make_program_driver(driver, work_dir, standalone=False):
+    """What runs `program` runs: a compiled language's own driver; for an interpreted
+    one, its program command (`SORNA_PROGRAM`, with `{source}` for the file; Python's
+    own interpreter for the Python driver); None when the language has none."""
+    import process_driver
+
+    if isinstance(driver, process_driver.ProgramDriver):
+        return driver
+    python = os.environ.get("SORNA_DRIVER", "python") == "python"
+    command = os.environ.get("SORNA_PROGRAM")
+    if command:
+        argv = shlex.split(command)
+    elif python:
+        argv = [sys.executable, "{source}"]
+    else:
+        return None
+    return process_driver.ProgramDriver(
+        driver.language, argv, Terminate, work_dir=work_dir, standalone=standalone,
+        source=os.environ.get("SORNA_SOURCE") or ("main.py" if python else "main"))
+
 
 
 def main():

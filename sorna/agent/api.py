@@ -2,8 +2,10 @@
 heartbeat connection."""
 
 from sorna.agent.grading import InlineGrader
+from sorna.agent.runs import RunOptions
 from sorna.defer import deferred, returns_deferred
 from sorna.proto import codes
+from sorna.proto.actions import MAX_PROGRAM_ARGS_SIZE
 from sorna.proto.errors import BadRequest, Forbidden
 
 
@@ -45,6 +47,14 @@ class AgentApi:
             if text is None:
                 raise BadRequest("`text` is missing: mode input needs the text to answer "
                                  "the program with (or `code`, as Backend.AI sends it)")
+        program = f["program"]
+        if program is not None and sum(len(a.encode("utf-8", "surrogatepass")) + 1
+                                       for a in program["args"]) > MAX_PROGRAM_ARGS_SIZE:
+            raise BadRequest(f"`program.args` take more than {MAX_PROGRAM_ARGS_SIZE} "
+                             f"bytes; pass large data as a file or as input")
+        if f["match"] is not None and f["ordered"]:
+            raise BadRequest("`match` grades stdout, stderr or the exception, which "
+                             "`ordered` output does not give; ask for one of them")
         if f["match"] is not None:
             return self._execute_and_grade(req, text)
         d = self._execute(req, text)
@@ -55,7 +65,7 @@ class AgentApi:
         return self.kernels.execute(
             f["kernel_id"], f["code"], f["mode"], text, f["wait"],
             partial=req.partial if f["stream"] else None, entry_id=f["entry_id"],
-            eof=f["eof"], bundles=f["bundles"])
+            eof=f["eof"], options=RunOptions(f["bundles"], f["ordered"], f["program"]))
 
     @deferred
     async def _execute_and_grade(self, req, text):

@@ -12,6 +12,7 @@ from sorna.agent import assists
 from sorna.agent.channel import ReplChannel
 from sorna.agent.metrics import AgentMetrics
 from sorna.agent.pools import WarmPools
+from sorna.agent.runs import RunOptions
 from sorna.agent.scheduler import RunQueue
 from sorna.defer import deferred, returns_deferred
 from sorna.ids import new_kernel_id
@@ -300,13 +301,13 @@ class Kernels:
 
     @returns_deferred
     def execute(self, kernel_id, code=None, mode=None, text=None, wait=None,
-                partial=None, entry_id=None, eof=False, bundles=False):
+                partial=None, entry_id=None, eof=False, options=RunOptions()):
         """Start, continue or feed a run; fire with the reply fields.
 
         Without `mode` the reply comes when the run finishes or waits for input; with a
         mode, also after `wait` seconds (status `continued`). `partial(fields)` receives
-        the output as it comes, for streaming clients. `bundles`: a new run's value
-        and displayed objects come as MIME bundles (sorna.agent.runs.Run.take).
+        the output as it comes, for streaming clients. `options`: what else a new
+        run was asked for (sorna.agent.runs.RunOptions).
         """
         kernel = self._ready(kernel_id)
         runs = kernel.runs
@@ -318,7 +319,7 @@ class Kernels:
             if self.max_executions and self.executions() >= self.max_executions:
                 raise Busy(f"this agent already runs its maximum of {self.max_executions} "
                            f"executions at once; try again shortly", error="agent-busy")
-            return runs.follow(runs.submit(code, entry_id, bundles), wait, partial)
+            return runs.follow(runs.submit(code, entry_id, options), wait, partial)
         # The last run stays reachable after its end, so that a late `continue` (or
         # one after an abandoned request) still gets the end of it.
         run = runs.current or runs.last

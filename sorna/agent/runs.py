@@ -2,6 +2,8 @@
 has seen yet, a pending request for input, the end. Front-ends take what has come with
 `take()`, as often as they ask (`continue`) or as it comes (streaming)."""
 
+from dataclasses import dataclass
+
 from twisted.internet import defer
 
 # What a run's end (exceptions, files) and a prompt may take besides its output: what
@@ -19,13 +21,22 @@ CONTINUED = "continued"
 RUNNING = "running"
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What a front-end asked of a new run besides its code."""
+
+    bundles: bool = False  # values and displayed objects as MIME bundles
+    ordered: bool = False  # all output as one list in the order it came
+    program: dict = None  # run the code as a program file: {name?, args}
+
+
 class Run:
     def __init__(self, run_id, budget, entry_id=None, max_output=1 << 20, code=None,
-                 bundles=False):
+                 options=RunOptions()):
         self.id = run_id  # given when the run reaches the daemon
         self.code = code  # until then
         self.entry_id = entry_id
-        self.bundles = bundles  # the front-end takes values and displays as bundles
+        self.options = options
         self.max_output = max_output  # bytes of output kept per run; the rest is dropped
         self.output_size = 0
         self.truncated = False
@@ -118,10 +129,15 @@ class Run:
         value and the objects it displayed are MIME bundles (`value`, `displays`) for a
         front-end that asked for them (`bundles`); for any other, as before bundles
         existed, a value's text is stdout, and a displayed object's other types are
-        media (its text, when it has no other)."""
+        media (its text, when it has no other). A front-end that asked for `ordered`
+        output gets it all as `outputs`, `[[kind, data], ...]` in the order it came
+        (text of one stream merged while nothing else came between), bundles as maps."""
         records, self.records = self.records, []
+        if self.options.ordered:
+            return {"outputs": _ordered(records)}
         result = {"stdout": "", "stderr": "", "media": []}
-        if self.bundles:
+        bundles = self.options.bundles
+        if bundles:
             result["displays"] = []
         stdout, stderr = [], []
         for kind, data in records:
@@ -131,7 +147,7 @@ class Run:
                 stderr.append(data)
             elif kind == "media":
                 result["media"].append(list(data))
-            elif self.bundles:
+            elif bundles:
                 bundle = dict(data)
                 if kind == "result":
                     result["value"] = bundle
@@ -149,6 +165,20 @@ class Run:
     def take_interim(self):
         """`take()` as the result of a run that is not over: no exceptions or files yet."""
         return dict(self.take(), exceptions=[], files=[])
+
+
+def _ordered(records):
+    outputs = []
+    for kind, data in records:
+        if kind in TEXT_KINDS and outputs and outputs[-1][0] == kind:
+            outputs[-1][1] += data
+        elif kind in TEXT_KINDS:
+            outputs.append([kind, data])
+        elif kind == "media":
+            outputs.append([kind, list(data)])
+        else:
+            outputs.append([kind, dict(data)])
+    return outputs
 
 
 def _clip(text, room):

@@ -12,7 +12,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from sorna.agent.runs import CONTINUED, FINISHED, RUNNING, WAITING_INPUT, Run
+from sorna.agent.runs import CONTINUED, FINISHED, RUNNING, WAITING_INPUT, Run, RunOptions
 from sorna.defer import deferred
 from sorna.proto.errors import Busy, SornaError, Timeout
 
@@ -63,13 +63,13 @@ class RunQueue:
     def busy(self):
         return self.current is not None or bool(self._queue) or self._restarting
 
-    def submit(self, code, entry_id=None, bundles=False):
+    def submit(self, code, entry_id=None, options=RunOptions()):
         """Queue a new run; it starts when the runs before it (and any restart) are done."""
         if len(self._queue) >= self.max_queued:
             raise Busy(f"kernel {self.name} is busy with {self.max_queued} queued "
                        f"executions; wait for them to finish")
         run = Run(None, self.limits["exec_timeout"], entry_id, max_output=self.max_output,
-                  code=code, bundles=bundles)
+                  code=code, options=options)
         self._queue.append(run)
         self.last_used = self.clock.seconds()
         self._start_next()
@@ -82,7 +82,10 @@ class RunQueue:
         run.began = self.clock.seconds()
         run.id = self.channel.open_run(lambda message: self._on_message(run, message))
         self.last_used = self.clock.seconds()
-        self.channel.send({"action": "execute", "id": run.id, "code": run.code})
+        request = {"action": "execute", "id": run.id, "code": run.code}
+        if run.options.program is not None:
+            request["program"] = run.options.program
+        self.channel.send(request)
         run.code = None
         self._arm(run)
 

@@ -1,7 +1,9 @@
 """Piston's v2 API (`/api/v2/runtimes`, `/api/v2/execute`; also under `/api/v2/piston/`)
 over Sorna kernels: each execute gets a fresh kernel (a warm one where the agent keeps a
-pool) that is destroyed after it. `stdin` is fed to the program's reads, then
-end-of-file (the REPL protocol's `eof` input). A token runs at most its `runs` quota of
+pool) that is destroyed after it, and runs its files as a program (the REPL protocol's
+`program` execute: the first file is the entry point, `args` its arguments, its exit
+status the answer's `code`). `stdin` is fed to the program's reads, then end-of-file
+(the REPL protocol's `eof` input). A token runs at most its `runs` quota of
 executes at once."""
 
 import base64
@@ -13,6 +15,7 @@ from sorna.gateway.languages import describe, piston_name, runtime
 from sorna.gateway.tenants import Quotas, holding
 from sorna.gateway.web import HttpError, Route, json_body
 from sorna.ids import new_trace
+from sorna.proto.actions import MAX_PROGRAM_ARGS
 from sorna.proto.errors import SornaError
 
 # How many times a run may ask for input after its stdin ended before it is given up.
@@ -23,8 +26,12 @@ MAX_TIMEOUT_MS = 86_400_000
 MAX_MEMORY = 1 << 50
 
 
-def _stage(stdout="", stderr="", code=0, signal=None, message=None, status=None):
-    return {"stdout": stdout, "stderr": stderr, "output": stdout + stderr, "code": code,
+def _stage(stdout="", stderr="", code=0, signal=None, message=None, status=None,
+           output=None):
+    """A Piston stage; `output` is stdout and stderr as they came (in that order
+    when not given)."""
+    return {"stdout": stdout, "stderr": stderr,
+            "output": stdout + stderr if output is None else output, "code": code,
             "signal": signal, "message": message, "status": status}
 
 
@@ -114,9 +121,10 @@ class PistonApi:
             raise HttpError(400, "files[0], the program, must be utf8 text", "bad-field")
         stdin = _field(body, "stdin", str, "", "a string")
         args = _field(body, "args", list, [], "an array")
-        if args:
-            raise HttpError(400, "args are not supported: Sorna runs a program without "
-                                 "command-line arguments", "args-unsupported")
+        if len(args) > MAX_PROGRAM_ARGS or not all(
+                isinstance(a, str) and "\x00" not in a for a in args):
+            raise HttpError(400, f"args must be an array of at most {MAX_PROGRAM_ARGS} "
+                                 f"strings without NUL characters", "bad-field")
         limits = {}
         run_timeout = _field(body, "run_timeout", float, 0, "a number", MAX_TIMEOUT_MS)
         compile_timeout = _field(body, "compile_timeout", float, 0, "a number",
@@ -131,9 +139,9 @@ class PistonApi:
             limits["memory_mb"] = max(16, int(memory) >> 20)
         self.quotas.check(tenant, "runs", self.running[tenant.name])
         with holding(self.running, tenant.name):
-            return 200, await self._run(lang, files, contents, stdin, limits or None)
+            return 200, await self._run(lang, files, contents, stdin, args, limits or None)
 
-    async def _run(self, lang, files, contents, stdin, limits):
+    async def _run(self, lang, files, contents, stdin, args, limits):
         trace = new_trace("gateway")
         kernel = await self.client.create(lang, limits=limits, trace=trace)
         kernel_id = kernel["kernel_id"]
@@ -142,27 +150,29 @@ class PistonApi:
                 name = file.get("name") or f"file{index}.code"
                 data = content.encode() if isinstance(content, str) else content
                 await self.client.upload(kernel_id, name, data)
-            return self._answer(lang, await self._feed(kernel_id, contents[0], stdin,
-                                                       trace))
+            program = {"args": args}
+            if isinstance(files[0].get("name"), str) and files[0]["name"]:
+                program["name"] = files[0]["name"]
+            return self._answer(lang, await self._feed(kernel_id, contents[0], program,
+                                                       stdin, trace))
         except SornaError as e:
-            return self._answer(lang, ("", "", [], e))
+            return self._answer(lang, ([], [], e))
         finally:
             try:
                 await self.client.destroy(kernel_id, trace=trace)
             except SornaError:
                 pass
 
-    async def _feed(self, kernel_id, code, stdin, trace):
-        """Run `code`, answering its reads with `stdin` then end-of-file; return
-        (stdout, stderr, exceptions, None)."""
-        out, err = [], []
-        reply = await self.client.run_code(kernel_id, code, trace=trace)
+    async def _feed(self, kernel_id, code, program, stdin, trace):
+        """Run `code` as a program, answering its reads with `stdin` then end-of-file;
+        return (outputs in order, exceptions, None)."""
+        outputs = []
+        reply = await self.client.run_code(kernel_id, code, program=program, ordered=True,
+                                           trace=trace)
         answers = 0
         while reply["status"] == "waiting-input":
-            result = reply.get("result") or {}
-            out.append(result.get("stdout", ""))
-            out.append(reply.get("prompt") or "")  # Piston shows a prompt as output
-            err.append(result.get("stderr", ""))
+            outputs += (reply.get("result") or {}).get("outputs") or []
+            outputs.append(["stdout", reply.get("prompt") or ""])  # a prompt is output
             if answers >= MAX_EOF_ANSWERS:
                 await self.client.interrupt(kernel_id)
                 reply = await self.client.continue_run(kernel_id, wait=10)
@@ -171,12 +181,15 @@ class PistonApi:
                                                  eof=True, trace=trace)
             answers += 1
         result = reply.get("result") or {}
-        out.append(result.get("stdout", ""))
-        err.append(result.get("stderr", ""))
-        return "".join(out), "".join(err), result.get("exceptions") or [], None
+        outputs += result.get("outputs") or []
+        return outputs, result.get("exceptions") or [], None
 
     def _answer(self, lang, outcome):
-        stdout, stderr, exceptions, error = outcome
+        outputs, exceptions, error = outcome
+        texts = [(kind, data) for kind, data in outputs if kind in ("stdout", "stderr")]
+        stdout = "".join(data for kind, data in texts if kind == "stdout")
+        stderr = "".join(data for kind, data in texts if kind == "stderr")
+        output = "".join(data for _, data in texts)
         about = describe(lang)
         answer = {"language": piston_name(lang),
                   "version": runtime(lang, self.kernels.version(lang))["version"]}
@@ -184,7 +197,7 @@ class PistonApi:
         if error is not None:
             status = "TO" if error.error == "exec-timeout" else "XX"
             run = _stage(stdout, stderr, None, "SIGKILL" if status == "TO" else None,
-                         error.cause, status)
+                         error.cause, status, output)
         else:
             code, signal, message, status = 0, None, None, None
             for name, args, _, trace in exceptions:
@@ -197,9 +210,10 @@ class PistonApi:
                 elif name == "Signal":
                     code, signal, status = None, str(args[0]) if args else "SIGKILL", "SG"
                 else:
-                    stderr += trace or f"{name}: {', '.join(map(str, args))}\n"
+                    told = trace or f"{name}: {', '.join(map(str, args))}\n"
+                    stderr, output = stderr + told, output + told
                     code, status = 1, "RE"
-            run = _stage(stdout, stderr, code, signal, message, status)
+            run = _stage(stdout, stderr, code, signal, message, status, output)
         if compiled:
             answer["compile"] = _stage()
         answer["run"] = run

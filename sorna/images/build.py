@@ -228,14 +228,31 @@ def language_version(client, image, context, progress):
     if not path.exists():
         return ""
     command = path.read_text().strip()
+    # Not containers.run(remove=True): it reads the logs' stream after removing the
+    # container, and a fast command's output (R's) was sometimes lost.
+    container = None
     try:
-        output = client.containers.run(image, ["sh", "-c", command], remove=True,
-                                       network_disabled=True, stderr=True)
+        container = client.containers.create(image, ["sh", "-c", command],
+                                             network_disabled=True)
+        container.start()
+        status = container.wait()["StatusCode"]
+        output = container.logs(stdout=True, stderr=True)
     except docker.errors.DockerException as e:
         raise ImageBuildError(f"{path} failed in {image}: {e}") from e
+    finally:
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except docker.errors.DockerException:
+                pass
+    if status != 0:
+        raise ImageBuildError(f"{path} exited with status {status} in {image}: "
+                              f"{output.decode('utf-8', 'replace')[-500:]}")
     lines = output.decode("utf-8", "replace").strip().splitlines()
     version = lines[0].strip()[:64] if lines else ""
-    progress(f"{Path(context).name} version: {version or '(none printed)'}")
+    if not version:
+        raise ImageBuildError(f"{path} printed no version in {image}")
+    progress(f"{Path(context).name} version: {version}")
     return version
 
 

@@ -1,5 +1,7 @@
 """Every action of the protocol and its fields (docs/PROTOCOL.md describes them)."""
 
+import re
+
 from sorna.proto.errors import BadRequest
 from sorna.proto.schema import (
     LIMITS, SESSION_RE, AgentAddr, AgentId, Anything, Blob, Choice, DictOf, Flag, KernelId,
@@ -10,6 +12,12 @@ MAX_CODE_LENGTH = 1 << 20
 MAX_ASSIST_CODE = 256 << 10  # the code a completion, inspection or is_complete looks at
 CURSOR = Number(minimum=0, maximum=MAX_ASSIST_CODE, integer=True, required=False)
 MAX_FILE_SIZE = 16 << 20
+# A program's command-line arguments (the REPL daemon's MAX_ARGS and MAX_ARGS_SIZE):
+# Linux takes at most 128 KiB per argument and about 2 MiB in all.
+MAX_PROGRAM_ARGS = 4096
+MAX_PROGRAM_ARGS_SIZE = 256 << 10
+MAX_PROGRAM_ARG = 128 << 10
+NO_NUL = re.compile(r"[^\x00]*\Z")
 
 MANAGER = {
     "ping": {"body": Anything(required=False)},
@@ -57,6 +65,13 @@ AGENT = {
         "wait": Number(minimum=0, maximum=3600, required=False),
         "stream": Flag(required=False, default=False),
         "bundles": Flag(required=False, default=False),
+        "ordered": Flag(required=False, default=False),
+        "program": Map({
+            "name": WorkPath(required=False),
+            "args": ListOf(Text(max_length=MAX_PROGRAM_ARG, pattern=NO_NUL,
+                                what="text without NUL characters"),
+                           max_items=MAX_PROGRAM_ARGS, required=False, default=[]),
+        }, required=False),
         "match": Map({
             "op": Choice(("contains", "equal", "regex")),
             "target": Choice(("stdout", "stderr", "exception")),
