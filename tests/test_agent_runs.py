@@ -75,6 +75,40 @@ class RunTests(SynchronousTestCase):
             self.assertEqual({k: result[k] for k in expected}, expected)
             self.assertEqual("displays" in result, bundles)
 
+    def test_ordered_output_keeps_the_order_updates_and_clears(self):
+        records = [["stdout", "a"], ["stdout", "b"], ["stderr", "!"],
+                   ["show", ["d1", [["text/plain", "0%"]]]], ["clear", {"wait": True}],
+                   ["update", ["d1", [["text/plain", "100%"]]]], ["stdout", "c"],
+                   ["media", ["image/png", "iVBOR"]], ["result", [["text/plain", "7"]]]]
+        d = self.client.run_code(self.kid, "x", ordered=True)
+        self.daemon.finish(records=records)
+        result = self.successResultOf(d)["result"]
+        self.assertEqual(result["outputs"], [
+            ["stdout", "ab"], ["stderr", "!"],
+            ["show", {"id": "d1", "data": {"text/plain": "0%"}}], ["clear", {"wait": True}],
+            ["update", {"id": "d1", "data": {"text/plain": "100%"}}], ["stdout", "c"],
+            ["media", ["image/png", "iVBOR"]], ["result", {"text/plain": "7"}]])
+        self.assertNotIn("stdout", result)
+        d = self.client.run_code(self.kid, "x", bundles=True)  # updates are displays
+        self.daemon.finish(records=records)
+        result = self.successResultOf(d)["result"]
+        self.assertEqual((result["stdout"], result["displays"]),
+                         ("abc", [{"text/plain": "0%"}, {"text/plain": "100%"}]))
+        error = self.error(self.client.run_code(self.kid, "x", ordered=True, match={
+            "op": "contains", "target": "stdout", "value": "a"}))
+        self.assertEqual(error.code, 400)
+
+    def test_a_program_reaches_the_daemon_and_bad_ones_do_not(self):
+        d = self.client.run_code(self.kid, "x", program={"name": "a.py", "args": ["1"]})
+        self.assertEqual(self.daemon.requests[-1]["program"], {"name": "a.py",
+                                                               "args": ["1"]})
+        self.daemon.finish()
+        self.successResultOf(d)
+        for program in ({"name": "../a"}, {"args": ["a\x00"]}, {"args": "a"},
+                        {"args": ["x" * (200 << 10)] * 2}):
+            error = self.error(self.client.run_code(self.kid, "x", program=program))
+            self.assertEqual(error.code, 400, program)
+
     def test_malformed_bundles_are_dropped(self):
         d = self.client.run_code(self.kid, "x", bundles=True)
         self.daemon.finish(records=[
@@ -82,6 +116,9 @@ class RunTests(SynchronousTestCase):
             ["result", [["text/plain", 7]]], ["display", [["", "x"]]],
             ["display", [["a/b", "1"], ["a/b", "2"]]],
             ["display", [[f"x/{i}", "v"] for i in range(17)]], ["other", [["a/b", "c"]]],
+            ["clear", True], ["clear", {"wait": 1}], ["show", [["text/plain", "x"]]],
+            ["update", ["", [["text/plain", "x"]]]], ["show", ["x" * 300, [["a", "b"]]]],
+            ["update", ["d", []]],
             ["display", [["text/plain", "kept"]]]])
         result = self.successResultOf(d)["result"]
         self.assertEqual((result["displays"], "value" in result),

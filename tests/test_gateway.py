@@ -117,6 +117,23 @@ class ChannelsTests(ClusterCase):
         silent = self.execute("6 * 7", silent=True)
         self.assertNotIn("execute_result", [t for _, t, _ in self.about(silent)])
 
+    def test_outputs_in_order_with_updates_and_clear_output(self):
+        request = self.execute(
+            "from IPython.display import clear_output, display\n"
+            "print('a')\nh = display('0%', display_id='p')\nprint('b')\n"
+            "h.update('100%')\nclear_output(wait=True)\nprint('c')")
+        shown = [(t, c) for _, t, c in self.about(request)
+                 if t not in ("status", "execute_input", "execute_reply")]
+        self.assertEqual(shown, [
+            ("stream", {"name": "stdout", "text": "a\n"}),
+            ("display_data", {"data": {"text/plain": "'0%'"}, "metadata": {},
+                              "transient": {"display_id": "p"}}),
+            ("stream", {"name": "stdout", "text": "b\n"}),
+            ("update_display_data", {"data": {"text/plain": "'100%'"}, "metadata": {},
+                                     "transient": {"display_id": "p"}}),
+            ("clear_output", {"wait": True}),
+            ("stream", {"name": "stdout", "text": "c\n"})])
+
     def test_completion_inspection_and_is_complete_come_from_the_kernel(self):
         self.execute("value = 5\ndef halve(n):\n    'Half of n.'\n    return n / 2")
 

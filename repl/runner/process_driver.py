@@ -29,6 +29,7 @@ import fnmatch
 import os
 import platform
 import re
+import select
 import shutil
 import signal
 import struct
@@ -37,10 +38,14 @@ import termios
 import threading
 import time
 
+import code_shape
+
 # read, pread64, readv, preadv, preadv2
 _READS = {"x86_64": {0, 17, 19, 295, 327}, "aarch64": {63, 65, 67, 69, 286}}
 READ_SYSCALLS = _READS.get(platform.machine(), set())
 MAX_FIELD = 64 * 1024 * 1024  # a driver message field; the output cap cuts it further
+# Seconds a driver has to answer a completion (between runs, so it is idle).
+COMPLETE_TIMEOUT = 2.0
 # Seconds an interpreter whose session ended may take to finish exiting before its group
 # is killed: it closes its pipes before its exit status is set, and killing it then
 # would report `exit 3` as SIGKILL.
@@ -242,6 +247,9 @@ class InterpreterDriver(_Child):
         self.work_dir = work_dir or os.getcwd()
         self._to = self._from = None
         self._buffer = b""
+        # The pipes carry one exchange at a time: a run (the main thread), or a
+        # completion asked between runs (the I/O thread).
+        self._pipes = threading.Lock()
 
     def start(self):
         to_r, to_w = os.pipe()
@@ -260,7 +268,39 @@ class InterpreterDriver(_Child):
         self._to = self._from = None
         return self._reap(grace)
 
+    def is_complete(self, code):
+        """Whether Enter would run `code` in a console (code_shape: scanned, not run)."""
+        return code_shape.is_complete(self.language, code)
+
+    def complete(self, code, cursor):
+        """The names that complete the token before `cursor`, as the language's driver
+        finds them in the session (`complete` of the pipe protocol). Asked between runs
+        only: during a run the interpreter is busy, and the answer is no matches."""
+        token = code_shape.completion_token(self.language, code[:cursor])
+        nothing = [], cursor, cursor
+        if not self._pipes.acquire(blocking=False):
+            return nothing
+        try:
+            if self.pid is None:
+                return nothing
+            data = token.encode("utf-8", "surrogatepass")
+            self._write(b"complete %d\n" % len(data) + data)
+            kind, fields = self._read_message(time.monotonic() + COMPLETE_TIMEOUT)
+            if kind != "matches" or len(fields) != 1:
+                raise DriverError(f"the {self.language} driver answered {kind!r}")
+        except DriverError:
+            self.stop()  # out of step with us: the next run starts a fresh one
+            return nothing
+        finally:
+            self._pipes.release()
+        matches = [m for m in fields[0].decode("utf-8", "replace").split("\n") if m]
+        return matches, cursor - len(token), cursor
+
     def run(self, code):
+        with self._pipes:
+            return self._run(code)
+
+    def _run(self, code):
         if self.pid is None:
             self.start()
         self.reopen_stdin()
@@ -304,28 +344,32 @@ class InterpreterDriver(_Child):
         except OSError as e:
             raise DriverError(f"it stopped reading ({e.strerror})")
 
-    def _read(self, size):
+    def _read(self, size, deadline=None):
         while len(self._buffer) < size:
-            chunk = os.read(self._from, 1 << 16)
-            if not chunk:
-                raise DriverError("it ended")
-            self._buffer += chunk
+            self._fill(deadline)
         data, self._buffer = self._buffer[:size], self._buffer[size:]
         return data
 
-    def _read_message(self):
+    def _fill(self, deadline):
+        if deadline is not None and not select.select(
+                [self._from], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise DriverError("it did not answer in time")
+        chunk = os.read(self._from, 1 << 16)
+        if not chunk:
+            raise DriverError("it ended")
+        self._buffer += chunk
+
+    def _read_message(self, deadline=None):
+        """The next message; by `deadline` (time.monotonic()) when one is given."""
         while b"\n" not in self._buffer:
             if len(self._buffer) > 256:
                 raise DriverError("it sent a header line that never ends")
-            chunk = os.read(self._from, 1 << 16)
-            if not chunk:
-                raise DriverError("it ended")
-            self._buffer += chunk
+            self._fill(deadline)
         line, self._buffer = self._buffer.split(b"\n", 1)
         words = line.decode("ascii", "replace").split()
         if not words or not all(w.isdigit() and int(w) <= MAX_FIELD for w in words[1:]):
             raise DriverError(f"it sent a bad header {line[:80]!r}")
-        return words[0], [self._read(int(n)) for n in words[1:]]
+        return words[0], [self._read(int(n), deadline) for n in words[1:]]
 
 
 def media_content(mime, data):

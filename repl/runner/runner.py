@@ -106,6 +106,7 @@ def _clip(text, room):
 
 
 TEXT_KINDS = ("stdout", "stderr")
+ID_KINDS = ("show", "update")  # a display that can be updated, and its updates
 
 
 def record_size(kind, data):
@@ -114,6 +115,10 @@ def record_size(kind, data):
         return len(data)
     if kind == "media":
         return len(data[1])
+    if kind == "clear":
+        return 1
+    if kind in ID_KINDS:  # [display id, bundle]
+        return len(data[0]) + record_size("display", data[1])
     return sum(len(mime) + len(content) for mime, content in data)
 
 
@@ -182,8 +187,10 @@ class Output:
 
     def add(self, kind, data):
         """`kind`: stdout or stderr (`data` text, merged with the text before it),
-        media (`[mime, content]`), or display or result (a MIME bundle,
-        `[[mime, content], ...]`); each of the last three is one record."""
+        media (`[mime, content]`), display or result (a MIME bundle,
+        `[[mime, content], ...]`), show or update (`[display id, bundle]`: a display
+        that may be updated, an update of it), or clear (`{wait}`: the outputs shown
+        so far are cleared); each but text is one record."""
         if not data:
             return
         text = kind in TEXT_KINDS

@@ -13,6 +13,8 @@ END_ROOM = 64 << 10
 MAX_NAME = 256
 MAX_BUNDLE = 16  # representations of one value or displayed object
 TEXT_KINDS = ("stdout", "stderr")
+BUNDLE_KINDS = ("display", "result", "page")
+ID_KINDS = ("show", "update")  # [display id, bundle]: an updatable display, an update
 MAX_FILES = 10000
 
 FINISHED = "finished"
@@ -97,6 +99,7 @@ class Run:
         kind, data = record
         text = kind in TEXT_KINDS
         size = len(data) if text else sum(len(m) + len(c) for m, c in _pairs(kind, data))
+        size += len(data[0]) if kind in ID_KINDS else 0
         room = self.max_output - self.output_size
         if size > room:
             self.truncated = True
@@ -129,9 +132,12 @@ class Run:
         value and the objects it displayed are MIME bundles (`value`, `displays`) for a
         front-end that asked for them (`bundles`); for any other, as before bundles
         existed, a value's text is stdout, and a displayed object's other types are
-        media (its text, when it has no other). A front-end that asked for `ordered`
+        media (its text, when it has no other); an updatable display and its updates
+        are displays, a page (help text) is stdout, and clearing is not told. A
+        front-end that asked for `ordered`
         output gets it all as `outputs`, `[[kind, data], ...]` in the order it came
-        (text of one stream merged while nothing else came between), bundles as maps."""
+        (text of one stream merged while nothing else came between), bundles as maps,
+        `show` and `update` as `{id, data}`, `clear` as `{wait}`."""
         records, self.records = self.records, []
         if self.options.ordered:
             return {"outputs": _ordered(records)}
@@ -141,12 +147,18 @@ class Run:
             result["displays"] = []
         stdout, stderr = [], []
         for kind, data in records:
+            if kind in ID_KINDS:
+                kind, data = "display", data[1]
             if kind == "stdout":
                 stdout.append(data)
             elif kind == "stderr":
                 stderr.append(data)
             elif kind == "media":
                 result["media"].append(list(data))
+            elif kind == "clear":
+                pass
+            elif kind == "page":  # help text, which a pager would show
+                stdout.append(dict(data).get("text/plain", "") + "\n")
             elif bundles:
                 bundle = dict(data)
                 if kind == "result":
@@ -176,6 +188,10 @@ def _ordered(records):
             outputs.append([kind, data])
         elif kind == "media":
             outputs.append([kind, list(data)])
+        elif kind == "clear":
+            outputs.append([kind, {"wait": data["wait"]}])
+        elif kind in ID_KINDS:
+            outputs.append([kind, {"id": data[0], "data": dict(data[1])}])
         else:
             outputs.append([kind, dict(data)])
     return outputs
@@ -233,7 +249,15 @@ def _valid(record):
     kind, data = record
     if kind in TEXT_KINDS:
         return isinstance(data, str)
-    if kind not in ("media", "display", "result") or not isinstance(data, (list, tuple)):
+    if kind == "clear":
+        return isinstance(data, dict) and len(data) == 1 and isinstance(data.get("wait"),
+                                                                       bool)
+    if kind not in ("media", *BUNDLE_KINDS, *ID_KINDS) or not isinstance(data, (list,
+                                                                               tuple)):
+        return False
+    if kind in ID_KINDS and not (len(data) == 2 and isinstance(data[0], str)
+                                 and 0 < len(data[0]) <= MAX_NAME
+                                 and isinstance(data[1], (list, tuple))):
         return False
     pairs = _pairs(kind, data)
     return (0 < len(pairs) <= MAX_BUNDLE and all(map(valid_pair, pairs))
@@ -248,4 +272,6 @@ def valid_pair(pair):
 
 def _pairs(kind, data):
     """A record's [mime, content] pairs: one for media, a bundle's for the others."""
-    return [data] if kind == "media" else data
+    if kind == "clear":
+        return []
+    return [data] if kind == "media" else data[1] if kind in ID_KINDS else data

@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import re
+import signal
 import sys
 
 from sorna.client.blocking import BlockingClient
@@ -59,6 +60,17 @@ def _parser():
     run.add_argument("code", nargs="?", help="the code (or use -f FILE)")
     run.add_argument("-f", "--file", help="read the code from FILE ('-' for stdin)")
     run.set_defaults(run=_exec)
+
+    program = commands.add_parser(
+        "run", help="run a program file in a new kernel as a shell would: with its "
+                    "arguments, ending with its exit status")
+    program.add_argument("lang", help="language, e.g. python3")
+    program.add_argument("file", help="the program's file")
+    program.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+    program.add_argument("--with", dest="others", action="append", default=[],
+                         metavar="FILE", help="another file of the program, put beside "
+                                              "it (repeat for more)")
+    program.set_defaults(run=_run_program)
 
     shell = commands.add_parser("shell", help="an interactive session in a new kernel")
     shell.add_argument("lang", help="language, e.g. python3")
@@ -162,10 +174,49 @@ def _exec(args, stdout, stderr):
     return EXIT_RAISED if reply["result"]["exceptions"] else 0
 
 
-def run_interactively(client, kernel_id, code, stdout, stderr, ask=None):
-    """Run `code`, printing output as it comes; answer input requests from the terminal
-    (`ask(prompt, password)`); Ctrl-C interrupts the code rather than the client."""
+def _run_program(args, stdout, stderr):
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            code = f.read()
+        others = []
+        for path in args.others:
+            with open(path, "rb") as f:
+                others.append((os.path.basename(path), f.read()))
+    except (OSError, UnicodeDecodeError) as e:
+        stderr.write(f"sorna run: cannot read {getattr(e, 'filename', None) or args.file}: "
+                     f"{getattr(e, 'strerror', None) or e}\n")
+        return EXIT_USAGE
+    with _client(args) as client:
+        kernel_id = client.create(args.lang)["kernel_id"]
+        try:
+            for name, data in others:
+                client.upload(kernel_id, name, data)
+            reply = run_interactively(client, kernel_id, code, stdout, stderr, program={
+                "name": os.path.basename(args.file), "args": args.args})
+        finally:
+            _destroy_quietly(client, kernel_id, stderr)
+    return program_status(reply["result"]["exceptions"])
+
+
+def program_status(exceptions):
+    """A program run's exit status as a shell gives it: its own, 128 + N for a killing
+    signal N, 1 when it did not compile or Sorna ended it."""
+    for name, exc_args, _, _ in exceptions:
+        if name == "ExitStatus" and exc_args and isinstance(exc_args[0], int):
+            return exc_args[0]
+        if name in ("Signal", "Interrupt"):
+            number = getattr(signal, str(exc_args[0]) if exc_args else "SIGINT", None)
+            return 128 + int(number) if number else EXIT_RAISED
+    return EXIT_RAISED if exceptions else 0
+
+
+def run_interactively(client, kernel_id, code, stdout, stderr, ask=None, program=None):
+    """Run `code` (as a `program` when one is given: {name, args}), printing output as
+    it comes; answer input requests from the terminal (`ask(prompt, password)`);
+    Ctrl-C interrupts the code rather than the client. A program's own exit status is
+    not printed: a shell does not print it either."""
     ask = ask or _ask
+    fields = {} if program is None else {"program": program}
 
     def show(fields):
         _print_result(fields["result"], stdout, stderr)
@@ -178,7 +229,7 @@ def run_interactively(client, kernel_id, code, stdout, stderr, ask=None):
             client.interrupt(kernel_id)
             return follow(lambda: client.continue_run(kernel_id, on_output=show))
 
-    reply = follow(lambda: client.run_code(kernel_id, code, on_output=show))
+    reply = follow(lambda: client.run_code(kernel_id, code, on_output=show, **fields))
     while reply["status"] != "finished":
         show(reply)
         if reply["status"] == "waiting-input":
@@ -192,7 +243,8 @@ def run_interactively(client, kernel_id, code, stdout, stderr, ask=None):
             reply = follow(lambda: client.continue_run(kernel_id, on_output=show))
     show(reply)
     for name, exc_args, before_exec, traceback in reply["result"]["exceptions"]:
-        stderr.write(traceback or f"{name}: {exc_args}\n")
+        if program is None or name != "ExitStatus":
+            stderr.write(traceback or f"{name}: {exc_args}\n")
     stderr.flush()
     return reply
 

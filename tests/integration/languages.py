@@ -40,6 +40,7 @@ PROGRAMS = {
     "python3": {
         "hello": 'print("hello, world")',
         "set": "kept = 40", "get": "print(kept + 2)",
+        "complete": [('kep', 'kept'), ('kept.bit_l', 'kept.bit_length')],
         "streams": 'import sys\nprint("out1")\nprint("err1", file=sys.stderr)\nprint("out2")',
         "slow": 'import time\nprint("first", flush=True)\ntime.sleep(1.5)\nprint("second")',
         "error": 'raise ValueError("boom")', "error_name": "ValueError",
@@ -58,6 +59,7 @@ PROGRAMS = {
     "nodejs": {
         "hello": 'console.log("hello, world")',
         "set": "var kept = 40", "get": "console.log(kept + 2)",
+        "complete": [('kep', 'kept'), ('Math.fl', 'Math.floor')],
         "streams": 'console.log("out1"); console.error("err1"); console.log("out2")',
         "slow": 'console.log("first");\n'
                 "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);\n"
@@ -82,6 +84,7 @@ PROGRAMS = {
     "ruby": {
         "hello": 'puts "hello, world"',
         "set": "kept = 40", "get": "puts kept + 2",
+        "complete": [('kep', 'kept'), ('kept.to_', 'kept.to_s')],
         "streams": 'puts "out1"; $stderr.puts "err1"; puts "out2"',
         "slow": 'puts "first"; sleep 1.5; puts "second"',
         "error": 'raise ArgumentError, "boom"', "error_name": "ArgumentError",
@@ -99,6 +102,7 @@ PROGRAMS = {
     "r": {
         "hello": 'cat("hello, world\\n")',
         "set": "kept <- 40", "get": 'cat(kept + 2, "\\n", sep = "")',
+        "complete": [('kep', 'kept'), ('pri', 'print')],
         "streams": 'cat("out1\\n"); message("err1"); cat("out2\\n")',
         "slow": 'cat("first\\n"); Sys.sleep(1.5); cat("second\\n")',
         "error": 'stop("boom")', "error_name": "simpleError",
@@ -118,6 +122,7 @@ PROGRAMS = {
     "php": {
         "hello": 'echo "hello, world\\n";',
         "set": "$kept = 40;", "get": 'echo $kept + 2, "\\n";',
+        "complete": [('$kep', '$kept'), ('str_rep', 'str_replace')],
         "streams": 'echo "out1\\n"; fwrite(STDERR, "err1\\n"); echo "out2\\n";',
         "slow": 'echo "first\\n"; usleep(1500000); echo "second\\n";',
         "error": 'throw new RuntimeException("boom");', "error_name": "RuntimeException",
@@ -135,6 +140,7 @@ PROGRAMS = {
     "perl": {
         "hello": 'print "hello, world\\n";',
         "set": "$kept = 40;", "get": 'print $kept + 2, "\\n";',
+        "complete": [('$kep', '$kept'), ('pri', 'print')],
         "streams": 'print "out1\\n"; print STDERR "err1\\n"; print "out2\\n";',
         "slow": 'print "first\\n"; select(undef, undef, undef, 1.5); print "second\\n";',
         "error": 'die "boom\\n";', "error_name": "Error",
@@ -152,6 +158,7 @@ PROGRAMS = {
     "lua": {
         "hello": 'print("hello, world")',
         "set": "kept = 40", "get": "print(kept + 2)",
+        "complete": [('kep', 'kept'), ('string.up', 'string.upper')],
         "streams": 'print("out1"); io.stderr:write("err1\\n"); print("out2")',
         "slow": 'print("first"); os.execute("sleep 1.5"); print("second")',
         "error": 'error("boom")', "error_name": "Error",
@@ -170,6 +177,7 @@ PROGRAMS = {
     "bash": {
         "hello": 'echo "hello, world"',
         "set": "kept=40", "get": "echo $((kept + 2))",
+        "complete": [('$kep', '$kept'), ('ech', 'echo')],
         "streams": "echo out1; echo err1 >&2; echo out2",
         "slow": "echo first; sleep 1.5; echo second",
         "error": "echo boom >&2; false", "error_name": "ExitStatus",
@@ -316,6 +324,72 @@ PROGRAMS = {
                              "                System.out.println(l.substring(16).trim());"),
     },
 }
+
+# A whole program (an execute with `program`) in each language: it prints its arguments
+# joined by "|", calls a function of a second file, writes "warn" on stderr and exits
+# with status 3. Each gives (program, [(other file's name, content), ...]).
+AS_PROGRAM = {
+    "python3": ("import sys, helper\nprint('|'.join(sys.argv[1:]))\nhelper.help()\n"
+                "print('warn', file=sys.stderr)\nsys.exit(3)\n'not echoed'\n",
+                [("helper.py", "def help():\n    print('helped')\n")]),
+    "nodejs": ("const helper = require('./helper');\n"
+               "console.log(process.argv.slice(2).join('|'));\nhelper.help();\n"
+               "console.error('warn');\nprocess.exit(3);\n",
+               [("helper.js", "exports.help = () => console.log('helped');\n")]),
+    "ruby": ("require_relative 'helper'\nputs ARGV.join('|')\nHelper.help\nwarn 'warn'\n"
+             "exit 3\n",
+             [("helper.rb", "module Helper\n  def self.help\n    puts 'helped'\n  end\nend\n")]),
+    "r": ("source('helper.R')\n"
+          "cat(paste(commandArgs(trailingOnly = TRUE), collapse = '|'), '\\n', sep = '')\n"
+          "help_me()\nmessage('warn')\nquit(status = 3)\n",
+          [("helper.R", "help_me <- function() cat('helped\\n')\n")]),
+    "php": ("<?php\nrequire __DIR__ . '/helper.php';\n"
+            "echo implode('|', array_slice($argv, 1)), \"\\n\";\nhelp_me();\n"
+            "fwrite(STDERR, \"warn\\n\");\nexit(3);\n",
+            [("helper.php", "<?php\nfunction help_me() { echo \"helped\\n\"; }\n")]),
+    "perl": ("use FindBin;\nuse lib $FindBin::Bin;\nrequire 'helper.pl';\n"
+             "print join('|', @ARGV), \"\\n\";\nhelp_me();\nprint STDERR \"warn\\n\";\n"
+             "exit 3;\n",
+             [("helper.pl", "sub help_me { print \"helped\\n\" }\n1;\n")]),
+    "lua": ("local helper = require('helper')\nprint(table.concat(arg, '|'))\n"
+            "helper.help()\nio.stderr:write('warn\\n')\nos.exit(3)\n",
+            [("helper.lua", "local M = {}\nfunction M.help() print('helped') end\n"
+                            "return M\n")]),
+    "bash": ('source ./helper.sh\n(IFS="|"; echo "$*")\nhelp_me\necho warn >&2\nexit 3\n',
+             [("helper.sh", "help_me() { echo helped; }\n")]),
+    "c": ('#include <stdio.h>\n#include "helper.h"\n'
+          "int main(int argc, char **argv) {\n"
+          '    for (int i = 1; i < argc; i++) printf(i > 1 ? "|%s" : "%s", argv[i]);\n'
+          '    printf("\\n");\n    help_me();\n    fprintf(stderr, "warn\\n");\n'
+          "    return 3;\n}\n",
+          [("helper.h", "void help_me(void);\n"),
+           ("helper.c", '#include <stdio.h>\n#include "helper.h"\n'
+                        'void help_me(void) { printf("helped\\n"); }\n')]),
+    "cpp": ('#include <iostream>\n#include "helper.hpp"\n'
+            "int main(int argc, char **argv) {\n"
+            "    for (int i = 1; i < argc; i++) std::cout << (i > 1 ? \"|\" : \"\") << argv[i];\n"
+            "    std::cout << std::endl;\n    help_me();\n"
+            '    std::cerr << "warn" << std::endl;\n    return 3;\n}\n',
+            [("helper.hpp", "void help_me();\n"),
+             ("helper.cpp", '#include <iostream>\n#include "helper.hpp"\n'
+                            'void help_me() { std::cout << "helped" << std::endl; }\n')]),
+    "rust": ("mod helper;\nfn main() {\n"
+             "    let args: Vec<String> = std::env::args().skip(1).collect();\n"
+             '    println!("{}", args.join("|"));\n    helper::help();\n'
+             '    eprintln!("warn");\n    std::process::exit(3);\n}\n',
+             [("helper.rs", 'pub fn help() { println!("helped"); }\n')]),
+    "go": ('package main\nimport (\n\t"fmt"\n\t"os"\n\t"strings"\n)\nfunc main() {\n'
+           '\tfmt.Println(strings.Join(os.Args[1:], "|"))\n\thelp()\n'
+           '\tfmt.Fprintln(os.Stderr, "warn")\n\tos.Exit(3)\n}\n',
+           [("helper.go", 'package main\nimport "fmt"\nfunc help() { fmt.Println("helped") }\n')]),
+    "java": ("public class Greeter {\n    public static void main(String[] args) {\n"
+             '        System.out.println(String.join("|", args));\n        Helper.help();\n'
+             '        System.err.println("warn");\n        System.exit(3);\n    }\n}\n',
+             [("Helper.java", "public class Helper {\n"
+                              '    static void help() { System.out.println("helped"); }\n}\n')]),
+}
+PROGRAM_ARGS = ["a", "b c"]
+PROGRAM_STDOUT = "a|b c\nhelped\n"
 
 COMPILED = {"c", "cpp", "rust", "go", "java"}
 INTERPRETED = set(PROGRAMS) - COMPILED

@@ -65,6 +65,21 @@ class CliTests(ClusterTestCase):
         self.assertIn("cannot read", done.stderr)
         self.assertNoContainers()
 
+    def test_run_a_program_with_its_arguments_files_and_exit_status(self):
+        folder = self.mktemp()
+        os.makedirs(folder)
+        for name, content in (("solve.py", "import sys, helper\nprint(sys.argv[1:])\n"
+                                           "helper.shout(input())\nsys.exit(4)\n'silent'\n"),
+                              ("helper.py", "def shout(text): print(text.upper())\n")):
+            with open(os.path.join(folder, name), "w") as f:
+                f.write(content)
+        done = self.sorna("run", "--with", os.path.join(folder, "helper.py"), "python3",
+                          os.path.join(folder, "solve.py"), "a", "b c", "--x",
+                          stdin="hi\n")
+        self.assertEqual((done.returncode, done.stdout, done.stderr),
+                         (4, "['a', 'b c', '--x']\nHI\n", ""))
+        self.assertNoContainers()
+
     def test_the_end_of_its_stdin_ends_the_programs(self):
         done = self.sorna("exec", "python3", "import sys\nn = 0\nfor line in sys.stdin:\n"
                           "    n += 1\nprint('lines:', n)", stdin="a\nb\n")

@@ -15,6 +15,7 @@ from sorna.testing.gateway import (
 )
 from sorna.testing.processes import LOOPBACK, GatewayProcess, wait_until
 from tests.integration import ClusterTestCase
+from tests.integration.languages import AS_PROGRAM, PROGRAM_ARGS, PROGRAM_STDOUT
 
 
 class GatewayCase(ClusterTestCase):
@@ -319,6 +320,35 @@ class PistonTests(GatewayCase):
         self.assertEqual((result["run"]["stdout"], result["run"]["code"]), ("2\n", 3), result)
         self.assertIn("compile", result)
 
+    def test_programs_with_arguments_files_and_exit_status_in_every_language(self):
+        for lang, (program, others) in sorted(AS_PROGRAM.items()):
+            files = [{"content": program}] + [{"name": n, "content": c} for n, c in others]
+            status, result, _ = self.http.post("/api/v2/execute", {
+                "language": lang, "version": "*", "files": files, "args": PROGRAM_ARGS})
+            self.assertEqual(status, 200, result)
+            run = result["run"]
+            self.assertEqual((run["stdout"], run["stderr"], run["code"], run["signal"],
+                              run["status"]), (PROGRAM_STDOUT, "warn\n", 3, None, "RE"),
+                             f"{lang}: {result}")
+            self.assertEqual(sorted(run["output"].splitlines()),
+                             sorted((PROGRAM_STDOUT + "warn\n").splitlines()), lang)
+
+    def test_output_interleaved_a_memory_kill_and_a_clean_exit(self):
+        result = self.http.post("/api/v2/execute", {
+            "language": "python", "version": "*", "files": [{"content":
+                "import sys, time\nprint('one', flush=True)\ntime.sleep(0.5)\n"
+                "print('two', file=sys.stderr, flush=True)\ntime.sleep(0.5)\n"
+                "print('three')\nsys.exit(0)\n"}]})[1]
+        self.assertEqual((result["run"]["output"], result["run"]["stdout"],
+                          result["run"]["code"], result["run"]["stderr"]),
+                         ("one\ntwo\nthree\n", "one\nthree\n", 0, "two\n"))
+        result = self.http.post("/api/v2/execute", {
+            "language": "python", "version": "*", "run_memory_limit": 64 << 20,
+            "files": [{"content": "x = b'x' * (512 << 20)\nprint('survived')"}]})[1]
+        self.assertEqual((result["run"]["signal"], result["run"]["code"],
+                          result["run"]["status"], result["run"]["stdout"]),
+                         ("SIGKILL", None, "SG", ""), result)
+
     def test_bad_executes_are_400_or_415(self):
         good = {"language": "python", "version": "*", "files": [{"content": "print(1)"}]}
         cases = [
@@ -331,7 +361,7 @@ class PistonTests(GatewayCase):
             (self.http.post("/api/v2/execute", dict(good, files=[])), 400, "files"),
             (self.http.post("/api/v2/execute", dict(good, files=[{"content": 5}])), 400,
              "content"),
-            (self.http.post("/api/v2/execute", dict(good, args=["x"])), 400, "args"),
+            (self.http.post("/api/v2/execute", dict(good, args=["x", 1])), 400, "args"),
             (self.http.post("/api/v2/execute", dict(good, run_timeout="soon")), 400,
              "number"),
         ]
@@ -350,6 +380,11 @@ class PistonTests(GatewayCase):
         result = client.post_execute("python", "*", File(name="main.py", content=
                                      "print(input()[::-1])"), stdin="olleh\n")
         self.assertEqual((result.run.stdout, result.run.code), ("hello\n", 0))
+        result = client.post_execute("python", "3", File(name="args.py", content=
+                                     "import sys\nprint(sys.argv[1:])\nsys.exit(3)"),
+                                     args=["a", "b c"])
+        self.assertEqual((result.run.stdout, result.run.stderr, result.run.code),
+                         ("['a', 'b c']\n", "", 3))
 
 
 class DashboardTests(GatewayCase):

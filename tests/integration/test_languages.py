@@ -27,7 +27,9 @@ from twisted.python import log
 from sorna.testing.processes import AgentProcess, ManagerProcess, wait_for_agent
 from tests.integration import ClusterTestCase
 from sorna.proto.errors import SornaError
-from tests.integration.languages import COMPILED, HOSTILE, INTERPRETED, PROGRAMS
+from tests.integration.languages import (
+    AS_PROGRAM, COMPILED, HOSTILE, INTERPRETED, PROGRAM_ARGS, PROGRAM_STDOUT, PROGRAMS,
+)
 
 CAP = 1 << 20  # the agent's --max-output
 
@@ -88,6 +90,31 @@ class LanguageCase:
         return result
 
     # -- the cases
+
+    def test_a_program_with_arguments_a_second_file_and_its_exit_status(self):
+        program, others = AS_PROGRAM[self.lang]
+        for name, content in others:
+            self.front.upload(self.kernel_id, name, content.encode())
+        reply = self.front.run_code(self.kernel_id, program,
+                                    program={"args": PROGRAM_ARGS})
+        result = reply["result"]
+        self.assertEqual((result["stdout"], result["stderr"]), (PROGRAM_STDOUT, "warn\n"),
+                         result)
+        self.assertEqual([e[:2] for e in result["exceptions"]], [["ExitStatus", [3]]])
+
+    def test_completion_finds_the_sessions_names_and_the_languages(self):
+        """Interpreted languages complete from their session (between runs); compiled
+        ones keep no session, and answer no matches."""
+        if self.lang in INTERPRETED:
+            self.ok("set")
+        for token, expected in self.programs.get("complete", [("ma", None)]):
+            reply = self.front.complete(self.kernel_id, token)
+            completed = {token[:reply["cursor_start"]] + match for match in reply["matches"]}
+            if expected is None:
+                self.assertEqual(reply["matches"], [], reply)
+            else:
+                self.assertIn(expected, completed, reply)
+                self.assertEqual(reply["cursor_end"], len(token))
 
     def test_hello(self):
         self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
@@ -252,7 +279,26 @@ def hostile_case(attack):
     return test
 
 
-EXTRA = {"r": {"test_plot_becomes_a_png": test_plot_becomes_a_png}}
+def whole_file_case(code, stdout):
+    """A file as people write it, sent as a cell unchanged (PHP's `<?php` and inline
+    text; a Java class not named Main)."""
+    def test(self):
+        self.assertEqual(self.front.run_code(self.kernel_id, code)["result"]["stdout"],
+                         stdout)
+    return test
+
+
+EXTRA = {
+    "r": {"test_plot_becomes_a_png": test_plot_becomes_a_png},
+    "php": {"test_a_whole_file_with_inline_text": whole_file_case(
+        "<?php\n$x = 2;\n?>\nText <?= $x * 21 ?>\n\n<?php echo \"end\\n\";\n",
+        "Text 42\nend\n")},
+    "java": {"test_a_public_class_of_any_name": whole_file_case(
+        "import java.util.*;\n\n/** A greeting. */\npublic final class HelloWorld {\n"
+        "    public static void main(String[] args) {\n"
+        "        System.out.println(\"hello \" + args.length);\n    }\n}\n"
+        "class Other {}\n", "hello 0\n")},
+}
 for _lang, _attacks in HOSTILE.items():
     for _attack in _attacks:
         EXTRA.setdefault(_lang, {})[f"test_hostile_{_attack}"] = hostile_case(_attack)

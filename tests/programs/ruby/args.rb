@@ -1,0 +1,4 @@
+puts "argc: #{ARGV.size}"
+ARGV.each_with_index do |arg, i|
+  puts "#{i + 1}: #{arg}"
+end
