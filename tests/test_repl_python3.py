@@ -355,6 +355,29 @@ class LocalDaemonTests(SynchronousTestCase):
                          [{"text/html": "<b>x</b>"}, {"text/markdown": "*m*"}, {}])
         self.assertEqual(bundles_of(events, "result")[0]["text/html"], "<i>v</i>")
 
+    def test_display_ids_updates_and_clear_output(self):
+        events = self.run_code(
+            "from IPython.display import clear_output, display, update_display\n"
+            "h = display('0%', display_id=True)\nprint('working')\n"
+            "h.update('50%')\nupdate_display('100%', display_id=h.display_id)\n"
+            "display('named', display_id='mine')\nclear_output(wait=True)\n"
+            "clear_output()\ndisplay('plain')")
+        records = records_of(events)
+        self.assertEqual([kind for kind, _ in records],
+                         ["show", "stdout", "update", "update", "show", "clear", "clear",
+                          "display"])
+        ids = [data[0] for kind, data in records if kind in ("show", "update")]
+        self.assertEqual((len(set(ids[:3])), ids[3]), (1, "mine"))
+        self.assertEqual([dict(data[1])["text/plain"] for kind, data in records
+                          if kind in ("show", "update")],
+                         ["'0%'", "'50%'", "'100%'", "'named'"])
+        self.assertEqual([data for kind, data in records if kind == "clear"],
+                         [{"wait": True}, {"wait": False}])
+
+    def test_a_cell_ending_with_a_semicolon_shows_no_value(self):
+        self.assertEqual(records_of(self.run_code("x = 6\nx * 7;  # quiet")), [])
+        self.assertEqual(text_of(self.run_code("'a;'")), "'a;'\n")
+
     def test_the_magics_notebooks_start_with(self):
         self.assertEqual(records_of(self.run_code("%matplotlib inline\nx = 3")), [])
         self.assertEqual(text_of(self.run_code("!echo hi there\nx")), "hi there\n3\n")

@@ -10,6 +10,19 @@ sorna_emit() {  # kind, then fields; lengths in bytes
   for field in "$@"; do printf '%s' "$field" >&4; done
 }
 
+sorna_complete() {  # between runs: what bash's own compgen finds
+  local token=$1
+  if [[ $token == \$* ]]; then
+    compgen -v -- "${token#\$}" | grep -v '^sorna_' | sed 's/^/$/'
+  elif [[ $token == */* ]]; then
+    compgen -f -- "$token"
+  else
+    compgen -A function -A variable -A builtin -A alias -A keyword -A command -- "$token" \
+      | grep -v '^sorna_'
+    compgen -f -- "$token"
+  fi | sort -u | head -n 500
+}
+
 sorna_run() {
   trap 'return 130' INT
   eval "$1"
@@ -20,6 +33,10 @@ while IFS=' ' read -r sorna_kind sorna_size <&3; do
   if (( sorna_size > 0 )); then
     sorna_code=$(head -c "$sorna_size" <&3; printf x)
     sorna_code=${sorna_code%x}
+  fi
+  if [[ $sorna_kind == complete ]]; then
+    sorna_emit matches "$(sorna_complete "$sorna_code" 2>/dev/null)"
+    continue
   fi
   if ! bash -n <<<"$sorna_code" 2>/dev/null; then
     sorna_error=$(bash -n <<<"$sorna_code" 2>&1)

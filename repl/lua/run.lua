@@ -24,11 +24,53 @@ local function report(message, trace, before)
   emit("error", name, message, trace or message, before and "1" or "0")
 end
 
+local KEYWORDS = {"and", "break", "do", "else", "elseif", "end", "false", "for",
+                  "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat",
+                  "return", "then", "true", "until", "while"}
+
+-- Completion (between runs): the session's globals and Lua's, and the keys of the
+-- tables a dotted path leads to (read with rawget and next: no metamethod runs).
+local function complete(token)
+  local head, prefix = token:match("^(.-)([%w_]*)$")
+  local found, sources = {}, {}
+  if head == "" then
+    sources = {env, _G}
+    for _, word in ipairs(KEYWORDS) do found[word] = true end
+  else
+    local value = env
+    for name in head:sub(1, -2):gmatch("[^.:]+") do
+      local next_value = rawget(value, name)
+      if next_value == nil and value == env then next_value = rawget(_G, name) end
+      if type(next_value) == "string" then next_value = string end
+      if type(next_value) ~= "table" then return {} end
+      value = next_value
+    end
+    sources = {value}
+  end
+  for _, source in ipairs(sources) do
+    for key in next, source do
+      if type(key) == "string" and key:match("^[%a_][%w_]*$") then found[key] = true end
+    end
+  end
+  local matches = {}
+  for name in pairs(found) do
+    if name:sub(1, #prefix) == prefix then matches[#matches + 1] = head .. name end
+  end
+  table.sort(matches)
+  return {table.unpack(matches, 1, math.min(#matches, 500))}
+end
+
 while true do
   local header = input:read("l")
   if not header then os.exit(0) end
-  local size = tonumber(header:match("^run (%d+)$"))
+  local kind, size = header:match("^(%a+) (%d+)$")
+  size = tonumber(size)
   local code = size > 0 and input:read(size) or ""
+  if kind == "complete" then
+    local ok, matches = pcall(complete, code)
+    emit("matches", table.concat(ok and matches or {}, "\n"))
+    goto continue
+  end
   local chunk = load("return " .. code, "=input", "t", env)
   local err
   if not chunk then chunk, err = load(code, "=input", "t", env) end
@@ -50,4 +92,5 @@ while true do
   io.stdout:flush()
   io.stderr:flush()
   emit("done")
+  ::continue::
 end

@@ -61,10 +61,60 @@ function report(error, before) {
   }
 }
 
+// Completion (between runs): names of the context's global and of the objects a dotted
+// path leads to, found through property descriptors, so that no getter of the user's
+// runs; and the keywords.
+const KEYWORDS = ["await", "break", "case", "catch", "class", "const", "continue",
+  "debugger", "default", "delete", "do", "else", "extends", "false", "finally", "for",
+  "function", "if", "in", "instanceof", "let", "new", "null", "return", "super", "switch",
+  "this", "throw", "true", "try", "typeof", "undefined", "var", "void", "while", "yield"];
+const inner = vm.runInContext("globalThis", context);
+
+function namesOf(object) {
+  const names = new Set();
+  for (let o = object; o !== null && o !== undefined; o = Object.getPrototypeOf(o)) {
+    for (const name of Object.getOwnPropertyNames(o)) names.add(name);
+  }
+  return names;
+}
+
+function valueOf(object, name) {
+  for (let o = object; o !== null && o !== undefined; o = Object.getPrototypeOf(o)) {
+    const described = Object.getOwnPropertyDescriptor(o, name);
+    if (described) return "value" in described ? described.value : undefined;
+  }
+  return undefined;
+}
+
+function complete(token) {
+  const path = token.split(".");
+  const prefix = path.pop();
+  let names;
+  if (path.length === 0) {
+    names = new Set([...namesOf(inner), ...KEYWORDS]);
+  } else {
+    let object = inner;
+    for (const name of path) {
+      object = valueOf(object, name);
+      if (object === undefined || object === null) return [];
+    }
+    names = namesOf(Object(object));
+  }
+  const head = path.length ? path.join(".") + "." : "";
+  return [...names].filter((n) => n.startsWith(prefix) && /^[A-Za-z_$][\w$]*$/.test(n))
+    .sort().slice(0, 500).map((n) => head + n);
+}
+
 async function main() {
   for (;;) {
-    const [, size] = readHeader();
+    const [kind, size] = readHeader();
     const code = readExactly(Number(size)).toString("utf8");
+    if (kind === "complete") {
+      let matches = [];
+      try { matches = complete(code); } catch (error) { /* a Proxy's trap threw */ }
+      emit("matches", matches.join("\n"));
+      continue;
+    }
     let script;
     try {
       script = new vm.Script(code, { filename: "<input>" });

@@ -28,10 +28,35 @@ sub report {
     emit("error", $name, $message, $text, $before ? "1" : "0");
 }
 
+# Completion (between runs): the names of package main (with the sigil asked for) and,
+# without one, Perl's functions.
+my @BUILTINS = qw(abs atan2 bless chdir chomp chop chr close cos defined delete die do
+    each eof eval exists exit exp foreach grep hex index int join keys last lc lcfirst
+    length local lock log lstat map mkdir my next no oct open ord our pack pop pos print
+    printf push quotemeta rand read readline redo ref rename require return reverse
+    rindex rmdir say scalar shift sin sort splice split sprintf sqrt srand stat sub
+    substr time uc ucfirst undef unless unlink unpack unshift until use values wait
+    wantarray warn while);
+sub complete {
+    my ($token) = @_;
+    my ($sigil, $prefix) = $token =~ /\A([\$\@%&]?)(.*)\z/s;
+    no strict "refs";
+    my @names = grep { /\A\w+\z/ && !/\A(?:IN|OUT|BUILTINS)\z/ } keys %main::;
+    push @names, @BUILTINS unless $sigil;
+    my %seen;
+    my @found = sort grep { !$seen{$_}++ && index($_, $prefix) == 0 } @names;
+    return map { $sigil . $_ } @found[0 .. ($#found < 499 ? $#found : 499)];
+}
+
 while (defined(my $header = <$IN>)) {
-    my (undef, $size) = split " ", $header;
+    my ($kind, $size) = split " ", $header;
     my $code = "";
     read($IN, $code, $size) if $size;
+    if ($kind eq "complete") {
+        my @matches = eval { complete($code) };
+        emit("matches", join("\n", @matches));
+        next;
+    }
     local $SIG{INT} = sub { die "Interrupt\n" };
     # Compiled first (a sub, so that nothing runs yet): a syntax error never started.
     my $run = eval "package main; no strict; no warnings; sub {\n#line 1 \"<input>\"\n$code\n}";

@@ -18,9 +18,37 @@ function __sorna_report($e, $before) {
     __sorna_emit("error", $name, $e->getMessage(), $name . ": " . $e->getMessage() . "\n"
                  . $e->getTraceAsString(), $before ? "1" : "0");
 }
+const __SORNA_KEYWORDS = ["abstract", "array", "as", "break", "case", "catch", "class",
+    "clone", "const", "continue", "declare", "default", "do", "echo", "else", "elseif",
+    "empty", "enum", "extends", "final", "finally", "fn", "for", "foreach", "function",
+    "global", "if", "implements", "include", "include_once", "instanceof", "interface",
+    "isset", "list", "match", "namespace", "new", "print", "private", "protected",
+    "public", "readonly", "require", "require_once", "return", "static", "switch",
+    "throw", "trait", "try", "unset", "use", "while", "yield"];
+// Completion (between runs): variables of the session, functions, classes, constants,
+// keywords; none of the driver's own.
+function __sorna_complete($token) {
+    if (str_starts_with($token, '$')) {
+        $names = array_map(fn($n) => '$' . $n, array_keys($GLOBALS));
+    } else {
+        $functions = get_defined_functions();
+        $names = array_merge($functions["internal"], $functions["user"],
+                             get_declared_classes(), array_keys(get_defined_constants()),
+                             __SORNA_KEYWORDS);
+    }
+    $names = array_filter(array_unique($names), fn($n) => str_starts_with($n, $token)
+        && stripos($n, "__sorna") === false && stripos($n, "sornainterrupt") === false);
+    sort($names);
+    return array_slice($names, 0, 500);
+}
 while (($__sorna_header = fgets($__sorna_in)) !== false) {
-    $__sorna_size = (int) explode(" ", trim($__sorna_header))[1];
+    [$__sorna_kind, $__sorna_size] = explode(" ", trim($__sorna_header)) + ["", "0"];
+    $__sorna_size = (int) $__sorna_size;
     $__sorna_code = $__sorna_size > 0 ? stream_get_contents($__sorna_in, $__sorna_size) : "";
+    if ($__sorna_kind === "complete") {
+        __sorna_emit("matches", implode("\n", __sorna_complete($__sorna_code)));
+        continue;
+    }
     if (preg_match('/^\s*<\?php/', $__sorna_code)) {
         $__sorna_code = "?>" . $__sorna_code;  // a whole file, not bare statements
     }

@@ -54,11 +54,25 @@ local({
                     conditionMessage(e)), FALSE)
     })
   }
+  # Completion (between runs): R's own, as its console does it (utils' rcompgen).
+  complete <- function(token) {
+    utils:::.assignLinebuffer(token)
+    utils:::.assignEnd(nchar(token))
+    utils:::.guessTokenFromLine()
+    utils:::.completeToken()
+    matches <- utils:::.retrieveCompletions()
+    head(sub("\\($", "", matches[startsWith(matches, token)]), 500L)
+  }
   repeat {
     header <- read_header()
     size <- as.integer(header[2])
     code <- if (size > 0L) rawToChar(readBin(input, "raw", size)) else ""
     Encoding(code) <- "UTF-8"
+    if (header[1] == "complete") {
+      matches <- tryCatch(complete(code), error = function(e) character(0))
+      emit("matches", paste(matches, collapse = "\n"))
+      next
+    }
     run(code)
     while (grDevices::dev.cur() > 1L) grDevices::dev.off()
     for (png in sort(list.files(plots, full.names = TRUE))) {

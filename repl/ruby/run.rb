@@ -20,10 +20,57 @@ end
 
 trap("INT") { raise Interrupt } # the default, said out loud: user code may change it
 
+SORNA_KEYWORDS = %w[alias and begin break case class def defined? do else elsif end
+                    ensure false for if in module next nil not or redo rescue retry return
+                    self super then true undef unless until when while yield].freeze
+
+# Completion (between runs): local, global and instance variables, constants, the
+# methods main may call, keywords; after `name.`, the methods of the object a local
+# variable or a constant holds (looked up, never evaluated).
+def sorna_complete(token)
+  if (found = token.match(/\A(.+)\.(\w*[?!]?)\z/))
+    receiver, prefix = found[1], found[2]
+    object = sorna_lookup(receiver)
+    return [] if object.equal?(SORNA_KEYWORDS)
+    names, head = object.methods.map(&:to_s), receiver + "."
+  elsif (found = token.match(/\A(.+)::(\w*)\z/))
+    receiver, prefix = found[1], found[2]
+    object = sorna_lookup(receiver)
+    return [] unless object.is_a?(Module)
+    names, head = object.constants.map(&:to_s), receiver + "::"
+  else
+    prefix, head = token, ""
+    names = SORNA_BINDING.local_variables + global_variables + Object.constants +
+            SORNA_BINDING.receiver.private_methods + SORNA_BINDING.receiver.methods +
+            SORNA_BINDING.receiver.instance_variables + SORNA_KEYWORDS
+    names = names.map(&:to_s)
+  end
+  names.select { |n| n.start_with?(prefix) && !n.start_with?("sorna_", "SORNA_") }
+       .uniq.sort.first(500).map { |n| head + n }
+end
+
+def sorna_lookup(name)
+  if SORNA_BINDING.local_variable_defined?(name.to_sym)
+    SORNA_BINDING.local_variable_get(name.to_sym)
+  elsif name.match?(/\A[A-Z]\w*(::[A-Z]\w*)*\z/) && Object.const_defined?(name)
+    Object.const_get(name)
+  else
+    SORNA_KEYWORDS # nothing to look up
+  end
+rescue NameError
+  SORNA_KEYWORDS
+end
+
 loop do
   header = SORNA_IN.gets or exit(0)
-  size = header.split[1].to_i
+  kind, size = header.split
+  size = size.to_i
   code = (size > 0 ? SORNA_IN.read(size) : "").force_encoding("UTF-8")
+  if kind == "complete"
+    matches = (sorna_complete(code) rescue [])
+    sorna_emit("matches", matches.join("\n"))
+    next
+  end
   begin
     value = eval(code, SORNA_BINDING, "<input>", 1)
     sorna_emit("result", value.inspect) unless value.nil?

@@ -15,8 +15,10 @@ import codecs
 import getpass
 import io
 import sys
+import tokenize
 import traceback
 import types
+import uuid
 
 import python_assist
 import python_magics
@@ -276,32 +278,75 @@ IPYTHON_DISPLAY = ("IPython.core.display_functions", "IPython.core.display",
 
 
 def _patch_ipython_display(_module=None):
-    """IPython's display() shows nothing outside an IPython shell: in a Sorna kernel it
-    is the kernel's own (so `from IPython.display import display, HTML` works), in each
-    of IPython's modules that holds it, whenever they were imported."""
+    """IPython's display() and clear_output() show nothing (or print escape codes)
+    outside an IPython shell: in a Sorna kernel they are the kernel's own (so `from
+    IPython.display import display, HTML, clear_output` works, and update_display and
+    display handles with them), in each of IPython's modules that holds them, whenever
+    they were imported."""
     for name in IPYTHON_DISPLAY:
         module = sys.modules.get(name)
-        original = getattr(module, "display", None)
-        if original is not None and not getattr(original, "sorna", False):
-            module.display = _kernel_display(original)
+        for function, wrap in (("display", _kernel_display),
+                               ("clear_output", _kernel_clear_output)):
+            original = getattr(module, function, None)
+            if original is not None and not getattr(original, "sorna", False):
+                setattr(module, function, wrap(original))
 
 
-def _kernel_display(original):
-    def display(*objs, raw=False, **kwargs):
+def _kernel_display(original=None):
+    """display() as IPython's: every object shown with its representations (`raw`: a
+    MIME bundle given as a dict); with `display_id` (True: a new one) the output can be
+    updated later (`update=True`, or the returned handle's `update()`)."""
+    def display(*objs, raw=False, display_id=None, update=False, **kwargs):
         if _current is None:
-            return original(*objs, raw=raw, **kwargs)
+            if original is None:
+                raise RuntimeError("display() works inside a Sorna kernel only")
+            return original(*objs, raw=raw, display_id=display_id, update=update,
+                            **kwargs)
+        if display_id is True:
+            display_id = uuid.uuid4().hex
         for obj in objs:
             if raw and isinstance(obj, dict):  # a MIME bundle already
-                _current.session.add_bundle("display", [
-                    [mime, data if isinstance(data, str) else str(data)]
-                    for mime, data in obj.items() if isinstance(mime, str)][:16])
+                bundle = [[mime, data if isinstance(data, str) else str(data)]
+                          for mime, data in obj.items() if isinstance(mime, str)][:16]
             else:
-                _current.display(obj)
+                bundle = mime_bundle(obj)
+            if display_id is None:
+                _current.session.add_bundle("display", bundle)
+            else:
+                _current.session.add_bundle("update" if update else "show",
+                                            [str(display_id), bundle])
+        if display_id is not None and not update:
+            handle = getattr(sys.modules.get("IPython.core.display_functions"),
+                             "DisplayHandle", None)
+            return handle(display_id) if handle else display_id
         return None
 
     display.sorna = True
     return display
 
+
+def _kernel_clear_output(original):
+    def clear_output(wait=False):
+        if _current is None:
+            return original(wait=wait)
+        _current.session.add("clear", {"wait": bool(wait)})
+
+    clear_output.sorna = True
+    return clear_output
+
+
+BUILTIN_DISPLAY = _kernel_display()
+
+
+def _quieted(code):
+    """Whether the cell ends with `;`, which hides its value in IPython."""
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(code).readline)
+                  if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
+                                    tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)]
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return bool(tokens) and tokens[-1].string == ";"
 
 PATCHES = {"matplotlib.pyplot": _patch_pyplot,
            "IPython.core.display_functions": _patch_ipython_display}
@@ -381,7 +426,7 @@ class PythonDriver:
                  getattr(builtins, "display", None), sys.modules.get("sorna_display"))
         sys.stdout, sys.stderr, sys.stdin = self.stdout, self.stderr, self.stdin
         builtins.input, getpass.getpass = self._builtin_input, self._getpass
-        builtins.display = self.display  # as in IPython, a builtin
+        builtins.display = BUILTIN_DISPLAY  # as in IPython, a builtin
         builtins._sorna_magic = self._magic
         sys.modules["sorna_display"] = self.display_module
         plt = sys.modules.get("matplotlib.pyplot")
@@ -418,7 +463,7 @@ class PythonDriver:
             except SyntaxError:
                 raise original from None
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
+        if tree.body and isinstance(tree.body[-1], ast.Expr) and not _quieted(code):
             last = compile(ast.Expression(tree.body.pop().value), INPUT_NAME, "eval")
         return compile(tree, INPUT_NAME, "exec"), last
 
@@ -430,12 +475,15 @@ class PythonDriver:
             self.session.add_bundle("result", mime_bundle(value))
 
     def _magic(self, line, body=None, cell=False):
+        if line == "?":  # help on `body`, a name: a page, as IPython's pager shows it
+            found, text = python_assist.inspect_at(self.namespace, body, len(body))
+            if found:
+                self.session.add_bundle("page", [["text/plain", text]])
+            else:
+                print(f"Object `{body}` not found.")
+            return None
         return python_magics.magic(line, body, cell, self.namespace)
 
-    def display(self, *objects):
-        """IPython's display(): each object with its richest representations."""
-        for obj in objects:
-            self.session.add_bundle("display", mime_bundle(obj))
 
     # -- what a notebook asks besides runs (python_assist: they never run user code)
 

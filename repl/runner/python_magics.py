@@ -1,5 +1,6 @@
 """The IPython syntax that real notebooks start with, in a plain Python kernel: shell
-escapes (`!ls`), `%matplotlib inline`, `%time`, `%timeit`, `%%time`, and `%pip` /
+escapes (`!ls`), `%matplotlib inline`, `%time`, `%timeit`, `%%time`, help (`obj?`,
+`?obj`, `obj??`: the driver pages what inspection finds), and `%pip` /
 `!pip install`, which say where packages come from. Code that is valid Python is never
 touched: the driver rewrites a cell only when it does not parse as it is."""
 
@@ -15,6 +16,8 @@ PACKAGES = ("packages come with the kernel's image: this kernel cannot install a
             "operator for others (repl/python3/packages).")
 CALL = "_sorna_magic"  # the name the rewritten code calls `magic` by (a builtin)
 _LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<kind>!|%{1,2})(?P<rest>.*)$")
+_HELP = re.compile(r"^(?P<indent>[ \t]*)(?:\?{1,2}(?P<before>[\w.]+)|(?P<after>[\w.]+)\?{1,2})"
+                   r"[ \t]*$")
 
 
 class UsageError(Exception):
@@ -32,7 +35,11 @@ def rewrite(code):
     rewritten = []
     for line in lines:
         match = _LINE.match(line)
-        if match is None:
+        asked = _HELP.match(line)
+        if asked:
+            name = asked["before"] or asked["after"]
+            rewritten.append(f"{asked['indent']}{CALL}('?', {name!r})")
+        elif match is None:
             rewritten.append(line)
         elif match["kind"] == "!":
             rewritten.append(f"{match['indent']}{CALL}('!', {match['rest']!r})")

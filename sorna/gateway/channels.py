@@ -1,9 +1,10 @@
 """`/api/kernels/{id}/channels`: Jupyter's messaging protocol (v5, the JSON text frames
 jupyter_server's gateway client sends, no signatures) over a Sorna kernel.
 
-An execute_request becomes one Sorna run: its output streams as `stream` and
-`display_data` messages (one per displayed object, with all its MIME types), its value
-as `execute_result`, a read of standard input becomes an `input_request` (or, when
+An execute_request becomes one Sorna run, whose output comes in order: `stream`,
+`display_data` messages (one per displayed object, with all its MIME types; with a
+`display_id` when it can be updated), `update_display_data`, `clear_output`, its value
+as `execute_result`; a read of standard input becomes an `input_request` (or, when
 the request does not allow stdin, end-of-file), exceptions become `error`. Requests of
 one kernel run one at a time, in order; iopub messages go to every connection of the
 kernel, replies to the connection that asked.
@@ -463,27 +464,37 @@ class ChannelsApi:
         if not silent:
             self.broadcast(kernel, "execute_input", {"code": code, "execution_count": count},
                            parent)
+        pages = []  # help text goes in the reply's payload, which front-ends page
 
         def show(result):
             if silent or not result:
                 return
-            for name in ("stdout", "stderr"):
-                if result.get(name):
-                    self.broadcast(kernel, "stream", {"name": name, "text": result[name]},
-                                   parent)
-            for mime, data in result.get("media") or []:
-                self.broadcast(kernel, "display_data", {
-                    "data": {mime: data, "text/plain": f"<{mime}>"}, "metadata": {},
-                    "transient": {}}, parent)
-            for bundle in result.get("displays") or []:
-                self.broadcast(kernel, "display_data", {
-                    "data": jupyter_data(bundle), "metadata": {}, "transient": {}}, parent)
-            if result.get("value"):
-                if stored:
-                    kernel.history.set_output(count, result["value"].get("text/plain", ""))
-                self.broadcast(kernel, "execute_result", {
-                    "execution_count": count, "data": jupyter_data(result["value"]),
-                    "metadata": {}}, parent)
+            for kind, data in result.get("outputs") or []:
+                if kind in ("stdout", "stderr"):
+                    self.broadcast(kernel, "stream", {"name": kind, "text": data}, parent)
+                elif kind == "media":
+                    mime, content = data
+                    self.broadcast(kernel, "display_data", {
+                        "data": {mime: content, "text/plain": f"<{mime}>"},
+                        "metadata": {}, "transient": {}}, parent)
+                elif kind in ("display", "show", "update"):
+                    bundle = data if kind == "display" else data["data"]
+                    self.broadcast(
+                        kernel, "update_display_data" if kind == "update" else
+                        "display_data", {
+                            "data": jupyter_data(bundle), "metadata": {},
+                            "transient": {} if kind == "display" else {
+                                "display_id": data["id"]}}, parent)
+                elif kind == "clear":
+                    self.broadcast(kernel, "clear_output", {"wait": data["wait"]}, parent)
+                elif kind == "page":
+                    pages.append({"source": "page", "data": jupyter_data(data), "start": 0})
+                elif kind == "result":
+                    if stored:
+                        kernel.history.set_output(count, data.get("text/plain", ""))
+                    self.broadcast(kernel, "execute_result", {
+                        "execution_count": count, "data": jupyter_data(data),
+                        "metadata": {}}, parent)
 
         def streamed(part):
             show(part.get("result"))
@@ -493,7 +504,7 @@ class ChannelsApi:
                 reply = {"status": "finished", "result": {"exceptions": []}}
             else:
                 reply = await self.client.run_code(kernel.sorna_id, code, on_output=streamed,
-                                                   bundles=True)
+                                                   ordered=True)
             while reply["status"] == "waiting-input":
                 show(reply.get("result"))
                 if content.get("allow_stdin") is True:
@@ -519,7 +530,7 @@ class ChannelsApi:
                                                  ("ename", "evalue", "traceback")}, parent)
         reply_content = errors[-1] if errors else {"status": "ok"}
         self.reply(conn, "execute_reply", dict(reply_content, execution_count=count,
-                                               user_expressions={}, payload=[]), parent)
+                                               user_expressions={}, payload=pages), parent)
         kernel.execution_state = "idle"
         kernel.last_activity = self.clock.seconds()
         self.broadcast(kernel, "status", {"execution_state": "idle"}, parent)

@@ -1,6 +1,6 @@
 """The gateway in a real browser: JupyterLab (its server pointed at the gateway with
---gateway-url) runs notebook cells in two languages, and the dashboard follows the
-cluster live. Headless Chromium under Selenium; screenshots go to the test's folder."""
+--gateway-url) runs notebook cells in two languages, shows a value as `Out`, one figure
+per plot and a completion popup after Tab, and the dashboard follows the cluster live. Headless Chromium under Selenium; screenshots go to the test's folder."""
 
 import os
 import shutil
@@ -91,6 +91,44 @@ class JupyterLabTests(BrowserCase):
             self.screenshot(f"jupyterlab-{kernel}")
         self.assertEqual(len(self.http.get("/api/kernels")[1]), 2)
         self.assertIn("create of kernel", self.manager.log())
+
+
+    def test_tab_shows_completions_and_each_plot_is_one_figure(self):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+
+        lab = JupyterLab(self.gateway.url, self.gateway.token)
+        self.addCleanup(lab.remove)
+        lab.start()
+        name = lab.write_notebook("plots.ipynb", notebook("python3", "Python 3 (Sorna)", [
+            "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.figure()\n"
+            "plt.bar([1, 2], [3, 4]);", "pri"]))
+        self.driver.get(lab.page(name))
+        self.wait_for(lambda: (lambda s: s and s["path"] == name and s["kernel"] ==
+                               "connected/idle")(self.driver.execute_script(NOTEBOOK_STATE)),
+                      "the notebook with its kernel idle")
+        self.driver.execute_script(
+            "window.jupyterapp.commands.execute('notebook:run-cell')")  # the first
+
+        def figures():
+            outputs = self.driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
+            return [len(o.find_elements(By.CSS_SELECTOR, "img, svg")) for o in outputs]
+
+        self.wait_for(lambda: len(figures()) >= 2, "the two figures")
+        self.assertEqual(figures(), [1, 1], "one output, with one image, per figure")
+        self.screenshot("two-figures")
+        editor = self.driver.find_elements(By.CSS_SELECTOR, ".jp-Cell .cm-content")[1]
+        editor.click()
+        editor.send_keys(Keys.END, Keys.TAB)
+
+        def completions():
+            items = self.driver.find_elements(By.CSS_SELECTOR,
+                                              ".jp-Completer .jp-Completer-item")
+            return [i.text for i in items if i.is_displayed()]
+
+        shown = self.wait_for(completions, "the completer's popup")
+        self.assertIn("print", " ".join(shown))
+        self.screenshot("completion")
 
 
 class DashboardPageTests(BrowserCase):

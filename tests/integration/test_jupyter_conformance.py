@@ -4,8 +4,8 @@ GatewayKernelClient, as nbclient and papermill get them), with a local ipykernel
 through the same tests and samples as the control.
 
 Each language's samples cover what Sorna serves for it; a test of the suite whose
-feature Sorna does not have yet is left out of the class (rather than skipped: a skip
-fails here), and the list of those is `NOT_YET`, which docs/GATEWAY.md states too."""
+feature a language does not have is left out of its class (`not_served`, rather than
+skipped: a skip fails here), as docs/GATEWAY.md states too."""
 
 import unittest
 
@@ -21,8 +21,6 @@ from sorna.testing.processes import (
 from tests.integration.languages import c_main, cpp_main, go_main, java_main, rust_main
 from tests.support import require_docker, require_image
 
-# Tests of the suite for features Sorna's gateway does not serve yet.
-NOT_YET = ("test_clear_output", "test_pager")
 # Parts of a test the suite skips on its own: ipykernel, the control, fails the history
 # `range` part as the suite asks it (its sessions are numbered otherwise), so the
 # samples declare tail and search only, as ipykernel's do; Sorna's range is tested in
@@ -31,9 +29,9 @@ ALLOWED_SKIPS = ("History range not supported",)
 
 
 def conformance_case(name, samples, set_up=None, tear_down=None):
-    """A TestCase with jupyter_kernel_test's tests, less NOT_YET and the language's
-    `not_served`, and `samples`."""
-    left_out = NOT_YET + samples.get("not_served", ())
+    """A TestCase with jupyter_kernel_test's tests, less the language's `not_served`,
+    and `samples`."""
+    left_out = samples.get("not_served", ())
     attrs = {key: value for key, value in vars(jupyter_kernel_test.KernelTests).items()
              if not key.startswith("test_") or key not in left_out}
     attrs.update(samples)
@@ -55,6 +53,8 @@ PYTHON3 = {
     "incomplete_code_samples": ["print('''hello", "def f(x):\n  x*2"],
     "invalid_code_samples": ["import = 7q"],
     "code_inspect_sample": "zip",
+    "code_clear_output": "from IPython.display import clear_output; clear_output()",
+    "code_page_something": "print?",
     "code_generate_error": "raise ValueError('boom')",
     "code_execute_result": [{"code": "1+2+3", "result": "6"},
                             {"code": "[n*n for n in range(1, 4)]", "result": "[1, 4, 9]"}],
@@ -72,7 +72,8 @@ PYTHON3 = {
 
 HISTORY = {"code_history_pattern": "1?2*", "supported_history_operations": ("tail", "search")}
 # What python3 alone answers for now (python_assist, IPython's display protocol).
-PYTHON_ONLY = ("test_completion", "test_inspect", "test_is_complete", "test_display_data")
+PYTHON_ONLY = ("test_completion", "test_inspect", "test_display_data", "test_clear_output",
+               "test_pager")
 
 
 def _program(lang, hello, stderr, failing):
@@ -80,15 +81,19 @@ def _program(lang, hello, stderr, failing):
     return {"kernel_name": lang, "language_name": describe(lang).language,
             "file_extension": describe(lang).extension, "code_hello_world": hello,
             "code_stderr": stderr, "code_generate_error": failing,
-            "not_served": PYTHON_ONLY + ("test_execute_result", "test_history")}
+            "not_served": PYTHON_ONLY + ("test_execute_result", "test_history",
+                                         "test_is_complete")}
 
 
-def _interpreted(lang, hello, stderr, failing, results=()):
+def _interpreted(lang, hello, stderr, failing, results=(), shapes=None):
+    """`shapes`: (complete, incomplete, invalid) code samples for is_complete."""
+    complete, incomplete, invalid = shapes
     samples = {"kernel_name": lang, "language_name": describe(lang).language,
                "file_extension": describe(lang).extension, "code_hello_world": hello,
                "code_stderr": stderr, "code_generate_error": failing,
                "code_execute_result": list(results), **HISTORY,
-               "not_served": PYTHON_ONLY}
+               "complete_code_samples": complete, "incomplete_code_samples": incomplete,
+               "invalid_code_samples": invalid, "not_served": PYTHON_ONLY}
     if not results:  # no value of a last expression: no execute_result, no history test
         samples["not_served"] += ("test_execute_result", "test_history")
     return samples
@@ -98,20 +103,34 @@ LANGUAGES = {
     "nodejs": _interpreted("nodejs", "console.log('hello, world')", "console.error('test')",
                            "throw new Error('boom')",
                            [{"code": "1+2+3", "result": "6"},
-                            {"code": "[1, 2, 3].map(n => n * n)", "result": "[ 1, 4, 9 ]"}]),
+                            {"code": "[1, 2, 3].map(n => n * n)", "result": "[ 1, 4, 9 ]"}],
+                           (["1", "function f(x) {\n  return x * 2;\n}"],
+                            ["function f(x) {", "f(1,"], ["f())"])),
     "ruby": _interpreted("ruby", "puts 'hello, world'", "$stderr.puts 'test'",
                          "raise 'boom'", [{"code": "1+2+3", "result": "6"},
                                           {"code": "[1, 2, 3].map { |n| n * n }",
-                                           "result": "[1, 4, 9]"}]),
+                                           "result": "[1, 4, 9]"}],
+                         (["1", "def f(x)\n  x * 2\nend"], ["def f(x)", "[1,"], ["end"])),
     "r": _interpreted("r", "cat('hello, world\\n')", "message('test')", "stop('boom')",
-                      [{"code": "1+2+3", "result": "[1] 6"}]),
+                      [{"code": "1+2+3", "result": "[1] 6"}],
+                      (["1", "f <- function(x) {\n  x * 2\n}"], ["f <- function(x) {",
+                                                                 "1 +"], ["x)"])),
     "lua": _interpreted("lua", "print('hello, world')", "io.stderr:write('test\\n')",
-                        "error('boom')", [{"code": "1+2+3", "result": "6"}]),
+                        "error('boom')", [{"code": "1+2+3", "result": "6"}],
+                        (["1", "function f(x)\n  return x * 2\nend"], ["function f(x)",
+                                                                        "if x then"],
+                         ["end"])),
     "php": _interpreted("php", "echo 'hello, world';", "fwrite(STDERR, 'test');",
-                        "throw new Exception('boom');"),
+                        "throw new Exception('boom');",
+                        shapes=(["echo 1;", "function f($x) {\n  return $x * 2;\n}"],
+                                ["function f($x) {", "$a = [1,"], ["}"])),
     "perl": _interpreted("perl", "print \"hello, world\\n\";", "print STDERR \"test\\n\";",
-                         "die 'boom';"),
-    "bash": _interpreted("bash", "echo 'hello, world'", "echo test >&2", "false"),
+                         "die 'boom';",
+                         shapes=(["print 1;", "sub f {\n  return 2;\n}"],
+                                 ["sub f {", "my @a = (1,"], ["}"])),
+    "bash": _interpreted("bash", "echo 'hello, world'", "echo test >&2", "false",
+                         shapes=(["echo 1", "if true; then\n  echo 1\nfi"],
+                                 ["if true; then", "echo a |"], ["fi"])),
     "c": _program("c", c_main('    printf("hello, world\\n");'),
                   c_main('    fprintf(stderr, "test\\n");'), c_main("    exit(3);")),
     "cpp": _program("cpp", cpp_main('    std::cout << "hello, world" << std::endl;'),
