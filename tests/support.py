@@ -51,3 +51,20 @@ def temp_folder(testcase):
     path = os.path.abspath(testcase.mktemp())
     os.makedirs(path)
     return path
+
+
+def interleaves(merged, first, second):
+    """Whether `merged` is `first` and `second` interleaved, each kept in its order (as
+    two pipes read together give them, down to a single write)."""
+    if len(merged) != len(first) + len(second):
+        return False
+    # can[j]: merged[:i + j] is first[:i] and second[:j] interleaved, for the current i
+    can = [True] + [False] * len(second)
+    for j in range(1, len(second) + 1):
+        can[j] = can[j - 1] and second[j - 1] == merged[j - 1]
+    for i in range(1, len(first) + 1):
+        can[0] = can[0] and first[i - 1] == merged[i - 1]
+        for j in range(1, len(second) + 1):
+            can[j] = ((can[j] and first[i - 1] == merged[i + j - 1])
+                      or (can[j - 1] and second[j - 1] == merged[i + j - 1]))
+    return can[len(second)]

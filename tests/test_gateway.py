@@ -20,6 +20,7 @@ from sorna.gateway.channels import (
 from sorna.gateway.dashboard import DashboardApi
 from sorna.gateway.jupyter import JupyterApi, Kernels
 from sorna.gateway.piston import PistonApi
+from tests.support import interleaves
 from sorna.gateway.tenants import Tenant
 from sorna.ratelog import RateLimitedLog
 from sorna.gateway.web import Api
@@ -133,6 +134,21 @@ class ChannelsTests(ClusterCase):
                                      "transient": {"display_id": "p"}}),
             ("clear_output", {"wait": True}),
             ("stream", {"name": "stdout", "text": "c\n"})])
+
+    def test_user_expressions_are_evaluated_after_a_cell_that_succeeds(self):
+        request = self.execute("x = 6", user_expressions={
+            "double": "x * 2", "broken": "1/0", "bad": 7, "quiet": "y = 1"})
+        [reply] = [c for _, t, c in self.about(request) if t == "execute_reply"]
+        values = reply["user_expressions"]
+        self.assertEqual(values["double"], {"status": "ok", "data": {"text/plain": "12"},
+                                            "metadata": {}})
+        self.assertEqual((values["broken"]["status"], values["broken"]["ename"]),
+                         ("error", "ZeroDivisionError"))
+        self.assertEqual((values["bad"]["ename"], values["quiet"]["data"]),
+                         ("BadRequest", {}))
+        failed = self.execute("1/0", user_expressions={"double": "x * 2"})
+        [reply] = [c for _, t, c in self.about(failed) if t == "execute_reply"]
+        self.assertEqual(reply["user_expressions"], {})
 
     def test_completion_inspection_and_is_complete_come_from_the_kernel(self):
         self.execute("value = 5\ndef halve(n):\n    'Half of n.'\n    return n / 2")
@@ -294,8 +310,7 @@ class PistonTests(ClusterCase):
         self.assertEqual((run["stdout"], run["stderr"], run["code"], run["signal"]),
                          ("['one', 'two words']\nHI\n", "oops\n", 0, None))
         # Both streams, as they came (which came first is up to the threads reading them).
-        self.assertEqual(sorted(run["output"].splitlines()),
-                         sorted((run["stdout"] + run["stderr"]).splitlines()))
+        self.assertTrue(interleaves(run["output"], run["stdout"], run["stderr"]), run)
 
     def test_a_last_expression_is_not_echoed_and_an_error_exits_with_1(self):
         _, answer = self.successResultOf(self.execute({

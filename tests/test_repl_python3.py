@@ -374,6 +374,23 @@ class LocalDaemonTests(SynchronousTestCase):
         self.assertEqual([data for kind, data in records if kind == "clear"],
                          [{"wait": True}, {"wait": False}])
 
+    def test_more_of_the_magics_notebooks_use(self):
+        path = os.path.join(self.mktemp() + "-written.txt")
+        self.assertEqual(text_of(self.run_code(f"%%writefile {path}\nhi there")),
+                         f"Writing {path}\n")
+        with open(path) as f:
+            self.assertEqual(f.read(), "hi there\n")
+        self.assertEqual(text_of(self.run_code("%env SORNA_MAGIC=on\n%env SORNA_MAGIC")),
+                         "env: SORNA_MAGIC=on\n'on'\n")
+        self.addCleanup(os.environ.pop, "SORNA_MAGIC", None)
+        self.assertEqual(text_of(self.run_code("whoami = 1\n%who")), "whoami\n")
+        self.assertEqual(bundles_of(self.run_code("%%html\n<b>x</b>"), "display"),
+                         [{"text/html": "<b>x</b>", "text/plain": "<b>x</b>"}])
+        self.assertEqual(text_of(self.run_code("%%bash\necho from bash")), "from bash\n")
+        [(name, args, _, _)] = self.run_code("%nope")[-1]["exceptions"]
+        self.assertEqual(name, "UsageError")
+        self.assertIn("%%writefile", args[0])
+
     def test_a_cell_ending_with_a_semicolon_shows_no_value(self):
         self.assertEqual(records_of(self.run_code("x = 6\nx * 7;  # quiet")), [])
         self.assertEqual(text_of(self.run_code("'a;'")), "'a;'\n")
@@ -390,9 +407,9 @@ class LocalDaemonTests(SynchronousTestCase):
         for code in ("%pip install pandas", "!pip install pandas"):
             self.assertIn("packages come with the kernel's image",
                           text_of(self.run_code(code), "stderr"))
-        [(name, args, before, _)] = self.run_code("%who")[-1]["exceptions"]
+        [(name, args, before, _)] = self.run_code("%load_ext autoreload")[-1]["exceptions"]
         self.assertEqual(name, "UsageError")
-        self.assertIn("%who", args[0])
+        self.assertIn("%load_ext", args[0])
         [(name, _, before, _)] = self.run_code("x = (1,\n")[-1]["exceptions"]
         self.assertEqual((name, before), ("SyntaxError", True),
                          "a syntax error is the code's own, not the rewrite's")

@@ -23,6 +23,15 @@ sorna_complete() {  # between runs: what bash's own compgen finds
   fi | sort -u | head -n 500
 }
 
+sorna_inspect() {  # between runs: a variable's declaration, what a name is
+  local token=$1
+  if [[ $token == \$* ]]; then
+    declare -p -- "${token#\$}"
+  else
+    type -a -- "$token" | head -n 50
+  fi
+}
+
 sorna_run() {
   trap 'return 130' INT
   eval "$1"
@@ -36,6 +45,9 @@ while IFS=' ' read -r sorna_kind sorna_size <&3; do
   fi
   if [[ $sorna_kind == complete ]]; then
     sorna_emit matches "$(sorna_complete "$sorna_code" 2>/dev/null)"
+    continue
+  elif [[ $sorna_kind == inspect ]]; then
+    sorna_emit found "$(sorna_inspect "$sorna_code" 2>/dev/null)"
     continue
   fi
   if ! bash -n <<<"$sorna_code" 2>/dev/null; then

@@ -60,6 +60,36 @@ local function complete(token)
   return {table.unpack(matches, 1, math.min(#matches, 500))}
 end
 
+-- Inspection (between runs): the value a dotted path leads to, its type, a function's
+-- parameters, a table's keys (no metamethod runs).
+local function describe(token)
+  local value = env
+  for name in token:gmatch("[^.:]+") do
+    if type(value) ~= "table" then return "" end
+    local next_value = rawget(value, name)
+    if next_value == nil and value == env then next_value = rawget(_G, name) end
+    value = next_value
+  end
+  if value == nil or value == env then return "" end
+  local kind = type(value)
+  if kind == "function" then
+    local info, names = debug.getinfo(value, "Su"), {}
+    for i = 1, info.nparams do names[i] = debug.getlocal(value, i) end
+    if info.isvararg then names[#names + 1] = "..." end
+    return token .. ": function (" .. table.concat(names, ", ") .. ")"
+           .. (info.what == "C" and " [C]" or "")
+  elseif kind == "table" then
+    local keys = {}
+    for key in next, value do
+      if #keys < 30 then keys[#keys + 1] = tostring(key) end
+    end
+    table.sort(keys)
+    return token .. ": table\nkeys: " .. table.concat(keys, ", ")
+  end
+  local shown = kind == "string" and value:sub(1, 4000) or tostring(value)
+  return token .. ": " .. kind .. "\n" .. shown
+end
+
 while true do
   local header = input:read("l")
   if not header then os.exit(0) end
@@ -69,6 +99,10 @@ while true do
   if kind == "complete" then
     local ok, matches = pcall(complete, code)
     emit("matches", table.concat(ok and matches or {}, "\n"))
+    goto continue
+  elseif kind == "inspect" then
+    local ok, text = pcall(describe, code)
+    emit("found", ok and text or "")
     goto continue
   end
   local chunk = load("return " .. code, "=input", "t", env)

@@ -105,14 +105,34 @@ function complete(token) {
     .sort().slice(0, 500).map((n) => head + n);
 }
 
+// Inspection (between runs): the value a dotted path leads to, its type, a function's
+// first line of source and arity; shown without getters, custom inspectors or proxies'
+// traps.
+function describe(token) {
+  let value = inner;
+  for (const name of token.split(".")) {
+    if (value === undefined || value === null || !name) return "";
+    value = valueOf(Object(value), name);
+  }
+  if (value === undefined) return "";
+  const type = value === null ? "null" : typeof value;
+  if (type === "function") {
+    const head = Function.prototype.toString.call(value).split("\n")[0].slice(0, 300);
+    return `${token}: function of ${valueOf(value, "length")} arguments\n${head}`;
+  }
+  return `${token}: ${type}\n` + util.inspect(value, { depth: 1, getters: false,
+    customInspect: false, showProxy: true, maxArrayLength: 20, maxStringLength: 2000 });
+}
+
 async function main() {
   for (;;) {
     const [kind, size] = readHeader();
     const code = readExactly(Number(size)).toString("utf8");
-    if (kind === "complete") {
-      let matches = [];
-      try { matches = complete(code); } catch (error) { /* a Proxy's trap threw */ }
-      emit("matches", matches.join("\n"));
+    if (kind === "complete" || kind === "inspect") {
+      let answer = kind === "complete" ? [] : "";
+      try { answer = kind === "complete" ? complete(code) : describe(code); } catch (e) {}
+      if (kind === "complete") emit("matches", answer.join("\n"));
+      else emit("found", answer);
       continue;
     }
     let script;

@@ -48,6 +48,30 @@ sub complete {
     return map { $sigil . $_ } @found[0 .. ($#found < 499 ? $#found : 499)];
 }
 
+# Inspection (between runs): a variable's kind and value, a sub's prototype, or that a
+# name is one of Perl's functions.
+sub describe {
+    my ($token) = @_;
+    my ($sigil, $name) = $token =~ /\A([\$\@%&]?)(\w+(?:::\w+)*)\z/ or return "";
+    my $full = $name =~ /::/ ? $name : "main::$name";
+    no strict "refs";
+    my $text = "";
+    if ($sigil eq '$') {
+        $text = defined ${$full} ? "$token: scalar\n" . ${$full} : "";
+    } elsif ($sigil eq '@') {
+        $text = @{$full} ? "$token: array of " . scalar(@{$full}) . "\n@{$full}" : "";
+    } elsif ($sigil eq '%') {
+        $text = %{$full} ? "$token: hash of " . scalar(keys %{$full}) . " keys\n"
+                           . join(", ", sort keys %{$full}) : "";
+    } elsif (defined &{$full}) {
+        my $prototype = prototype(\&{$full});
+        $text = "sub $name" . (defined $prototype ? "($prototype)" : "");
+    } elsif (grep { $_ eq $name } @BUILTINS) {
+        $text = "$name: one of Perl's functions (perldoc -f $name)";
+    }
+    return substr($text, 0, 4000);
+}
+
 while (defined(my $header = <$IN>)) {
     my ($kind, $size) = split " ", $header;
     my $code = "";
@@ -55,6 +79,11 @@ while (defined(my $header = <$IN>)) {
     if ($kind eq "complete") {
         my @matches = eval { complete($code) };
         emit("matches", join("\n", @matches));
+        next;
+    }
+    if ($kind eq "inspect") {
+        my $found = eval { describe($code) };
+        emit("found", defined $found ? $found : "");
         next;
     }
     local $SIG{INT} = sub { die "Interrupt\n" };

@@ -41,12 +41,46 @@ function __sorna_complete($token) {
     sort($names);
     return array_slice($names, 0, 500);
 }
+// Inspection (between runs): a variable's type and value, a function's signature and
+// doc comment, a class's methods.
+function __sorna_inspect($token) {
+    if (str_starts_with($token, '$')) {
+        $name = substr($token, 1);
+        if (!array_key_exists($name, $GLOBALS)) return "";
+        $value = $GLOBALS[$name];
+        return "$token: " . get_debug_type($value) . "\n" . substr(print_r($value, true), 0, 4000);
+    }
+    if (function_exists($token)) {
+        $function = new ReflectionFunction($token);
+        $parameters = array_map(fn($p) => ($p->hasType() ? $p->getType() . " " : "")
+            . ($p->isVariadic() ? "..." : "") . '$' . $p->getName()
+            . ($p->isOptional() && !$p->isVariadic() ? " = ..." : ""), $function->getParameters());
+        return "function $token(" . implode(", ", $parameters) . ")"
+            . ($function->hasReturnType() ? ": " . $function->getReturnType() : "")
+            . "\n" . ($function->getDocComment() ?: "");
+    }
+    if (class_exists($token)) {
+        $class = new ReflectionClass($token);
+        return "class " . $class->getName() . "\nmethods: "
+            . implode(", ", array_map(fn($m) => $m->getName(), $class->getMethods()));
+    }
+    return "";
+}
 while (($__sorna_header = fgets($__sorna_in)) !== false) {
     [$__sorna_kind, $__sorna_size] = explode(" ", trim($__sorna_header)) + ["", "0"];
     $__sorna_size = (int) $__sorna_size;
     $__sorna_code = $__sorna_size > 0 ? stream_get_contents($__sorna_in, $__sorna_size) : "";
     if ($__sorna_kind === "complete") {
         __sorna_emit("matches", implode("\n", __sorna_complete($__sorna_code)));
+        continue;
+    }
+    if ($__sorna_kind === "inspect") {
+        try {
+            $__sorna_found = __sorna_inspect($__sorna_code);
+        } catch (Throwable $__sorna_e) {
+            $__sorna_found = "";
+        }
+        __sorna_emit("found", $__sorna_found);
         continue;
     }
     if (preg_match('/^\s*<\?php/', $__sorna_code)) {

@@ -63,6 +63,24 @@ local({
     matches <- utils:::.retrieveCompletions()
     head(sub("\\($", "", matches[startsWith(matches, token)]), 500L)
   }
+  # Inspection (between runs): a function's signature or a value's structure, and R's
+  # help page for the name when it has one.
+  describe <- function(token) {
+    if (!nzchar(token) || !exists(token, envir = globalenv())) return("")
+    value <- get(token, envir = globalenv())
+    shown <- if (is.function(value)) {
+      signature <- deparse(args(value))
+      paste0(token, sub("^function ", "", paste(trimws(signature[signature != "NULL"]),
+                                                collapse = " ")))
+    } else utils::capture.output(utils::str(value))
+    page <- tryCatch({
+      found <- utils::help(token)
+      if (length(found)) utils::capture.output(tools::Rd2txt(
+        utils:::.getHelpFile(found), options = list(underline_titles = FALSE)))
+      else character(0)
+    }, error = function(e) character(0))
+    substr(paste(c(shown, if (length(page)) c("", page)), collapse = "\n"), 1L, 20000L)
+  }
   repeat {
     header <- read_header()
     size <- as.integer(header[2])
@@ -71,6 +89,10 @@ local({
     if (header[1] == "complete") {
       matches <- tryCatch(complete(code), error = function(e) character(0))
       emit("matches", paste(matches, collapse = "\n"))
+      next
+    }
+    if (header[1] == "inspect") {
+      emit("found", tryCatch(describe(code), error = function(e) ""))
       next
     }
     run(code)

@@ -49,6 +49,27 @@ def sorna_complete(token)
        .uniq.sort.first(500).map { |n| head + n }
 end
 
+# Inspection (between runs): a value's class and inspect, or a method's parameters and
+# owner.
+def sorna_inspect(token)
+  receiver, name = token.include?(".") ? token.split(".", 2) : [nil, token]
+  object = receiver ? sorna_lookup(receiver) : SORNA_BINDING.receiver
+  return "" if object.equal?(SORNA_KEYWORDS)
+  if receiver.nil? && !(value = sorna_lookup(name)).equal?(SORNA_KEYWORDS)
+    return "#{name}: #{value.class}\n#{value.inspect[0, 4000]}"
+  end
+  return "" unless object.respond_to?(name, true)
+  method = object.method(name)
+  "#{token}(#{sorna_parameters(method)}) in #{method.owner}"
+end
+
+def sorna_parameters(method)
+  method.parameters.map do |kind, name|
+    { req: name.to_s, opt: "#{name} = ...", rest: "*#{name}", keyreq: "#{name}:",
+      key: "#{name}: ...", keyrest: "**#{name}", block: "&#{name}" }.fetch(kind, name.to_s)
+  end.join(", ")
+end
+
 def sorna_lookup(name)
   if SORNA_BINDING.local_variable_defined?(name.to_sym)
     SORNA_BINDING.local_variable_get(name.to_sym)
@@ -69,6 +90,9 @@ loop do
   if kind == "complete"
     matches = (sorna_complete(code) rescue [])
     sorna_emit("matches", matches.join("\n"))
+    next
+  elsif kind == "inspect"
+    sorna_emit("found", (sorna_inspect(code) rescue ""))
     next
   end
   begin

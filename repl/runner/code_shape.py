@@ -48,6 +48,9 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 _LOOP_DO = ("while", "until", "for")
 
 
+NAME_REST = re.compile(r"\w*")  # the rest of a name after the cursor, for inspection
+
+
 def completion_token(language, text):
     """The token at the end of `text` (what is before the cursor)."""
     pattern = TOKENS.get(language)

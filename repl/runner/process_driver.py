@@ -44,8 +44,10 @@ import code_shape
 _READS = {"x86_64": {0, 17, 19, 295, 327}, "aarch64": {63, 65, 67, 69, 286}}
 READ_SYSCALLS = _READS.get(platform.machine(), set())
 MAX_FIELD = 64 * 1024 * 1024  # a driver message field; the output cap cuts it further
-# Seconds a driver has to answer a completion (between runs, so it is idle).
-COMPLETE_TIMEOUT = 2.0
+# Seconds a driver has to answer a completion or an inspection (between runs: it is
+# idle), and the message it answers each with.
+ASK_TIMEOUT = 2.0
+ANSWERS = {"complete": "matches", "inspect": "found"}
 # Seconds an interpreter whose session ended may take to finish exiting before its group
 # is killed: it closes its pipes before its exit status is set, and killing it then
 # would report `exit 3` as SIGKILL.
@@ -277,24 +279,38 @@ class InterpreterDriver(_Child):
         finds them in the session (`complete` of the pipe protocol). Asked between runs
         only: during a run the interpreter is busy, and the answer is no matches."""
         token = code_shape.completion_token(self.language, code[:cursor])
-        nothing = [], cursor, cursor
+        answer = self._ask("complete", token)
+        if answer is None:
+            return [], cursor, cursor
+        return [m for m in answer.split("\n") if m], cursor - len(token), cursor
+
+    def inspect(self, code, cursor):
+        """(found, text): what the driver tells of the name at `cursor` (`inspect` of the
+        pipe protocol: its type, value or signature, as the language can say)."""
+        token = code_shape.completion_token(self.language, code[:cursor]) + \
+            code_shape.NAME_REST.match(code, cursor).group()
+        answer = self._ask("inspect", token) if token else None
+        return bool(answer), answer or ""
+
+    def _ask(self, kind, token):
+        """The driver's one-field answer to `kind` about `token`, or None when a run
+        holds the pipes or the driver is not running."""
         if not self._pipes.acquire(blocking=False):
-            return nothing
+            return None
         try:
             if self.pid is None:
-                return nothing
+                return None
             data = token.encode("utf-8", "surrogatepass")
-            self._write(b"complete %d\n" % len(data) + data)
-            kind, fields = self._read_message(time.monotonic() + COMPLETE_TIMEOUT)
-            if kind != "matches" or len(fields) != 1:
-                raise DriverError(f"the {self.language} driver answered {kind!r}")
+            self._write(b"%s %d\n" % (kind.encode(), len(data)) + data)
+            answer, fields = self._read_message(time.monotonic() + ASK_TIMEOUT)
+            if answer != ANSWERS[kind] or len(fields) != 1:
+                raise DriverError(f"the {self.language} driver answered {answer!r}")
+            return fields[0].decode("utf-8", "replace")
         except DriverError:
             self.stop()  # out of step with us: the next run starts a fresh one
-            return nothing
+            return None
         finally:
             self._pipes.release()
-        matches = [m for m in fields[0].decode("utf-8", "replace").split("\n") if m]
-        return matches, cursor - len(token), cursor
 
     def run(self, code):
         with self._pipes:
@@ -426,9 +442,11 @@ class ProgramDriver(_Child):
         folder = os.path.dirname(name) if name else ""
         return os.path.join(folder, self.source.format(main=main_class(code)))
 
-    def run_program(self, path, args=()):
+    def run_program(self, path, args=(), stdin=None):
         """Build (when the language compiles) and run the program at `path`, with
-        `args`; the exceptions of the run, as `run` of every driver gives them."""
+        `args` (and `stdin`, when given, as its whole standard input, then end-of-file:
+        it never waits for input); the exceptions of the run, as `run` of every driver
+        gives them."""
         folder = os.path.dirname(path)
         sources = [path] + sorted(
             os.path.join(folder, n) for n in os.listdir(folder)
@@ -436,7 +454,8 @@ class ProgramDriver(_Child):
             and any(fnmatch.fnmatchcase(n, p) for p in self.sources)
             and os.path.isfile(os.path.join(folder, n)))
         main = main_class(_read(path)) if "{main}" in self.source else ""
-        return self._build_and_run(self._new_folder(), path, sources, main, list(args))
+        return self._build_and_run(self._new_folder(), path, sources, main, list(args),
+                                   stdin)
 
     def _new_folder(self):
         """A fresh folder to build in (None for a language that does not build)."""
@@ -447,7 +466,7 @@ class ProgramDriver(_Child):
         os.makedirs(folder)
         return folder
 
-    def _build_and_run(self, folder, source, sources, main, args):
+    def _build_and_run(self, folder, source, sources, main, args, stdin=None):
         """Build in `folder` and run; `folder` is removed after."""
         readers = ()
         try:
@@ -468,6 +487,8 @@ class ProgramDriver(_Child):
                     readers = self._spawn_standalone(argv(self.run_argv) + args)
                 else:
                     self._spawn(argv(self.run_argv) + args, self.work_dir, env=self.env)
+                if stdin is not None or self.standalone:
+                    self.feed(stdin or "", eof=True)
                 status = os.waitpid(self.pid, 0)[1]
                 self.pid = None
             described = describe_status(status)
@@ -485,8 +506,7 @@ class ProgramDriver(_Child):
                 shutil.rmtree(folder, ignore_errors=True)
 
     def _spawn_standalone(self, argv):
-        """Start the program with its output read here (the readers, started) and its
-        standard input at its end."""
+        """Start the program with its output read here (the readers, started)."""
         pipes = [os.pipe() for _ in range(2)]
         try:
             self._spawn(argv, self.work_dir, env=self.env,
@@ -494,9 +514,6 @@ class ProgramDriver(_Child):
         finally:
             for _, write_fd in pipes:
                 os.close(write_fd)
-        with self._feeding_lock:
-            os.close(self._stdin_w)
-            self._stdin_w = None
         readers = [threading.Thread(target=self._forward, args=(read_fd, kind), daemon=True)
                    for (read_fd, _), kind in zip(pipes, ("stdout", "stderr"))]
         for reader in readers:

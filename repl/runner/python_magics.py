@@ -1,15 +1,19 @@
 """The IPython syntax that real notebooks start with, in a plain Python kernel: shell
-escapes (`!ls`), `%matplotlib inline`, `%time`, `%timeit`, `%%time`, help (`obj?`,
+escapes (`!ls`), `%matplotlib inline`, `%time`, `%timeit`, `%%time`, `%cd`, `%pwd`,
+`%env`, `%who`, `%%writefile`, `%%bash`, `%%html` and its kind, help (`obj?`,
 `?obj`, `obj??`: the driver pages what inspection finds), and `%pip` /
 `!pip install`, which say where packages come from. Code that is valid Python is never
 touched: the driver rewrites a cell only when it does not parse as it is."""
 
 import ast
+import builtins
+import os
 import re
 import subprocess
 import sys
 import time
 import timeit
+import types
 
 PACKAGES = ("packages come with the kernel's image: this kernel cannot install any (it "
             "has no network). The python3 image has numpy and matplotlib; ask the "
@@ -63,9 +67,61 @@ def magic(line, body=None, cell=False, namespace=None):
         return _time(body if cell else argument, namespace)
     if name == "timeit":
         return _timeit(body if cell else argument, namespace)
+    if cell and name in ("bash", "sh"):
+        return _shell(body)
+    if cell and name == "writefile":
+        return _writefile(argument, body)
+    if cell and name in SHOWN:
+        return builtins.display({SHOWN[name]: body, "text/plain": body}, raw=True)
+    if not cell and name in LINE_MAGICS:
+        return LINE_MAGICS[name](argument, namespace)
     raise UsageError(f"{'Cell' if cell else 'Line'} magic function `%{'%' if cell else ''}"
-                     f"{name}` not found: this kernel has %time, %timeit, %%time, "
-                     f"%%timeit, %matplotlib, and !commands")
+                     f"{name}` not found: this kernel has {', '.join(KNOWN)}, and "
+                     f"!commands")
+
+
+def _writefile(argument, body):
+    append = argument.startswith("-a ")
+    path = argument[3:].strip() if append else argument.strip()
+    if not path:
+        raise UsageError("%%writefile needs a file name: %%writefile [-a] FILE")
+    existed = os.path.exists(path)
+    with open(path, "a" if append else "w") as f:
+        f.write(body if body.endswith("\n") or not body else body + "\n")
+    print(f"{'Appending to' if append else 'Overwriting' if existed else 'Writing'} {path}")
+
+
+def _cd(argument, namespace):
+    os.chdir(os.path.expanduser(argument.strip() or "~"))
+    print(os.getcwd())
+
+
+def _env(argument, namespace):
+    if not argument:
+        return dict(os.environ)
+    name, equals, value = argument.replace(" ", "=", 1).partition("=") if (
+        " " in argument and "=" not in argument) else argument.partition("=")
+    if equals:
+        os.environ[name.strip()] = value.strip()
+        print(f"env: {name.strip()}={value.strip()}")
+        return None
+    return os.environ.get(name.strip(), "")
+
+
+def _who(argument, namespace):
+    names = sorted(n for n, v in (namespace or {}).items() if not n.startswith("_")
+                   and not isinstance(v, types.ModuleType) and n not in ("In", "Out"))
+    print("  ".join(names) if names else "Interactive namespace is empty.")
+
+
+LINE_MAGICS = {"cd": _cd, "pwd": lambda argument, namespace: os.getcwd(), "env": _env,
+               "who": _who}
+SHOWN = {"html": "text/html", "markdown": "text/markdown", "latex": "text/latex",
+         "svg": "image/svg+xml", "javascript": "application/javascript",
+         "js": "application/javascript"}
+KNOWN = ("%time", "%timeit", "%%time", "%%timeit", "%matplotlib", "%cd", "%pwd", "%env",
+         "%who", "%%writefile", "%%bash", "%%sh", "%%html", "%%markdown", "%%latex",
+         "%%svg", "%%javascript", "%pip (which says where packages come from)")
 
 
 def _shell(command):

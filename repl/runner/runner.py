@@ -500,8 +500,9 @@ class Session:
 
     def execute(self, run_id, code, program=None):
         """Run `code` as run `run_id`, emit its events, and return the finished event.
-        With `program` ({path, args}, from `place_program`), the program file at `path`,
-        which holds `code`, runs instead, with its arguments."""
+        With `program` ({path, args, stdin}, from `place_program`), the program file at
+        `path`, which holds `code`, runs instead, with its arguments (and `stdin`, when
+        given, as its whole standard input)."""
         before = self._snapshot()
         self._stdin_ended = False
         self.output.begin(run_id)
@@ -510,7 +511,8 @@ class Session:
         else:
             self.current = self.program_driver
             try:
-                exceptions = self.current.run_program(program["path"], program["args"])
+                exceptions = self.current.run_program(program["path"], program["args"],
+                                                      program["stdin"])
             finally:
                 self.current = self.driver
         if self.capture:
@@ -861,6 +863,8 @@ def _check_program(program):
         raise RequestError(400, "invalid-input", "'program' must be a map of 'name' and "
                                                  "'args'.")
     name, args = program.get("name"), program.get("args", [])
+    if program.get("stdin") is not None and not isinstance(program["stdin"], str):
+        raise RequestError(400, "invalid-input", "'program.stdin' must be a string.")
     if name is not None and (not isinstance(name, str)
                              or not 0 < len(name) <= MAX_PROGRAM_NAME):
         raise RequestError(400, "invalid-input", f"'program.name' must be a path of 1 to "
@@ -887,7 +891,7 @@ def place_program(files, driver, request):
     name = driver.entry_name(code, program.get("name"))
     placed = files.upload(name, code.encode("utf-8", "surrogatepass"))
     return {"path": os.path.join(files.root, *placed["path"].split("/")),
-            "args": list(program.get("args", []))}
+            "args": list(program.get("args", [])), "stdin": program.get("stdin")}
 
 
 def error_reply(request_id, e):

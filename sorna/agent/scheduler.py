@@ -84,7 +84,8 @@ class RunQueue:
         self.last_used = self.clock.seconds()
         request = {"action": "execute", "id": run.id, "code": run.code}
         if run.options.program is not None:
-            request["program"] = run.options.program
+            request["program"] = {name: value for name, value in run.options.program.items()
+                                  if value is not None}
         self.channel.send(request)
         run.code = None
         self._arm(run)

@@ -186,13 +186,16 @@ def _run_program(args, stdout, stderr):
         stderr.write(f"sorna run: cannot read {getattr(e, 'filename', None) or args.file}: "
                      f"{getattr(e, 'strerror', None) or e}\n")
         return EXIT_USAGE
+    program = {"name": os.path.basename(args.file), "args": args.args}
+    if not sys.stdin.isatty():  # piped: the program's whole input, as a shell gives it
+        program["stdin"] = sys.stdin.read()
     with _client(args) as client:
         kernel_id = client.create(args.lang)["kernel_id"]
         try:
             for name, data in others:
                 client.upload(kernel_id, name, data)
-            reply = run_interactively(client, kernel_id, code, stdout, stderr, program={
-                "name": os.path.basename(args.file), "args": args.args})
+            reply = run_interactively(client, kernel_id, code, stdout, stderr,
+                                      program=program)
         finally:
             _destroy_quietly(client, kernel_id, stderr)
     return program_status(reply["result"]["exceptions"])

@@ -62,6 +62,9 @@ CLOSE_TOO_MANY = 4429  # the client went on sending past the request rate
 EMPTY_REPLIES = {
     "comm_info_request": {"status": "ok", "comms": {}},
 }
+# user_expressions of one execute_request evaluated (each is a run), and their size.
+MAX_USER_EXPRESSIONS = 16
+MAX_USER_EXPRESSION = 64 << 10
 # Requests the kernel answers (sorna.agent.assists).
 ASSISTS = {"complete_request": "complete", "inspect_request": "inspect",
            "is_complete_request": "is_complete"}
@@ -529,12 +532,48 @@ class ChannelsApi:
                 self.broadcast(kernel, "error", {k: error[k] for k in
                                                  ("ename", "evalue", "traceback")}, parent)
         reply_content = errors[-1] if errors else {"status": "ok"}
+        expressions = {} if errors else await self._user_expressions(
+            kernel, content.get("user_expressions"))
         self.reply(conn, "execute_reply", dict(reply_content, execution_count=count,
-                                               user_expressions={}, payload=pages), parent)
+                                               user_expressions=expressions,
+                                               payload=pages), parent)
         kernel.execution_state = "idle"
         kernel.last_activity = self.clock.seconds()
         self.broadcast(kernel, "status", {"execution_state": "idle"}, parent)
         return bool(errors)
+
+    async def _user_expressions(self, kernel, asked):
+        """As ipykernel answers `user_expressions` after a cell that succeeded: each
+        expression's value as a bundle (`{status: ok, data, metadata}`), or its error.
+        Each is a run of its own; what it prints is not shown, and a read of input
+        gets end-of-file."""
+        values = {}
+        if not isinstance(asked, dict):
+            return values
+        for key, expression in list(asked.items())[:MAX_USER_EXPRESSIONS]:
+            if not isinstance(expression, str) or len(expression) > MAX_USER_EXPRESSION:
+                values[key] = error_content(
+                    "BadRequest", f"a user expression is text of at most "
+                                  f"{MAX_USER_EXPRESSION} characters", "")
+                continue
+            try:
+                reply = await self.client.run_code(kernel.sorna_id, expression,
+                                                   ordered=True)
+                while reply["status"] == "waiting-input":
+                    reply = await self.client.send_input(kernel.sorna_id, "", eof=True)
+            except SornaError as e:
+                values[key] = error_content("SornaError", e.cause, "")
+                continue
+            result = reply.get("result") or {}
+            failures = result.get("exceptions") or []
+            if failures:
+                ename, args, _, trace = failures[-1]
+                values[key] = error_content(ename, ", ".join(map(str, args)), trace)
+            else:
+                value = next((data for kind, data in result.get("outputs") or []
+                              if kind == "result"), {})
+                values[key] = {"status": "ok", "data": jupyter_data(value), "metadata": {}}
+        return values
 
     async def _ask(self, conn, parent, reply):
         request = make_message("input_request", {"prompt": reply.get("prompt") or "",

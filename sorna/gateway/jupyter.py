@@ -10,6 +10,7 @@ from twisted.internet import defer
 from sorna.defer import deferred
 from sorna.gateway.history import History
 from sorna.gateway.languages import kernelspec
+from sorna.gateway.logos import logo_svg
 from sorna.gateway.tenants import Quotas, Tenant, holding
 from sorna.gateway.web import HttpError, Route, json_body
 from sorna.ids import new_trace
@@ -193,6 +194,9 @@ class JupyterApi:
             Route("GET", r"/api", self.version, token=False),
             Route("GET", r"/api/kernelspecs", self.kernelspecs),
             Route("GET", r"/api/kernelspecs/(?P<name>[^/]+)", self.kernelspec),
+            # Resources of a kernelspec (jupyter_server fetches them at /kernelspecs).
+            Route("GET", r"/kernelspecs/(?P<name>[\w.+-]{1,64})/logo-svg\.svg", self.logo,
+                  token=False, raw=True),
             Route("GET", r"/api/kernels", self.list_kernels),
             Route("POST", r"/api/kernels", self.start_kernel),
             Route("GET", k, self.get_kernel),
@@ -218,6 +222,11 @@ class JupyterApi:
             raise HttpError(404, f"no kernelspec named {name[:64]!r}: no live agent serves "
                                  f"that language", "no-such-kernelspec")
         return 200, kernelspec(name)
+
+    def logo(self, request, name):
+        request.setHeader("content-type", "image/svg+xml")
+        request.setHeader("cache-control", "max-age=86400")
+        return logo_svg(name).encode()
 
     @deferred
     async def list_kernels(self, request, tenant):

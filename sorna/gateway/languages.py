@@ -63,7 +63,8 @@ def describe(lang):
 def kernelspec(lang):
     """A Jupyter kernelspec model (GET /api/kernelspecs) for a Sorna language."""
     about = describe(lang)
-    return {"name": lang, "resources": {}, "spec": {
+    return {"name": lang, "resources": {"logo-svg": f"/kernelspecs/{lang}/logo-svg.svg"},
+            "spec": {
         "argv": [], "env": {}, "display_name": f"{about.display} (Sorna)",
         "language": about.language, "interrupt_mode": "message",
         "metadata": {"sorna": {"lang": lang}}}}

@@ -2,8 +2,8 @@
 over Sorna kernels: each execute gets a fresh kernel (a warm one where the agent keeps a
 pool) that is destroyed after it, and runs its files as a program (the REPL protocol's
 `program` execute: the first file is the entry point, `args` its arguments, its exit
-status the answer's `code`). `stdin` is fed to the program's reads, then end-of-file
-(the REPL protocol's `eof` input). A token runs at most its `runs` quota of
+status the answer's `code`). `stdin` is the program's whole standard input, given at its
+start, then end-of-file. A token runs at most its `runs` quota of
 executes at once."""
 
 import base64
@@ -15,11 +15,9 @@ from sorna.gateway.languages import describe, piston_name, runtime
 from sorna.gateway.tenants import Quotas, holding
 from sorna.gateway.web import HttpError, Route, json_body
 from sorna.ids import new_trace
-from sorna.proto.actions import MAX_PROGRAM_ARGS
+from sorna.proto.actions import MAX_CODE_LENGTH, MAX_PROGRAM_ARGS
 from sorna.proto.errors import SornaError
 
-# How many times a run may ask for input after its stdin ended before it is given up.
-MAX_EOF_ANSWERS = 4
 # The largest timeouts (ms) and memory limit (bytes) a request may name; the kernel's own
 # limits still apply.
 MAX_TIMEOUT_MS = 86_400_000
@@ -120,6 +118,9 @@ class PistonApi:
         if not isinstance(contents[0], str):
             raise HttpError(400, "files[0], the program, must be utf8 text", "bad-field")
         stdin = _field(body, "stdin", str, "", "a string")
+        if len(stdin) > MAX_CODE_LENGTH:
+            raise HttpError(400, f"stdin is {len(stdin)} characters long; the most is "
+                                 f"{MAX_CODE_LENGTH}", "bad-field")
         args = _field(body, "args", list, [], "an array")
         if len(args) > MAX_PROGRAM_ARGS or not all(
                 isinstance(a, str) and "\x00" not in a for a in args):
@@ -164,25 +165,13 @@ class PistonApi:
                 pass
 
     async def _feed(self, kernel_id, code, program, stdin, trace):
-        """Run `code` as a program, answering its reads with `stdin` then end-of-file;
-        return (outputs in order, exceptions, None)."""
-        outputs = []
-        reply = await self.client.run_code(kernel_id, code, program=program, ordered=True,
-                                           trace=trace)
-        answers = 0
-        while reply["status"] == "waiting-input":
-            outputs += (reply.get("result") or {}).get("outputs") or []
-            outputs.append(["stdout", reply.get("prompt") or ""])  # a prompt is output
-            if answers >= MAX_EOF_ANSWERS:
-                await self.client.interrupt(kernel_id)
-                reply = await self.client.continue_run(kernel_id, wait=10)
-                break
-            reply = await self.client.send_input(kernel_id, stdin if not answers else "",
-                                                 eof=True, trace=trace)
-            answers += 1
+        """Run `code` as a program whose whole standard input is `stdin` (given at its
+        start, then end-of-file, as Piston gives it); return (outputs in order,
+        exceptions, None)."""
+        reply = await self.client.run_code(kernel_id, code, program=dict(
+            program, stdin=stdin), ordered=True, trace=trace)
         result = reply.get("result") or {}
-        outputs += result.get("outputs") or []
-        return outputs, result.get("exceptions") or [], None
+        return result.get("outputs") or [], result.get("exceptions") or [], None
 
     def _answer(self, lang, outcome):
         outputs, exceptions, error = outcome

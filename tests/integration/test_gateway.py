@@ -16,6 +16,7 @@ from sorna.testing.gateway import (
 from sorna.testing.processes import LOOPBACK, GatewayProcess, wait_until
 from tests.integration import ClusterTestCase
 from tests.integration.languages import AS_PROGRAM, PROGRAM_ARGS, PROGRAM_STDOUT
+from tests.support import interleaves
 
 
 class GatewayCase(ClusterTestCase):
@@ -116,9 +117,16 @@ class JupyterRestTests(GatewayCase):
         self.assertEqual(specs["default"], "python3")
         python = specs["kernelspecs"]["python3"]
         self.assertEqual((python["name"], python["resources"], python["spec"]["argv"],
-                          python["spec"]["language"]), ("python3", {}, [], "python"))
+                          python["spec"]["language"]),
+                         ("python3", {"logo-svg": "/kernelspecs/python3/logo-svg.svg"}, [],
+                          "python"))
         self.assertEqual(self.http.get("/api/kernelspecs/python3")[1], python)
         self.assertEqual(self.http.get("/api/kernelspecs/cobol")[0], 404)
+        # Where jupyter_server's gateway client fetches a kernelspec's resources.
+        with urllib.request.urlopen(self.gateway.url + python["resources"]["logo-svg"],
+                                    timeout=10) as logo:
+            self.assertEqual(logo.headers["content-type"], "image/svg+xml")
+            self.assertIn(b">Py</text>", logo.read())
 
     def test_a_kernels_life(self):
         kernel = self.start_kernel()
@@ -330,8 +338,7 @@ class PistonTests(GatewayCase):
             self.assertEqual((run["stdout"], run["stderr"], run["code"], run["signal"],
                               run["status"]), (PROGRAM_STDOUT, "warn\n", 3, None, "RE"),
                              f"{lang}: {result}")
-            self.assertEqual(sorted(run["output"].splitlines()),
-                             sorted((PROGRAM_STDOUT + "warn\n").splitlines()), lang)
+            self.assertTrue(interleaves(run["output"], PROGRAM_STDOUT, "warn\n"), lang)
 
     def test_output_interleaved_a_memory_kill_and_a_clean_exit(self):
         result = self.http.post("/api/v2/execute", {

@@ -116,6 +116,19 @@ class LanguageCase:
                 self.assertIn(expected, completed, reply)
                 self.assertEqual(reply["cursor_end"], len(token))
 
+    def test_inspection_tells_what_a_name_is(self):
+        """Interpreted languages inspect their session's names and their own (between
+        runs); compiled ones find nothing."""
+        if self.lang in INTERPRETED:
+            self.ok("set")
+        for name, told in self.programs.get("inspect", [("main", None)]):
+            reply = self.front.inspect(self.kernel_id, name)
+            if told is None:
+                self.assertEqual(reply, {"found": False, "data": {}})
+            else:
+                self.assertTrue(reply["found"], reply)
+                self.assertIn(told, reply["data"]["text/plain"])
+
     def test_hello(self):
         self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
 

@@ -5,7 +5,6 @@ cluster; every case is checked for its standard output and exit status."""
 
 from pathlib import Path
 
-from sorna.proto.errors import SornaError
 from tests.integration.test_gateway import GatewayCase
 
 CORPUS = Path(__file__).resolve().parent.parent / "programs"
@@ -46,25 +45,20 @@ class ProgramCase:
             self.assertEqual(status, 200, result)
             self.assertEqual((result["run"]["stdout"], result["run"]["code"]),
                              (stdout, code), f"{self.lang}/{name} through Piston: {result}")
-            self.assertEqual(self.in_kernel(front, kernel_id, file_name, program, stdin,
-                                            args), (stdout, code), f"{self.lang}/{name} "
-                                                                   f"in a kernel")
+            self.assertEqual(self.in_kernel(front, kernel_id, name, file_name, program,
+                                            stdin, args), (stdout, code),
+                             f"{self.lang}/{name} in a kernel")
 
-    def in_kernel(self, front, kernel_id, file_name, program, stdin, args):
-        """(stdout, exit status) of a `program` run, its stdin fed as Piston feeds it."""
-        reply = front.run_code(kernel_id, program, program={"name": file_name,
-                                                            "args": args})
-        stdout = reply["result"]["stdout"]
-        fed = False
-        while reply["status"] == "waiting-input":
-            if fed:
-                raise SornaError("the program read past the end of its input")
-            reply = front.send_input(kernel_id, stdin, eof=True)
-            fed = True
-            stdout += reply["result"]["stdout"]
-        codes = [e[1][0] for e in reply["result"]["exceptions"] if e[0] == "ExitStatus"]
-        self.assertEqual(len(codes), len(reply["result"]["exceptions"]), reply)
-        return stdout, codes[0] if codes else 0
+    def in_kernel(self, front, kernel_id, name, file_name, program, stdin, args):
+        """(stdout, exit status) of a `program` run with its stdin, in a folder of its
+        own (the earlier programs' sources stay in the kernel's work folder)."""
+        reply = front.run_code(kernel_id, program, program={
+            "name": f"{name}/{file_name}", "args": args, "stdin": stdin})
+        self.assertEqual(reply["status"], "finished", reply)
+        failures = reply["result"]["exceptions"]
+        codes = [e[1][0] for e in failures if e[0] == "ExitStatus"]
+        self.assertEqual(len(codes), len(failures), reply)
+        return reply["result"]["stdout"], codes[0] if codes else 0
 
 
 for _lang in sorted(p.name for p in CORPUS.iterdir() if p.is_dir()):
