@@ -7,6 +7,8 @@ Each language's samples cover what Sorna serves for it; a test of the suite whos
 feature a language does not have is left out of its class (`not_served`, rather than
 skipped: a skip fails here), as docs/GATEWAY.md states too."""
 
+import queue
+import select
 import unittest
 
 import jupyter_kernel_test
@@ -163,6 +165,45 @@ class BlockingGatewayClient:
 
     def get_iopub_msg(self, *args, **kw):
         return run_sync(self._client.get_iopub_msg)(*args, **kw)
+
+    @property
+    def iopub_channel(self):
+        return PatientChannel(self._client.iopub_channel, self._client.channel_socket)
+
+
+class PatientChannel:
+    """A GatewayKernelClient channel whose `get_msg` does not give up on a message that
+    has reached the client but not its queue yet. jupyter_kernel_test reads iopub with
+    0.1 s timeouts, made for ZMQ, where what was sent is already in the socket; the
+    gateway client's queues are filled by a thread reading the WebSocket, while
+    `get_msg` spins on the GIL, so on a loaded machine the thread can be late by more
+    than that. After such a timeout this one waits longer while the WebSocket still
+    holds unread data, and once briefly for a frame being decoded; a message that was
+    never sent is still missed, only later."""
+
+    PATIENCE = 5.0  # seconds, while unread data waits in the socket
+    GRACE = 0.2  # seconds, for a frame the reading thread has but has not queued
+
+    def __init__(self, channel, socket):
+        self._channel = channel
+        self._socket = socket
+
+    def __getattr__(self, name):
+        return getattr(self._channel, name)
+
+    async def get_msg(self, timeout=None, **kw):
+        try:
+            return await self._channel.get_msg(timeout=timeout, **kw)
+        except queue.Empty:
+            wait = self.PATIENCE if self._unread() else self.GRACE
+            return await self._channel.get_msg(timeout=wait, **kw)
+
+    def _unread(self):
+        sock = getattr(self._socket, "sock", None)
+        try:
+            return bool(sock is not None and select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
 
 
 def _through_the_gateway(cls):
