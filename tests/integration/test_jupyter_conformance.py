@@ -74,8 +74,7 @@ PYTHON3 = {
 
 HISTORY = {"code_history_pattern": "1?2*", "supported_history_operations": ("tail", "search")}
 # What python3 alone answers for now (python_assist, IPython's display protocol).
-PYTHON_ONLY = ("test_completion", "test_inspect", "test_display_data", "test_clear_output",
-               "test_pager")
+PYTHON_ONLY = ("test_display_data", "test_clear_output", "test_pager")
 
 
 def _program(lang, hello, stderr, failing):
@@ -84,13 +83,17 @@ def _program(lang, hello, stderr, failing):
             "file_extension": describe(lang).extension, "code_hello_world": hello,
             "code_stderr": stderr, "code_generate_error": failing,
             "not_served": PYTHON_ONLY + ("test_execute_result", "test_history",
-                                         "test_is_complete")}
+                                         "test_is_complete", "test_completion",
+                                         "test_inspect")}
 
 
-def _interpreted(lang, hello, stderr, failing, results=(), shapes=None):
-    """`shapes`: (complete, incomplete, invalid) code samples for is_complete."""
+def _interpreted(lang, hello, stderr, failing, results=(), shapes=None, assists=None):
+    """`shapes`: (complete, incomplete, invalid) code samples for is_complete;
+    `assists`: (a token, the exact set of its completions, a name to inspect)."""
     complete, incomplete, invalid = shapes
-    samples = {"kernel_name": lang, "language_name": describe(lang).language,
+    token, matches, inspected = assists
+    samples = {"completion_samples": [{"text": token, "matches": matches}],
+               "code_inspect_sample": inspected,"kernel_name": lang, "language_name": describe(lang).language,
                "file_extension": describe(lang).extension, "code_hello_world": hello,
                "code_stderr": stderr, "code_generate_error": failing,
                "code_execute_result": list(results), **HISTORY,
@@ -107,32 +110,38 @@ LANGUAGES = {
                            [{"code": "1+2+3", "result": "6"},
                             {"code": "[1, 2, 3].map(n => n * n)", "result": "[ 1, 4, 9 ]"}],
                            (["1", "function f(x) {\n  return x * 2;\n}"],
-                            ["function f(x) {", "f(1,"], ["f())"])),
+                            ["function f(x) {", "f(1,"], ["f())"]),
+                           ("Math.flo", {"Math.floor"}, "Math")),
     "ruby": _interpreted("ruby", "puts 'hello, world'", "$stderr.puts 'test'",
                          "raise 'boom'", [{"code": "1+2+3", "result": "6"},
                                           {"code": "[1, 2, 3].map { |n| n * n }",
                                            "result": "[1, 4, 9]"}],
-                         (["1", "def f(x)\n  x * 2\nend"], ["def f(x)", "[1,"], ["end"])),
+                         (["1", "def f(x)\n  x * 2\nend"], ["def f(x)", "[1,"], ["end"]),
+                         ("Comparab", {"Comparable"}, "puts")),
     "r": _interpreted("r", "cat('hello, world\\n')", "message('test')", "stop('boom')",
                       [{"code": "1+2+3", "result": "[1] 6"}],
                       (["1", "f <- function(x) {\n  x * 2\n}"], ["f <- function(x) {",
-                                                                 "1 +"], ["x)"])),
+                                                                 "1 +"], ["x)"]),
+                      ("Sys.getp", {"Sys.getpid"}, "print")),
     "lua": _interpreted("lua", "print('hello, world')", "io.stderr:write('test\\n')",
                         "error('boom')", [{"code": "1+2+3", "result": "6"}],
                         (["1", "function f(x)\n  return x * 2\nend"], ["function f(x)",
                                                                         "if x then"],
-                         ["end"])),
+                         ["end"]), ("string.upp", {"string.upper"}, "print")),
     "php": _interpreted("php", "echo 'hello, world';", "fwrite(STDERR, 'test');",
                         "throw new Exception('boom');",
                         shapes=(["echo 1;", "function f($x) {\n  return $x * 2;\n}"],
-                                ["function f($x) {", "$a = [1,"], ["}"])),
+                                ["function f($x) {", "$a = [1,"], ["}"]),
+                        assists=("str_repl", {"str_replace"}, "str_replace")),
     "perl": _interpreted("perl", "print \"hello, world\\n\";", "print STDERR \"test\\n\";",
                          "die 'boom';",
                          shapes=(["print 1;", "sub f {\n  return 2;\n}"],
-                                 ["sub f {", "my @a = (1,"], ["}"])),
+                                 ["sub f {", "my @a = (1,"], ["}"]),
+                         assists=("printf", {"printf"}, "print")),
     "bash": _interpreted("bash", "echo 'hello, world'", "echo test >&2", "false",
                          shapes=(["echo 1", "if true; then\n  echo 1\nfi"],
-                                 ["if true; then", "echo a |"], ["fi"])),
+                                 ["if true; then", "echo a |"], ["fi"]),
+                         assists=("ech", {"echo"}, "echo")),
     "c": _program("c", c_main('    printf("hello, world\\n");'),
                   c_main('    fprintf(stderr, "test\\n");'), c_main("    exit(3);")),
     "cpp": _program("cpp", cpp_main('    std::cout << "hello, world" << std::endl;'),
