@@ -159,9 +159,9 @@ def main():
 
             def check_direct(received):
                 events = [msgpack.unpackb(f[-1], raw=False) for f in received]
-                stdout = "".join(d for e in events for k, d in e.get("records", [])
-                                 if k == "stdout")
-                if events[-1].get("reply") != 200 or stdout != "2\n":
+                values = [dict(d) for e in events for k, d in e.get("records", [])
+                          if k == "result"]  # the daemon gives a value as a bundle
+                if events[-1].get("reply") != 200 or values != [{"text/plain": "2"}]:
                     raise RuntimeError(f"unexpected events {events}")
 
             def check_execute(received):
