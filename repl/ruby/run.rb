@@ -15,7 +15,8 @@ end
 def sorna_report(error, before)
   name = error.is_a?(Interrupt) ? "Interrupt" : error.class.name
   trace = error.full_message(highlight: false) rescue error.message
-  sorna_emit("error", name, error.message, trace, before ? "1" : "0")
+  message = error.is_a?(SystemExit) ? error.status.to_s : error.message
+  sorna_emit("error", name, message, trace, before ? "1" : "0")
 end
 
 trap("INT") { raise Interrupt } # the default, said out loud: user code may change it
