@@ -12,7 +12,7 @@ help:
 	@echo "make bench  run the benchmarks"
 
 install:
-	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, hiredis, prometheus_client, docker, moto, autobahn, websocket, ultra_piston, selenium, jupyterlab, jupyter_kernel_test" 2>/dev/null || \
+	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, hiredis, prometheus_client, docker, moto, autobahn, websocket, ultra_piston, selenium, jupyterlab, jupyter_kernel_test, papermill" 2>/dev/null || \
 	  $(PIP) install --config-settings editable_mode=compat -e ".[test]"
 
 # Debian packages: debootstrap builds the base image; the tests start redis-server and

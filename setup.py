@@ -23,9 +23,10 @@ setup(
     ],
     # The tests start an S3-compatible server (moto's server mode) to export files to.
     # The gateway's tests drive it with a WebSocket client, a Piston client library, and
-    # JupyterLab in Chromium under Selenium.
+    # JupyterLab in Chromium under Selenium, and Jupyter's conformance suite, nbclient
+    # and papermill through jupyter_server's gateway client.
     extras_require={"test": ["moto[server]>=4", "websocket-client>=1.6",
                              "ultra-piston>=1.0", "selenium>=4.10", "jupyterlab>=4.2",
-                             "jupyter-kernel-test>=0.7"]},
+                             "jupyter-kernel-test>=0.7", "papermill>=2.4"]},
     entry_points={"console_scripts": ["sorna = sorna.client.cli:main"]},
 )

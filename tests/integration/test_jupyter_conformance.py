@@ -7,6 +7,7 @@ Each language's samples cover what Sorna serves for it; a test of the suite whos
 feature a language does not have is left out of its class (`not_served`, rather than
 skipped: a skip fails here), as docs/GATEWAY.md states too."""
 
+import os
 import queue
 import select
 import unittest
@@ -370,3 +371,35 @@ class NotebookTests(SynchronousTestCase):
         theirs = outputs_of(run_notebook(NOTEBOOK))
         for number, (mine, control) in enumerate(zip(ours, theirs), 1):
             self.assertEqual(mine, control, f"cell {number}: {NOTEBOOK[number - 1]!r}")
+
+    def test_papermill_runs_a_parameterized_notebook_through_the_gateway(self):
+        import nbformat
+        import papermill
+        from jupyter_server.gateway.managers import GatewayKernelManager
+
+        folder = self.mktemp()
+        os.makedirs(folder)
+        source, executed = (os.path.join(folder, name) for name in ("in.ipynb",
+                                                                    "out.ipynb"))
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_code_cell("x = 1"),
+                          nbformat.v4.new_code_cell("print(x * 2)\nx + 1")]
+        notebook.cells[0].metadata["tags"] = ["parameters"]
+        nbformat.write(notebook, source)
+
+        class Gateway:
+            kernel_name = "python3"
+
+        _cluster(Gateway)
+        try:
+            papermill.execute_notebook(source, executed, parameters={"x": 21},
+                                       kernel_name="python3", language="python",
+                                       progress_bar=False,
+                                       kernel_manager_class=GatewayKernelManager)
+        finally:
+            _stop(Gateway)
+        cells = nbformat.read(executed, as_version=4).cells
+        [injected] = [c for c in cells if "injected-parameters" in c.metadata.get("tags", [])]
+        self.assertIn("x = 21", injected.source)
+        [stream, result] = cells[-1].outputs
+        self.assertEqual((stream.text, result.data["text/plain"]), ("42\n", "22"))
