@@ -6,8 +6,13 @@ import uuid
 
 
 def new_kernel_id():
-    """22 characters of URL-safe base64 of a uuid4: unguessable and safe in names and paths."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """22 characters of URL-safe base64 of a uuid4: unguessable and safe in names, paths
+    and command lines (never a leading `-`, which `sorna cp KERNEL:PATH ...` and every
+    other command would take for an option)."""
+    while True:
+        kernel_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not kernel_id.startswith("-"):
+            return kernel_id
 
 
 def new_trace(service):

@@ -60,6 +60,15 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(action, "get_or_create")
         self.assertEqual(fields["user_id"], "7")  # 2016 front-ends send numbers too
 
+    def test_kernel_ids_never_start_like_an_option(self):
+        """`sorna cp KERNEL:PATH ...` must not read a kernel id as an option."""
+        from sorna import ids
+
+        drawn = iter([bytes([0xF8]) + bytes(15), bytes([0x10]) + bytes(15)])
+        self.patch(ids.uuid, "uuid4", lambda: type("U", (), {"bytes": next(drawn)}))
+        kernel_id = new_kernel_id()
+        self.assertEqual((kernel_id[0], len(kernel_id)), ("E", 22))
+
     def test_agent_legacy_numbers(self):
         kid = new_kernel_id()
         action, fields = parse_request({"action": 1, "kernel_id": kid, "code": "1"},
