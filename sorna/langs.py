@@ -5,9 +5,10 @@ their heartbeats; the manager resolves a request's language with the aliases of 
 live agents, case-insensitively.
 """
 
-# The languages this version of Sorna has images for (repl/<lang>/Dockerfile).
-KNOWN = ("bash", "c", "cpp", "go", "java", "lua", "nodejs", "perl", "php", "python3",
-         "r", "ruby", "rust")
+from sorna import language_spec
+
+# The languages this version of Sorna has folders for (repl/<lang>/language.toml).
+KNOWN = tuple(language_spec.folders())
 MAX_ALIASES = 16  # per language, as an agent reports them
 
 

@@ -6,10 +6,11 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sorna.images import build
-from sorna.images.build import (BASE_RECIPE_LABEL, ROOTFS_IMAGE, ImageBuildError,
-                                available_langs, base_rebuild_reason, base_recipe_hash,
-                                build_images, layer_stack, read_packages)
+from sorna import language_spec
+from sorna.images import build, rootfs
+from sorna.images.build import ImageBuildError, available_langs, build_images
+from sorna.images.rootfs import (BASE_RECIPE_LABEL, ROOTFS_IMAGE, base_rebuild_reason,
+                                 base_recipe_hash)
 from sorna.images.mirror import MirrorNotFound, find_debian_mirror, parse_apt_proxy
 from tests.support import require_docker, require_image
 
@@ -121,10 +122,10 @@ class ProxyTests(SynchronousTestCase):
 class LangTests(SynchronousTestCase):
     def test_available_langs(self):
         repl = self.mktemp()
-        for lang, dockerfile in (("python3", True), ("nodejs", True), ("notes", False)):
+        for lang, spec in (("python3", True), ("nodejs", True), ("notes", False)):
             os.makedirs(os.path.join(repl, lang))
-            if dockerfile:
-                open(os.path.join(repl, lang, "Dockerfile"), "w").close()
+            if spec:
+                open(os.path.join(repl, lang, "language.toml"), "w").close()
         self.assertEqual(available_langs(repl), ["nodejs", "python3"])
 
     def test_repo_has_python3(self):
@@ -142,29 +143,27 @@ class BaseRecipeTests(SynchronousTestCase):
         self.assertEqual(base_recipe_hash(), base_recipe_hash())
         self.assertRegex(base_recipe_hash(), r"^[0-9a-f]{16}$")
         before = base_recipe_hash()
-        self.patch(build, "BASE_PACKAGES", build.BASE_PACKAGES + ["python3-scipy"])
+        self.patch(rootfs, "BASE_PACKAGES", rootfs.BASE_PACKAGES + ["python3-scipy"])
         self.assertNotEqual(base_recipe_hash(), before)
 
     def test_hash_follows_the_steps_version(self):
         before = base_recipe_hash()
-        self.patch(build, "BASE_STEPS_VERSION", build.BASE_STEPS_VERSION + 1)
+        self.patch(rootfs, "BASE_STEPS_VERSION", rootfs.BASE_STEPS_VERSION + 1)
         self.assertNotEqual(base_recipe_hash(), before)
 
     def test_the_base_is_language_neutral_and_python3_plots(self):
-        self.assertEqual(build.BASE_PACKAGES, ["python3", "python3-msgpack",
-                                               "ca-certificates"])
-        python3 = read_packages(build.default_repl_dir() / "python3" / "packages")
+        self.assertEqual(rootfs.BASE_PACKAGES, ["python3", "python3-msgpack",
+                                                "ca-certificates"])
+        python3 = language_spec.get("python3").packages
         for package in ("python3-matplotlib", "python3-numpy", "fonts-dejavu-core"):
             self.assertIn(package, python3)
 
-    def test_layer_stacks_come_from_the_dockerfiles(self):
-        repl = build.default_repl_dir()
-        stacks = {lang: layer_stack((repl / lang / "Dockerfile").read_text())
-                  for lang in available_langs()}
-        self.assertEqual(stacks["bash"], [])
-        self.assertEqual(stacks["cpp"], ["gcc", "cpp"])
-        self.assertEqual(stacks["rust"], ["gcc", "rust"])
-        self.assertEqual(stacks["c"], ["gcc"])  # one toolchain layer, shared
+    def test_layer_stacks_come_from_the_language_folders(self):
+        stacks = {name: lang.stack for name, lang in language_spec.languages().items()}
+        self.assertEqual(stacks["bash"], ())
+        self.assertEqual(stacks["cpp"], ("gcc", "cpp"))
+        self.assertEqual(stacks["rust"], ("gcc", "rust"))
+        self.assertEqual(stacks["c"], ("gcc",))  # one toolchain layer, shared
         self.assertEqual(len(available_langs()), 13)
 
     def test_reasons(self):
@@ -218,9 +217,9 @@ class BuildDecisionTests(SynchronousTestCase):
             return tag
 
         self.patch(build, "build_docker_image", build_image)
-        self.patch(build, "language_version", lambda client, image, context, progress:
-                   f"{context.name}-1.0")
-        self.patch(build.Layers, "image", lambda self, lang, stack: build.ROOTFS_IMAGE)
+        self.patch(build, "language_version", lambda client, image, lang, progress:
+                   f"{lang.name}-1.0")
+        self.patch(build.Layers, "image", lambda self, lang: ROOTFS_IMAGE)
 
     def build(self, base_labels, **kwargs):
         images = {} if base_labels is None else {ROOTFS_IMAGE: _Image("sha256:b",
@@ -269,8 +268,7 @@ class Python3ImageTests(TestCase):
     def test_labels(self):
         labels = self.image.labels
         self.assertEqual(labels["io.sorna.lang"], "python3")
-        self.assertEqual(labels["io.sorna.aliases"].split(","),
-                         ["python", "python3", "py3", "py"])
+        self.assertEqual(labels["io.sorna.aliases"].split(","), ["python", "py3", "py"])
         self.assertEqual(labels["io.sorna.memory"], "256m")
         self.assertEqual(labels["io.sorna.exec-timeout"], "60")
         out = self.client.containers.run("sorna/kernel-python3:latest", [

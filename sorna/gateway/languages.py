@@ -1,63 +1,29 @@
-"""How Sorna's languages look to Jupyter and Piston clients: display names, Jupyter's
-language_info, Piston's names and versions. A language an agent serves that is not
-listed here gets a plain description made from its name.
+"""How Sorna's languages look to Jupyter and Piston clients: kernelspecs, Jupyter's
+language_info and Piston's runtimes, from each language's folder (language.toml). A
+language an agent serves that has no folder here gets a plain description made from its
+name.
 
 Versions come from the images (label io.sorna.version, which `sorna images build` sets
-from `repl/<lang>/version`), as the agents report them."""
+from what the language's version command prints), as the agents report them."""
 
-from dataclasses import dataclass
+from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Language:
-    display: str  # "Python 3"
-    language: str  # Jupyter's language name (language_info.name, kernelspec language)
-    mimetype: str
-    extension: str  # ".py"
-    codemirror: str | dict  # JupyterLab's editor mode
-    pygments: str
-    piston: str = ""  # Piston's name for it, when not Sorna's
-    nbconvert: str = ""  # nbconvert's exporter, where the language has its own
-
-
-LANGUAGES = {
-    # As ipykernel describes Python: nbconvert, JupyterLab and GitHub key on these.
-    "python3": Language("Python 3", "python", "text/x-python", ".py",
-                        {"name": "ipython", "version": 3}, "ipython3", piston="python",
-                        nbconvert="python"),
-    "nodejs": Language("Node.js", "javascript", "application/javascript", ".js",
-                       "javascript", "javascript",
-                       piston="javascript"),
-    "ruby": Language("Ruby", "ruby", "text/x-ruby", ".rb", "ruby", "ruby",
-                       piston=""),
-    "r": Language("R", "R", "text/x-rsrc", ".r", "r", "r",
-                       piston="rscript"),
-    "php": Language("PHP", "php", "application/x-httpd-php", ".php", "php", "php",
-                       piston=""),
-    "perl": Language("Perl", "perl", "text/x-perl", ".pl", "perl", "perl",
-                       piston=""),
-    "lua": Language("Lua", "lua", "text/x-lua", ".lua", "lua", "lua",
-                       piston=""),
-    "bash": Language("Bash", "bash", "text/x-sh", ".sh", "shell", "bash",
-                       piston=""),
-    "c": Language("C", "c", "text/x-csrc", ".c", "text/x-csrc", "c",
-                       piston=""),
-    "cpp": Language("C++", "c++", "text/x-c++src", ".cpp", "text/x-c++src", "cpp",
-                       piston="c++"),
-    "go": Language("Go", "go", "text/x-go", ".go", "go", "go",
-                       piston=""),
-    "java": Language("Java", "java", "text/x-java", ".java", "text/x-java", "java",
-                       piston=""),
-    "rust": Language("Rust", "rust", "text/x-rustsrc", ".rs", "rust", "rust",
-                       piston=""),
-}
+from sorna import language_spec
+from sorna.language_spec import Jupyter, Language, Logo, Run
 
 
 def describe(lang):
-    known = LANGUAGES.get(lang)
+    """The Language of `lang`: its folder's, or a plain one."""
+    known = language_spec.get(lang)
     if known is not None:
         return known
-    return Language(lang, lang, "text/plain", f".{lang}", "", lang)
+    return Language(
+        name=lang, display=lang, aliases=(), kind="interpreted", layers=(), packages=(),
+        version="", memory="", exec_timeout=0, run=Run(driver="interpreter"),
+        jupyter=Jupyter(language=lang, mimetype="text/plain", extension=f".{lang}",
+                        pygments=lang),
+        piston=lang, logo=Logo(label=lang[:3], tile="#6e7781", ink="#fff"), samples={},
+        folder=Path())
 
 
 def kernelspec(lang):
@@ -66,13 +32,13 @@ def kernelspec(lang):
     return {"name": lang, "resources": {"logo-svg": f"/kernelspecs/{lang}/logo-svg.svg"},
             "spec": {
         "argv": [], "env": {}, "display_name": f"{about.display} (Sorna)",
-        "language": about.language, "interrupt_mode": "message",
+        "language": about.jupyter.language, "interrupt_mode": "message",
         "metadata": {"sorna": {"lang": lang}}}}
 
 
 def language_info(lang, version=""):
     """kernel_info_reply's language_info."""
-    about = describe(lang)
+    about = describe(lang).jupyter
     info = {"name": about.language, "version": version, "mimetype": about.mimetype,
             "file_extension": about.extension, "pygments_lexer": about.pygments}
     if about.codemirror:
@@ -83,14 +49,15 @@ def language_info(lang, version=""):
 
 
 def piston_name(lang):
-    return describe(lang).piston or lang
+    return describe(lang).piston
 
 
 def runtime(lang, version):
     """A Piston runtime (GET /api/v2/runtimes); `version`: what the image says ("0.0.0"
     when it does not)."""
     about = describe(lang)
-    name = piston_name(lang)
-    aliases = sorted({lang, about.language.lower(), about.extension.lstrip(".")} - {name})
+    name = about.piston
+    aliases = sorted({lang, about.jupyter.language.lower(),
+                      about.jupyter.extension.lstrip(".")} - {name})
     return {"language": name, "version": version or "0.0.0", "aliases": aliases,
             "runtime": "sorna"}

@@ -133,7 +133,7 @@ class PistonApi:
         memory = _field(body, "run_memory_limit", float, 0, "a number", MAX_MEMORY)
         lang = await self._resolve(language, version)
         if run_timeout > 0:  # Sorna times the compilation and the run together
-            compiled = describe(lang).language in ("c", "c++", "rust", "go", "java")
+            compiled = describe(lang).compiled
             limits["exec_timeout"] = max(0.1, (run_timeout + (
                 compile_timeout if compiled and compile_timeout > 0 else 0)) / 1000)
         if memory > 0:
@@ -179,10 +179,8 @@ class PistonApi:
         stdout = "".join(data for kind, data in texts if kind == "stdout")
         stderr = "".join(data for kind, data in texts if kind == "stderr")
         output = "".join(data for _, data in texts)
-        about = describe(lang)
         answer = {"language": piston_name(lang),
                   "version": runtime(lang, self.kernels.version(lang))["version"]}
-        compiled = about.language in ("c", "c++", "rust", "go", "java")
         if error is not None:
             status = "TO" if error.error == "exec-timeout" else "XX"
             run = _stage(stdout, stderr, None, "SIGKILL" if status == "TO" else None,
@@ -203,7 +201,7 @@ class PistonApi:
                     stderr, output = stderr + told, output + told
                     code, status = 1, "RE"
             run = _stage(stdout, stderr, code, signal, message, status, output)
-        if compiled:
+        if describe(lang).compiled:
             answer["compile"] = _stage()
         answer["run"] = run
         return answer

@@ -15,12 +15,11 @@ import os
 import platform
 import shutil
 import tempfile
-from pathlib import Path
 
 import msgpack
 from twisted.internet.testing import MemoryReactor
 
-import sorna
+from sorna import language_spec
 from sorna.agent import tap as agent_tap
 from sorna.agent.grading import InlineGrader
 from sorna.client.api import SornaClient
@@ -30,7 +29,7 @@ from sorna.testing.docker import FakeDockerClient
 from sorna.testing.transport import FakeNetwork
 from sorna.threadpool import WorkerPool
 
-REPL_DIR = Path(sorna.__file__).resolve().parent.parent / "repl"
+REPL_DIR = language_spec.repl_dir()
 
 
 def load_python_repl():

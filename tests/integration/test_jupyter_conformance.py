@@ -17,11 +17,11 @@ from jupyter_client.utils import run_sync
 from twisted.python import log
 from twisted.trial.unittest import SynchronousTestCase
 
+from sorna import language_spec
 from sorna.gateway.languages import describe
 from sorna.testing.processes import (
     AgentProcess, GatewayProcess, ManagerProcess, remove_agent_containers, wait_for_agent,
 )
-from tests.integration.languages import c_main, cpp_main, go_main, java_main, rust_main
 from tests.support import require_docker, require_image
 
 # Parts of a test the suite skips on its own: ipykernel, the control, fails the history
@@ -44,120 +44,32 @@ def conformance_case(name, samples, set_up=None, tear_down=None):
     return type(name, (unittest.TestCase,), attrs)
 
 
-PYTHON3 = {
-    "kernel_name": "python3",
-    "language_name": "python",
-    "file_extension": ".py",
-    "code_hello_world": "print('hello, world')",
-    "code_stderr": "import sys; print('test', file=sys.stderr)",
-    "completion_samples": [{"text": "zi", "matches": {"zip"}}],
-    "complete_code_samples": ["1", "print('hello, world')",
-                              "def f(x):\n  return x*2\n\n\n"],
-    "incomplete_code_samples": ["print('''hello", "def f(x):\n  x*2"],
-    "invalid_code_samples": ["import = 7q"],
-    "code_inspect_sample": "zip",
-    "code_clear_output": "from IPython.display import clear_output; clear_output()",
-    "code_page_something": "print?",
-    "code_generate_error": "raise ValueError('boom')",
-    "code_execute_result": [{"code": "1+2+3", "result": "6"},
-                            {"code": "[n*n for n in range(1, 4)]", "result": "[1, 4, 9]"}],
-    "code_history_pattern": "1?2*",
-    # as ipykernel declares them (its range replies name sessions differently)
-    "supported_history_operations": ("tail", "search"),
-    "code_display_data": [
-        {"code": "class H:\n    def _repr_html_(self):\n        return '<b>test</b>'\n"
-                 "display(H())", "mime": "text/html"},
-        {"code": "class L:\n    def _repr_latex_(self):\n        return r'$\\alpha$'\n"
-                 "display(L())", "mime": "text/latex"},
-    ],
-}
-
-
 HISTORY = {"code_history_pattern": "1?2*", "supported_history_operations": ("tail", "search")}
-# What python3 alone answers for now (python_assist, IPython's display protocol).
-PYTHON_ONLY = ("test_display_data", "test_clear_output", "test_pager")
+# The suite's tests that need a sample a language may not have; a language whose folder
+# has no such sample does not serve the feature, and the test is left out of its class.
+NEEDS = {"test_execute_result": "code_execute_result", "test_history": "code_execute_result",
+         "test_display_data": "code_display_data", "test_clear_output": "code_clear_output",
+         "test_pager": "code_page_something", "test_is_complete": "complete_code_samples",
+         "test_completion": "completion_samples", "test_inspect": "code_inspect_sample"}
 
 
-def _program(lang, hello, stderr, failing):
-    """Samples of a compiled language: whole programs (no values, no history)."""
-    return {"kernel_name": lang, "language_name": describe(lang).language,
-            "file_extension": describe(lang).extension, "code_hello_world": hello,
-            "code_stderr": stderr, "code_generate_error": failing,
-            "not_served": PYTHON_ONLY + ("test_execute_result", "test_history",
-                                         "test_is_complete", "test_completion",
-                                         "test_inspect")}
-
-
-def _interpreted(lang, hello, stderr, failing, results=(), shapes=None, assists=None):
-    """`shapes`: (complete, incomplete, invalid) code samples for is_complete;
-    `assists`: (a token, the exact set of its completions, a name to inspect)."""
-    complete, incomplete, invalid = shapes
-    token, matches, inspected = assists
-    samples = {"completion_samples": [{"text": token, "matches": matches}],
-               "code_inspect_sample": inspected,"kernel_name": lang, "language_name": describe(lang).language,
-               "file_extension": describe(lang).extension, "code_hello_world": hello,
-               "code_stderr": stderr, "code_generate_error": failing,
-               "code_execute_result": list(results), **HISTORY,
-               "complete_code_samples": complete, "incomplete_code_samples": incomplete,
-               "invalid_code_samples": invalid, "not_served": PYTHON_ONLY}
-    if not results:  # no value of a last expression: no execute_result, no history test
-        samples["not_served"] += ("test_execute_result", "test_history")
+def samples_of(lang):
+    """jupyter_kernel_test's samples for `lang`, from its folder ([samples.jupyter])."""
+    about = describe(lang)
+    given = dict(about.samples["jupyter"])
+    samples = {"kernel_name": lang, "language_name": about.jupyter.language,
+               "file_extension": about.jupyter.extension, **given,
+               "not_served": tuple(test for test, sample in NEEDS.items()
+                                   if sample not in given)}
+    for sample in samples.get("completion_samples", ()):
+        sample["matches"] = set(sample["matches"])
+    if "code_execute_result" in given:  # a cell's value: it is in the history too
+        samples.update(HISTORY)
     return samples
 
 
-LANGUAGES = {
-    "nodejs": _interpreted("nodejs", "console.log('hello, world')", "console.error('test')",
-                           "throw new Error('boom')",
-                           [{"code": "1+2+3", "result": "6"},
-                            {"code": "[1, 2, 3].map(n => n * n)", "result": "[ 1, 4, 9 ]"}],
-                           (["1", "function f(x) {\n  return x * 2;\n}"],
-                            ["function f(x) {", "f(1,"], ["f())"]),
-                           ("Math.flo", {"Math.floor"}, "Math")),
-    "ruby": _interpreted("ruby", "puts 'hello, world'", "$stderr.puts 'test'",
-                         "raise 'boom'", [{"code": "1+2+3", "result": "6"},
-                                          {"code": "[1, 2, 3].map { |n| n * n }",
-                                           "result": "[1, 4, 9]"}],
-                         (["1", "def f(x)\n  x * 2\nend"], ["def f(x)", "[1,"], ["end"]),
-                         ("Comparab", {"Comparable"}, "puts")),
-    "r": _interpreted("r", "cat('hello, world\\n')", "message('test')", "stop('boom')",
-                      [{"code": "1+2+3", "result": "[1] 6"}],
-                      (["1", "f <- function(x) {\n  x * 2\n}"], ["f <- function(x) {",
-                                                                 "1 +"], ["x)"]),
-                      ("Sys.getp", {"Sys.getpid"}, "print")),
-    "lua": _interpreted("lua", "print('hello, world')", "io.stderr:write('test\\n')",
-                        "error('boom')", [{"code": "1+2+3", "result": "6"}],
-                        (["1", "function f(x)\n  return x * 2\nend"], ["function f(x)",
-                                                                        "if x then"],
-                         ["end"]), ("string.upp", {"string.upper"}, "print")),
-    "php": _interpreted("php", "echo 'hello, world';", "fwrite(STDERR, 'test');",
-                        "throw new Exception('boom');",
-                        shapes=(["echo 1;", "function f($x) {\n  return $x * 2;\n}"],
-                                ["function f($x) {", "$a = [1,"], ["}"]),
-                        assists=("str_repl", {"str_replace"}, "str_replace")),
-    "perl": _interpreted("perl", "print \"hello, world\\n\";", "print STDERR \"test\\n\";",
-                         "die 'boom';",
-                         shapes=(["print 1;", "sub f {\n  return 2;\n}"],
-                                 ["sub f {", "my @a = (1,"], ["}"]),
-                         assists=("printf", {"printf"}, "print")),
-    "bash": _interpreted("bash", "echo 'hello, world'", "echo test >&2", "false",
-                         shapes=(["echo 1", "if true; then\n  echo 1\nfi"],
-                                 ["if true; then", "echo a |"], ["fi"]),
-                         assists=("ech", {"echo"}, "echo")),
-    "c": _program("c", c_main('    printf("hello, world\\n");'),
-                  c_main('    fprintf(stderr, "test\\n");'), c_main("    exit(3);")),
-    "cpp": _program("cpp", cpp_main('    std::cout << "hello, world" << std::endl;'),
-                    cpp_main('    std::cerr << "test" << std::endl;'),
-                    cpp_main("    return 3;")),
-    "go": _program("go", go_main('    fmt.Println("hello, world")'),
-                   go_main('    fmt.Fprintln(os.Stderr, "test")', ("fmt", "os")),
-                   go_main("    os.Exit(3)", ("os",))),
-    "java": _program("java", java_main('        System.out.println("hello, world");'),
-                     java_main('        System.err.println("test");'),
-                     java_main("        System.exit(3);")),
-    "rust": _program("rust", rust_main('    println!("hello, world");'),
-                     rust_main('    eprintln!("test");'),
-                     rust_main("    std::process::exit(3);")),
-}
+PYTHON3 = samples_of("python3")
+LANGUAGES = {lang: samples_of(lang) for lang in language_spec.folders() if lang != "python3"}
 
 
 class BlockingGatewayClient:

@@ -1,0 +1,162 @@
+"""Package layers: the Debian packages of a language (its language.toml's `packages`) or
+of a layer several share (`repl/layers/<name>/packages`: gcc for c, cpp and rust),
+installed with the machine's apt configuration into an overlay over the root file
+system and the layers below, then its upper folder tarred. Each is built once per
+recipe and kept in the cache, with an image of it on the layers below it."""
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from sorna.images.engine import build_docker_image, export_image, image_id
+from sorna.images.host import (CACHE_DIR, CLEAN_PATHS, ImageBuildError, apt_install, clean,
+                               mount, remove_root)
+from sorna.images.mirror import MirrorNotFound, apt_proxy_env, find_debian_mirror
+from sorna.images.rootfs import RELEASE, ROOTFS_IMAGE, base_recipe_hash
+from sorna.language_spec import read_packages
+
+LAYER_STEPS_VERSION = 1
+LAYERS_REPO = "sorna/kernel-layers"
+
+
+class Layers:
+    """Package layers, each built once per recipe into the cache: the overlay's upper
+    folder (kept: it is a lower one for the layers above it) and its tar."""
+
+    def __init__(self, client, mirror, progress, repl_dir):
+        self.client = client
+        self.mirror = mirror
+        self.progress = progress
+        self.repl_dir = Path(repl_dir)
+        self._rootfs = None
+
+    def packages(self, lang, name):
+        """The Debian packages of layer `name` of `lang`: its own, or a shared one's."""
+        if name == lang.name:
+            return list(lang.packages)
+        return read_packages(self.repl_dir / "layers" / name / "packages")
+
+    def image(self, lang):
+        """An image of the root file system with the layers of `lang` on it (one
+        tagged image per layer, each on the one below, built once per recipe)."""
+        below = ROOTFS_IMAGE
+        for name, tar in self.tars(lang):
+            tag = f"{LAYERS_REPO}:{name}-{os.path.basename(tar)[len(name) + 1:-4]}"
+            if image_id(self.client, tag) is None:
+                build_docker_image(self.client, tag, None, self.repl_dir,
+                                   [(name, tar)], self.progress,
+                                   dockerfile=f"FROM {below}\nADD layers/{name}.tar /\n")
+            below = tag
+        return below
+
+    def tars(self, lang):
+        """[(name, tar path)] of the layers of `lang`, building what is missing."""
+        done, lowers, parent = [], [], base_recipe_hash()
+        for name in lang.stack:
+            packages = self.packages(lang, name)
+            recipe = json.dumps({"parent": parent, "packages": packages,
+                                 "steps": LAYER_STEPS_VERSION, "clean": CLEAN_PATHS},
+                                sort_keys=True)
+            parent = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+            upper = os.path.join(CACHE_DIR, "layers", f"{name}-{parent}")
+            tar = upper + ".tar"
+            if not os.path.exists(tar):
+                self.progress(f"building the {name} layer ({' '.join(packages)})")
+                self._build(name, packages, lowers, upper, tar)
+            else:
+                self.progress(f"the {name} layer is current ({parent})")
+            done.append((name, tar))
+            lowers.insert(0, upper)
+        return done
+
+    def rootfs(self):
+        """The root file system's folder in the cache (exported from the image when the
+        cache lost it)."""
+        if self._rootfs is None:
+            path = os.path.join(CACHE_DIR, f"rootfs-{base_recipe_hash()}")
+            if not os.path.isdir(path):
+                self.progress(f"unpacking {ROOTFS_IMAGE} into {path} for the layers")
+                export_image(self.client, ROOTFS_IMAGE, path)
+            self._rootfs = path
+        return self._rootfs
+
+    def _build(self, name, packages, lowers, upper, tar):
+        t0 = time.monotonic()
+        work = tempfile.mkdtemp(prefix=f"{name}-", dir=CACHE_DIR)
+        merged, scratch, fresh = (os.path.join(work, d) for d in ("merged", "work", "upper"))
+        for folder in (merged, scratch, fresh):
+            os.makedirs(folder)
+        lowerdir = ":".join(lowers + [self.rootfs()])
+        try:
+            mount(["-t", "overlay", "overlay", "-o",
+                    f"lowerdir={lowerdir},upperdir={fresh},workdir={scratch}", merged])
+            try:
+                # apt needs /proc and the host's resolver; neither goes into the layer.
+                resolv = os.path.join(merged, "etc", "resolv.conf")
+                open(resolv, "w").close()
+                # Some maintainer scripts (Java's) link their man pages and fail
+                # without the folder the root file system was cleaned of.
+                os.makedirs(os.path.join(merged, "usr/share/man/man1"), exist_ok=True)
+                mount(["-t", "proc", "proc", os.path.join(merged, "proc")])
+                mount(["--bind", "/etc/resolv.conf", resolv])
+                try:
+                    _install(merged, packages, self.mirror, self.progress)
+                finally:
+                    for point in (resolv, os.path.join(merged, "proc")):
+                        subprocess.run(["umount", "-l", point])
+                os.unlink(resolv)
+                clean(merged)
+            finally:
+                subprocess.run(["umount", "-l", merged])
+            os.makedirs(os.path.dirname(upper), exist_ok=True)
+            shutil.rmtree(upper, ignore_errors=True)
+            os.rename(fresh, upper)
+            skipped = _tar_layer(upper, tar + ".part")
+            os.rename(tar + ".part", tar)
+        finally:
+            remove_root(work, lambda message: None)
+        size = os.path.getsize(tar) / 1e6
+        self.progress(f"built the {name} layer in {time.monotonic() - t0:.1f}s ({size:.0f} "
+                      f"MB" + (f"; {skipped} deletions of lower files left out)" if skipped
+                               else ")"))
+
+
+def _install(root, packages, mirror, progress):
+    """apt-get install `packages` in the chroot, from the machine's own mirror."""
+    try:
+        mirror = mirror or find_debian_mirror(RELEASE)
+    except MirrorNotFound as e:
+        raise ImageBuildError(str(e)) from e
+    with open(os.path.join(root, "etc/apt/sources.list"), "w") as f:
+        f.write(f"deb {mirror} {RELEASE} main\n")
+    apt_install(root, packages, dict(os.environ, **apt_proxy_env()), progress, "the layer")
+
+
+def _tar_layer(upper, tar):
+    """Tar an overlay's upper folder as a layer, leaving out overlayfs's whiteouts
+    (character devices 0:0 for files deleted from a lower folder, which ADD would
+    create as devices). Returns how many were left out."""
+    whiteouts = []
+    for folder, dirs, files in os.walk(upper):
+        for name in files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                whiteouts.append(os.path.relpath(path, upper))
+    exclude = os.path.join(os.path.dirname(tar), os.path.basename(tar) + ".exclude")
+    with open(exclude, "w") as f:
+        f.writelines(f"./{path}\n" for path in whiteouts)
+    try:
+        done = subprocess.run(["tar", "-C", upper, "--numeric-owner", "-X", exclude,
+                               "-cf", tar, "."], capture_output=True, text=True)
+    finally:
+        os.unlink(exclude)
+    if done.returncode:
+        raise ImageBuildError(f"tar of {upper} failed: {done.stderr.strip()}")
+    return len(whiteouts)

@@ -1,0 +1,316 @@
+"""A language is one folder: `repl/<lang>/language.toml` says everything about it, and
+the image builder, the manager, the gateway, the README's table and the conformance
+suite read it from here. docs/LANGUAGES.md describes the file.
+
+A file that is incomplete, or names something that is not there, is refused with a
+sentence that names the file and the field.
+"""
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
+
+import sorna
+
+SPEC_FILE = "language.toml"
+KINDS = ("interpreted", "compiled")
+DRIVERS = ("python", "interpreter", "compiled")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,31}$")  # the protocol's `lang`
+MEMORY = re.compile(r"^[0-9]+[kmg]$")
+COLOUR = re.compile(r"^#[0-9A-Fa-f]{3}([0-9A-Fa-f]{3})?$")
+# The conformance suite's cases every language has (tests/integration/test_languages.py).
+SAMPLES = ("hello", "streams", "slow", "error", "error_name", "syntax", "utf8", "output",
+           "ask", "count", "loop", "exit", "file", "seccomp")
+# jupyter_kernel_test's samples every language has; the others are per feature.
+JUPYTER_SAMPLES = ("code_hello_world", "code_stderr", "code_generate_error")
+
+
+class LanguageError(ValueError):
+    """A language folder is incomplete or wrong; the message says where and what."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """How the runner drives the language (the image's SORNA_* environment)."""
+    driver: str  # python | interpreter | compiled
+    script: str = ""  # the interpreter driver's file in the folder
+    command: str = ""  # starts the interpreter driver; {driver} is the script's path
+    program: str = ""  # runs a whole program; {source} is its file
+    source: str = ""  # a program's file name ({main}: Java's public class)
+    sources: tuple = ()  # the files a compiled program is built from (globs)
+    build: str = ""
+    run: str = ""
+    env: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Jupyter:
+    language: str  # language_info.name, the kernelspec's language
+    mimetype: str
+    extension: str
+    pygments: str
+    codemirror: object = ""  # a mode name, or a table
+    nbconvert: str = ""
+
+
+@dataclass(frozen=True)
+class Logo:
+    label: str
+    tile: str
+    ink: str
+
+
+@dataclass(frozen=True)
+class Language:
+    name: str
+    display: str
+    aliases: tuple
+    kind: str
+    layers: tuple  # shared package layers below the language's own (repl/layers/<name>)
+    packages: tuple  # the Debian packages of the language's own layer
+    version: str  # a shell command that prints the version in the image
+    memory: str
+    exec_timeout: int
+    run: Run
+    jupyter: Jupyter
+    piston: str
+    logo: Logo
+    samples: dict
+    folder: Path
+
+    @property
+    def compiled(self):
+        return self.kind == "compiled"
+
+    @property
+    def stack(self):
+        """The package layers of the image, bottom first (the language's own last)."""
+        return self.layers + ((self.name,) if self.packages else ())
+
+
+def read_packages(path):
+    """The Debian packages listed in a shared layer's `packages` file (words; `#`
+    starts a comment)."""
+    words = []
+    for line in Path(path).read_text().splitlines():
+        words += line.split("#", 1)[0].split()
+    return words
+
+
+def all_packages(lang):
+    """Every Debian package the language's image adds: its shared layers', its own."""
+    shared = [p for layer in lang.layers
+              for p in read_packages(lang.folder.parent / "layers" / layer / "packages")]
+    return shared + list(lang.packages)
+
+
+def repl_dir():
+    """`repl/`: packaged with sorna (a wheel), or beside it (a checkout)."""
+    here = Path(sorna.__file__).resolve().parent
+    packaged = here / "repl"
+    return packaged if packaged.is_dir() else here.parent / "repl"
+
+
+def folders(root=None):
+    """The language folders under `root` (those with a language.toml), sorted."""
+    root = Path(root or repl_dir())
+    return sorted(p.parent.name for p in root.glob(f"*/{SPEC_FILE}"))
+
+
+@lru_cache(maxsize=None)
+def _load_all(root):
+    languages = {name: load(Path(root) / name) for name in folders(root)}
+    owner = {}
+    for lang in languages.values():
+        for name in (lang.name,) + lang.aliases:
+            other = owner.setdefault(name.lower(), lang.name)
+            if other != lang.name:
+                raise LanguageError(f"the name {name!r} is claimed by both {other} and "
+                                    f"{lang.name}; an alias names one language")
+    return languages
+
+
+def languages(root=None):
+    """{name: Language} of every folder under `root` (repl/ by default)."""
+    return _load_all(str(Path(root or repl_dir()).resolve()))
+
+
+def get(name, root=None):
+    return languages(root).get(name)
+
+
+class _Table:
+    """A TOML table being read: each field's value checked, unknown fields refused."""
+
+    def __init__(self, data, where):
+        if not isinstance(data, dict):
+            raise LanguageError(f"{where} must be a table")
+        self.data, self.where, self.read = data, where, set()
+
+    def get(self, key, kind, default=None, check=None, what=""):
+        self.read.add(key)
+        if key not in self.data:
+            if default is None:
+                raise LanguageError(f"{self.where}: `{key}` is missing")
+            return default
+        value = self.data[key]
+        if not isinstance(value, kind) or (check and not check(value)):
+            raise LanguageError(f"{self.where}: `{key}` must be {what}, not {value!r}")
+        return value
+
+    def text(self, key, default=None, pattern=None, what="a string"):
+        """A string; required (and not empty) unless a default is given."""
+        return self.get(key, str, default, what=what, check=lambda v: (
+            (v or default is not None) and (not v or pattern is None or pattern.match(v))))
+
+    def words(self, key, pattern=None):
+        value = self.get(key, list, [], check=lambda v: all(
+            isinstance(w, str) and w and (pattern is None or pattern.match(w)) for w in v),
+            what="a list of names")
+        return tuple(value)
+
+    def table(self, key, optional=False):
+        self.read.add(key)
+        if key not in self.data and optional:
+            return _Table({}, f"{self.where} [{key}]")
+        if key not in self.data:
+            raise LanguageError(f"{self.where}: the [{key}] table is missing")
+        return _Table(self.data[key], f"{self.where} [{key}]")
+
+    def done(self):
+        unknown = sorted(set(self.data) - self.read)
+        if unknown:
+            raise LanguageError(f"{self.where}: unknown field(s) {', '.join(unknown)}")
+
+
+def load(folder):
+    """The Language of one folder, checked."""
+    folder = Path(folder)
+    path = folder / SPEC_FILE
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise LanguageError(f"{path}: {e}") from e
+    top = _Table(data, str(path))
+    name = top.text("name", pattern=NAME, what="a language name")
+    if name != folder.name:
+        raise LanguageError(f"{path}: `name` is {name!r} but the folder is {folder.name!r}")
+    kind = top.get("kind", str, check=lambda v: v in KINDS, what=" or ".join(KINDS))
+    layers = top.words("layers", pattern=NAME)
+    for layer in layers:
+        if not (folder.parent / "layers" / layer / "packages").is_file():
+            raise LanguageError(f"{path}: layer {layer!r} has no "
+                                f"repl/layers/{layer}/packages")
+    language = Language(
+        name=name, display=top.text("display"), kind=kind, layers=layers,
+        aliases=top.words("aliases", pattern=NAME),
+        packages=top.words("packages"), version=top.text("version"),
+        memory=top.text("memory", pattern=MEMORY, what="a size such as 256m"),
+        exec_timeout=top.get("exec_timeout", int, check=lambda v: v > 0,
+                             what="a positive number of seconds"),
+        run=_run(top.table("run"), folder, kind),
+        jupyter=_jupyter(top.table("jupyter")),
+        piston=_piston(top.table("piston", optional=True), name),
+        logo=_logo(top.table("logo"), name),
+        samples=_samples(top.table("samples"), kind),
+        folder=folder)
+    top.done()
+    return language
+
+
+def _run(table, folder, kind):
+    driver = table.get("driver", str, check=lambda v: v in DRIVERS, what=" or ".join(DRIVERS))
+    env = table.table("env", optional=True)
+    run = Run(driver=driver, script=table.text("script", ""),
+              command=table.text("command", ""), program=table.text("program", ""),
+              source=table.text("source", ""), sources=table.words("sources"),
+              build=table.text("build", ""), run=table.text("run", ""),
+              env={key: env.get(key, str) for key in list(env.data)})
+    env.done()
+    table.done()
+    where = table.where
+    if (driver == "compiled") != (kind == "compiled"):
+        raise LanguageError(f"{where}: the {driver} driver does not go with kind {kind}")
+    needs = {"python": ("source",), "interpreter": ("script", "command", "program", "source"),
+             "compiled": ("source", "build", "run")}[driver]
+    for key in needs:
+        if not getattr(run, key):
+            raise LanguageError(f"{where}: the {driver} driver needs `{key}`")
+    if run.script and not (folder / run.script).is_file():
+        raise LanguageError(f"{where}: `script` names {run.script}, which is not in "
+                            f"{folder}")
+    if driver == "interpreter" and "{driver}" not in run.command:
+        raise LanguageError(f"{where}: `command` must run the script, named {{driver}}")
+    if run.program and "{source}" not in run.program:
+        raise LanguageError(f"{where}: `program` must name the file as {{source}}")
+    return run
+
+
+def _jupyter(table):
+    jupyter = Jupyter(
+        language=table.text("language"), mimetype=table.text("mimetype"),
+        extension=table.text("extension", pattern=re.compile(r"^\.\w"),
+                             what="a file extension such as .py"),
+        pygments=table.text("pygments"),
+        codemirror=table.get("codemirror", (str, dict), ""),
+        nbconvert=table.text("nbconvert", ""))
+    table.done()
+    return jupyter
+
+
+def _piston(table, name):
+    piston = table.text("name", name)
+    table.done()
+    return piston
+
+
+def _logo(table, name):
+    colour = dict(pattern=COLOUR, what="a colour such as #3572A5")
+    logo = Logo(label=table.text("label"), tile=table.text("tile", **colour),
+                ink=table.text("ink", **colour))
+    table.done()
+    return logo
+
+
+def _samples(table, kind):
+    for key in SAMPLES:
+        table.text(key)
+    program = table.table("program")
+    program.text("code")
+    program.get("files", list, [], check=lambda v: all(
+        isinstance(f, list) and len(f) == 2 and all(isinstance(x, str) for x in f)
+        for f in v), what="a list of [name, content] pairs")
+    program.done()
+    jupyter = table.table("jupyter")
+    for key in JUPYTER_SAMPLES:
+        jupyter.text(key)
+    jupyter.read.update(jupyter.data)  # the suite's own optional samples
+    table.read.update(table.data)  # cases some languages have (set, get, value, ...)
+    return table.data
+
+
+TABLE_START = "<!-- languages: made by `python3 -m sorna.language_spec`; do not edit -->"
+TABLE_END = "<!-- end of languages -->"
+
+
+def markdown_table(root=None):
+    """The README's table of languages, between its markers."""
+    rows = [TABLE_START,
+            "| name | language | aliases | kind | Debian packages | Piston |",
+            "|---|---|---|---|---|---|"]
+    for lang in languages(root).values():
+        packages = all_packages(lang)
+        rows.append(f"| `{lang.name}` | {lang.display} | "
+                    f"{', '.join(f'`{a}`' for a in lang.aliases)} | {lang.kind} | "
+                    f"{' '.join(packages) or '—'} | `{lang.piston}` |")
+    return "\n".join(rows + [TABLE_END]) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
