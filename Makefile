@@ -2,7 +2,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 LANGS ?=
 
-.PHONY: help install host-packages test-packages images run test unit bench clean
+.PHONY: help install test-install host-packages test-packages images run test unit bench clean
 
 help:
 	@echo "make run    build the images (every language; LANGS=python3 for one), then run"
@@ -11,8 +11,13 @@ help:
 	@echo "make unit   run the unit tests only"
 	@echo "make bench  run the benchmarks"
 
+# What running needs (make run), and what the tests add (make test).
 install:
-	@$(PYTHON) -c "import sorna.client, txzmq, txredisapi, hiredis, prometheus_client, docker, moto, autobahn, websocket, ultra_piston, selenium, jupyterlab, jupyter_kernel_test, papermill" 2>/dev/null || \
+	@$(PYTHON) -c "import sorna.client, sorna.language_spec, txzmq, txredisapi, hiredis, prometheus_client, docker, autobahn" 2>/dev/null || \
+	  $(PIP) install --config-settings editable_mode=compat -e .
+
+test-install:
+	@$(PYTHON) -c "import sorna.client, sorna.language_spec, moto, websocket, ultra_piston, selenium, jupyterlab, jupyter_kernel_test, papermill" 2>/dev/null || \
 	  $(PIP) install --config-settings editable_mode=compat -e ".[test]"
 
 # Debian packages: debootstrap builds the base image; the tests start redis-server and
@@ -29,15 +34,15 @@ images: install host-packages
 run: images
 	@bash etc/dev-cluster.sh
 
-test: install test-packages
+test: test-install test-packages
 	$(PYTHON) -m tests.summary --force-gc tests
 
-unit: install
+unit: test-install
 	$(PYTHON) -m tests.summary --force-gc tests.test_proto tests.test_server tests.test_registry \
 	  tests.test_manager tests.test_agent tests.test_agent_runs tests.test_client \
 	  tests.test_transport tests.test_logging tests.test_identity tests.test_grading \
 	  tests.test_warm_pools tests.test_process_driver tests.test_keys tests.test_tokens tests.test_gateway tests.test_gateway_tenants \
-	  tests.test_code_shape
+	  tests.test_code_shape tests.test_language_spec
 
 bench: images
 	$(PYTHON) bench/run_all.py --json bench-results.json

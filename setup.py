@@ -1,4 +1,22 @@
+import shutil
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildWithRepl(build_py):
+    """Ships repl/ (the runner, the language folders) inside the package, as sorna/repl,
+    so that `sorna images build` and FakeCluster work from an installed Sorna. An
+    editable install reads the checkout's repl/ instead."""
+
+    def run(self):
+        super().run()
+        if not getattr(self, "editable_mode", False):
+            shutil.copytree(Path(__file__).parent / "repl",
+                            Path(self.build_lib) / "sorna" / "repl", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
 
 setup(
     name="sorna",
@@ -8,8 +26,10 @@ setup(
     package_data={"twisted": ["plugins/sorna_manager.py", "plugins/sorna_agent.py",
                              "plugins/sorna_gateway.py"],
                   "sorna.gateway": ["dashboard.html"]},
+    cmdclass={"build_py": BuildWithRepl},
     python_requires=">=3.9",
     install_requires=[
+        "tomli>=2; python_version < '3.11'",  # the language folders' language.toml
         "twisted>=22.10",
         "txzmq>=1.0",
         "txredisapi>=1.4",
