@@ -42,7 +42,7 @@ unit: test-install
 	  tests.test_manager tests.test_agent tests.test_agent_runs tests.test_client \
 	  tests.test_transport tests.test_logging tests.test_identity tests.test_grading \
 	  tests.test_warm_pools tests.test_process_driver tests.test_keys tests.test_tokens tests.test_gateway tests.test_gateway_tenants \
-	  tests.test_code_shape tests.test_language_spec
+	  tests.test_code_shape tests.test_language_spec tests.test_repl_parts
 
 bench: images
 	$(PYTHON) bench/run_all.py --json bench-results.json

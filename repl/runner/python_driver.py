@@ -14,6 +14,7 @@ import builtins
 import codecs
 import getpass
 import io
+import os
 import sys
 import tokenize
 import traceback
@@ -23,16 +24,18 @@ import uuid
 import python_assist
 import python_magics
 from python_display import mime_bundle
+from repl_wire import sendable as _text
 
 INPUT_NAME = "<input>"
-_DAEMON_FILES = ((lambda: None).__code__.co_filename,)
+_RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def _text(value):
-    """A str msgpack can encode (lone surrogates would make packing fail)."""
-    if value.isascii():
-        return value
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+def _daemon_frame(filename):
+    """A frame of the runner's plumbing or of this file: a user's traceback ends there
+    (user code that python_display or python_magics calls back stays in it)."""
+    folder, name = os.path.split(filename)
+    return folder == _RUNNER_DIR and (name in ("runner.py", "python_driver.py")
+                                      or name.startswith("repl_"))
 
 
 def _safe_arg(value):
@@ -56,17 +59,11 @@ def _user_traceback(tb):
         tb = tb.tb_next
     node = tb
     while node is not None and node.tb_next is not None:
-        if node.tb_next.tb_frame.f_code.co_filename in _DAEMON_FILES:
+        if _daemon_frame(node.tb_next.tb_frame.f_code.co_filename):
             node.tb_next = None
             break
         node = node.tb_next
     return tb
-
-
-# The end of a run (its exceptions and changed files) and a prompt count against the
-# run's output budget; they may use at least this much, even after a full run.
-END_ROOM = 64 * 1024
-MAX_NAME = 256  # an exception's name
 
 
 def _report(exc, raised_before_exec):
@@ -358,17 +355,13 @@ def _install_import_patches():
 
 
 class PythonDriver:
-    """`terminate` is the runner's exception for SIGTERM (never reported as the user's);
-    `runner_file` is the runner's own file, whose frames tracebacks leave out."""
+    """`terminate` is the runner's exception for SIGTERM (never reported as the user's)."""
 
     language = "python3"
     watches_stdin = False  # reads go through input()/sys.stdin, which ask the session
     retries_interrupts = True
 
-    def __init__(self, terminate=SystemExit, runner_file=None, capture=False):
-        global _DAEMON_FILES
-        if runner_file:
-            _DAEMON_FILES = (_DAEMON_FILES[0], runner_file)
+    def __init__(self, terminate=SystemExit, capture=False):
         self.terminate = terminate
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         self.capture = capture
