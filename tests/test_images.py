@@ -216,10 +216,16 @@ class BuildDecisionTests(SynchronousTestCase):
             self.steps.append(tag.split("/")[1].split(":")[0])
             return tag
 
+        def commit(client, base, tag, changes=(), tar=None):
+            self.labels[tag] = [c for c in changes if c.startswith("LABEL io.sorna.ver")]
+            self.steps.append(tag.split("/")[1].split(":")[0])
+            return tag
+
         self.patch(build, "build_docker_image", build_image)
+        self.patch(build, "commit_image", commit)
         self.patch(build, "language_version", lambda client, image, lang, progress:
                    f"{lang.name}-1.0")
-        self.patch(build.Layers, "image", lambda self, lang: ROOTFS_IMAGE)
+        self.patch(build.Layers, "image", lambda self, lang, progress=None: ROOTFS_IMAGE)
 
     def build(self, base_labels, **kwargs):
         images = {} if base_labels is None else {ROOTFS_IMAGE: _Image("sha256:b",
@@ -236,7 +242,21 @@ class BuildDecisionTests(SynchronousTestCase):
     def test_the_language_image_is_labelled_with_its_version(self):
         self.build({BASE_RECIPE_LABEL: base_recipe_hash()})
         self.assertEqual(self.labels["sorna/kernel-python3:latest"],
-                         {"io.sorna.version": "python3-1.0"})
+                         ['LABEL io.sorna.version="python3-1.0"'])
+
+    def test_a_failed_language_is_named_and_the_others_are_built(self):
+        def version(client, image, lang, progress):
+            if lang.name == "ruby":
+                raise build.ImageBuildError("no version")
+            return "1.0"
+
+        self.patch(build, "language_version", version)
+        images = {ROOTFS_IMAGE: _Image("sha256:b", {BASE_RECIPE_LABEL: base_recipe_hash()})}
+        e = self.assertRaises(build.ImageBuildError, build_images, ["python3", "ruby", "lua"],
+                              out=io.StringIO(), client=_Client(images), jobs=2)
+        self.assertIn("ruby: no version", str(e))
+        self.assertIn("1 of 3 language image(s) failed", str(e))
+        self.assertEqual(sorted(self.steps), ["kernel-base", "kernel-lua", "kernel-python3"])
 
     def test_missing_base_is_built(self):
         out = self.build(None)

@@ -9,7 +9,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from sorna import langs, language_spec
-from sorna.images.dockerfile import dockerfile
+from sorna.images import config
 from sorna.language_spec import LanguageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # language is, only which one a default or a word of another protocol happens to be.
 ALLOWED = {
     "python3": {"sorna/images/rootfs.py": "the Debian package the runner itself runs on",
+                "sorna/images/config.py": "the interpreter the runner itself runs on",
                 "sorna/gateway/jupyter.py": "Jupyter's default kernel, when it is served",
                 "sorna/testing/*": "the test doubles' default language"},
     "python": {"sorna/language_spec.py": "the runner's python driver (SORNA_DRIVER)",
-               "sorna/images/dockerfile.py": "the runner's python driver (SORNA_DRIVER)",
+               "sorna/images/config.py": "the runner's python driver (SORNA_DRIVER)",
                "sorna/client/cli.py": "`sorna shell` reads a Python cell up to the end of "
                                       "its statement"},
     "shell": {"sorna/gateway/channels.py": "Jupyter's shell channel",
@@ -99,29 +100,37 @@ class FolderTests(SynchronousTestCase):
         self.assertIn("'rb' is claimed by both ruby and ruby2", str(e))
 
 
-class DockerfileTests(SynchronousTestCase):
+class ImageConfigTests(SynchronousTestCase):
     def test_an_interpreted_language(self):
-        text = dockerfile(language_spec.get("ruby"), "sorna/kernel-layers:ruby-x")
-        self.assertTrue(text.splitlines()[1] == "FROM sorna/kernel-layers:ruby-x")
-        self.assertIn('io.sorna.kind="interpreted"', text)
-        self.assertIn('SORNA_COMMAND="ruby /opt/sorna/ruby/run.rb"', text)
-        self.assertIn("COPY run.rb /opt/sorna/ruby/run.rb", text)
-        self.assertNotIn("io.sorna.exec-folder", text)
-        self.assertTrue(text.endswith("COPY runner/ /opt/sorna/\n"))  # thin rebuilds
+        ruby = language_spec.get("ruby")
+        made = config.changes(ruby)
+        self.assertIn('LABEL io.sorna.kind="interpreted"', made)
+        self.assertIn('ENV SORNA_COMMAND="ruby /opt/sorna/ruby/run.rb"', made)
+        self.assertNotIn("io.sorna.exec-folder", " ".join(made))
+        self.assertIn(("/opt/sorna/ruby/run.rb", ruby.folder / "run.rb"),
+                      config.files(ruby, language_spec.repl_dir()))
 
     def test_a_compiled_language(self):
-        text = dockerfile(language_spec.get("go"), "base")
-        for line in ('io.sorna.exec-folder="/build"', 'io.sorna.filename="main.go"',
-                     'SORNA_DRIVER="compiled"', 'SORNA_SOURCES="*.go"',
-                     'SORNA_BUILD_DIR="/build"', 'GOCACHE="/build/go-cache"'):
-            self.assertIn(line, text)
+        made = config.changes(language_spec.get("go"))
+        for change in ('LABEL io.sorna.exec-folder="/build"',
+                       'LABEL io.sorna.filename="main.go"', 'ENV SORNA_DRIVER="compiled"',
+                       'ENV SORNA_SOURCES="*.go"', 'ENV SORNA_BUILD_DIR="/build"',
+                       'ENV GOCACHE="/build/go-cache"', "USER 1000:1000",
+                       'CMD ["python3", "-I", "/opt/sorna/runner.py"]'):
+            self.assertIn(change, made)
 
     def test_python3_runs_the_runners_own_driver(self):
-        text = dockerfile(language_spec.get("python3"), "base")
-        self.assertIn('SORNA_DRIVER="python"', text)
-        self.assertIn('io.sorna.aliases="python,py3,py"', text)
-        self.assertIn('MPLBACKEND="Agg"', text)
-        self.assertNotIn("SORNA_COMMAND", text)
+        python3 = language_spec.get("python3")
+        made = config.changes(python3, {"io.sorna.version": "3.11.2"})
+        self.assertIn('ENV SORNA_DRIVER="python"', made)
+        self.assertIn('LABEL io.sorna.aliases="python,py3,py"', made)
+        self.assertIn('LABEL io.sorna.version="3.11.2"', made)
+        self.assertIn('ENV MPLBACKEND="Agg"', made)
+        self.assertNotIn("SORNA_COMMAND", " ".join(made))
+        placed = dict(config.files(python3, language_spec.repl_dir()))
+        self.assertIn("/opt/sorna/runner.py", placed)
+        self.assertIn("/opt/sorna/repl_wire.py", placed)
+        self.assertFalse([p for p in placed if p.endswith(".pyc")])
 
 
 class OnePlaceTests(SynchronousTestCase):

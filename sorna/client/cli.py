@@ -93,6 +93,8 @@ def _parser():
     build.add_argument("--mirror", help="Debian mirror URL (default: from apt's sources)")
     build.add_argument("--rebuild-base", action="store_true",
                        help="rebuild the base image even if it exists")
+    build.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                       help="languages built at once (default: the cores plus one)")
     build.set_defaults(run=_images_build)
 
     keys = commands.add_parser("keys", help="the cluster's CurveZMQ keys")
@@ -366,7 +368,7 @@ def _images_build(args, stdout, stderr):
 
     try:
         build_images(args.langs or None, mirror=args.mirror, rebuild_base=args.rebuild_base,
-                     out=stdout)
+                     out=stdout, jobs=args.jobs)
     except ImageBuildError as e:
         stderr.write(f"sorna images build: {e}\n")
         return EXIT_ERROR

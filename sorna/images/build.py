@@ -3,18 +3,22 @@ package layers of each language on it (layers.py), then the language's image.
 
 No image registry may be reachable, so nothing is pulled. `sorna/kernel-base` is the
 root file system plus the runner (`repl/runner/`); `sorna/kernel-<lang>` is the root
-file system, the language's layers, its driver and the runner, from a Dockerfile made
-from `repl/<lang>/language.toml` (dockerfile.py), built without network access. The
-runner comes last, so that changing it rebuilds thin layers only.
+file system, the language's package layers, then its driver, the runner and its
+settings (made from `repl/<lang>/language.toml`, config.py) committed as one thin layer,
+so that changing the runner remakes thin layers only. Languages are built several at a
+time.
 """
 
+import concurrent.futures
+import os
 import sys
+import time
 from pathlib import Path
 
 from sorna import language_spec
-from sorna.images.dockerfile import dockerfile
-from sorna.images.engine import (build_docker_image, docker_client, image_id, image_labels,
-                                 language_version)
+from sorna.images import config
+from sorna.images.engine import (build_docker_image, commit_image, docker_client,
+                                 files_tar, image_id, image_labels, language_version)
 from sorna.images.host import ImageBuildError, Progress
 from sorna.images.layers import Layers
 from sorna.images.rootfs import (ROOTFS_IMAGE, base_rebuild_reason, base_recipe_hash,
@@ -35,13 +39,13 @@ def available_langs(repl_dir=None):
 
 
 def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
-                 repl_dir=None, client=None):
+                 repl_dir=None, client=None, jobs=None):
     """Build the root file system if needed, the base, then every requested language
-    image (all of them by default). Returns the tags built.
+    image (all of them by default), `jobs` languages at a time. Returns the tags built.
 
     The root file system and the package layers are built only when their recipe
-    changed (or they are missing); the images themselves are always rebuilt, which the
-    engine's layer cache makes a matter of seconds, so that edits to `repl/` count.
+    changed (or they are missing); the images themselves are always remade, which takes
+    a second or two, so that edits to `repl/` count.
     """
     repl_dir = Path(repl_dir or default_repl_dir())
     known = available_langs(repl_dir)
@@ -72,17 +76,44 @@ def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
     built.append(build_docker_image(client, BASE_IMAGE, repl_dir / "base", repl_dir,
                                     [], progress))
     layers = Layers(client, mirror, progress, repl_dir)
-    for name in langs:
-        lang = specs[name]
-        below = layers.image(lang)
-        labels = {VERSION_LABEL: language_version(client, below, lang, progress)}
-        built.append(build_docker_image(client, f"sorna/kernel-{name}:latest",
-                                        lang.folder, repl_dir, [], progress,
-                                        dockerfile=dockerfile(lang, below),
-                                        labels=labels))
+    jobs = max(1, jobs or default_jobs())
+    progress(f"building {len(langs)} language image(s), {jobs} at a time")
+    failed = {}
+    with concurrent.futures.ThreadPoolExecutor(jobs, "sorna-image") as pool:
+        running = {pool.submit(_language_image, client, layers, specs[name], repl_dir,
+                               progress.prefixed(name)): name for name in langs}
+        for future in concurrent.futures.as_completed(running):
+            try:
+                built.append(future.result())
+            except ImageBuildError as e:
+                failed[running[future]] = str(e)
+                progress(f"{running[future]} failed: {e}")
+    if failed:
+        raise ImageBuildError("\n".join(f"{name}: {why}" for name, why in sorted(
+            failed.items())) + f"\n{len(failed)} of {len(langs)} language image(s) "
+            f"failed; the others are built")
     _remove_replaced(client, previous, progress)
     progress(f"done: {', '.join(built) or 'nothing to build'}")
     return built
+
+
+def default_jobs():
+    """Languages built at once: their apt downloads wait on the network, so one more
+    than the cores."""
+    return (os.cpu_count() or 1) + 1
+
+
+def _language_image(client, layers, lang, repl_dir, progress):
+    """`sorna/kernel-<lang>`: its package layers, then the runner and the driver and
+    the image's settings, committed as one layer."""
+    below = layers.image(lang, progress)
+    version = language_version(client, below, lang, progress)
+    tag = f"sorna/kernel-{lang.name}:latest"
+    t0 = time.monotonic()
+    commit_image(client, below, tag, config.changes(lang, {VERSION_LABEL: version}),
+                 tar=files_tar(config.files(lang, repl_dir)))
+    progress(f"made {tag} in {time.monotonic() - t0:.1f}s")
+    return tag
 
 
 def _remove_replaced(client, previous, progress):

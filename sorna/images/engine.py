@@ -2,9 +2,11 @@
 `docker build` of a context made of a repl/ folder, the runner and layer tars, unpacking
 an image, and asking an image for its language's version."""
 
+import io
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -136,3 +138,54 @@ def language_version(client, image, lang, progress):
         raise ImageBuildError(f"{where} printed no version in {image}")
     progress(f"{lang.name} version: {version}")
     return version
+
+
+def files_tar(placed):
+    """A tar (bytes) of `placed`, [(absolute path in the image, file here)]: owned by
+    root, read-only for everyone else (folders 0755, files 0644)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folders = set()
+        for target, source in placed:
+            parts = target.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                folder = "/".join(parts[:depth])
+                if folder not in folders:
+                    folders.add(folder)
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            data = Path(source).read_bytes()
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def commit_image(client, base, tag, changes=(), tar=None):
+    """`tag`: `base` with `tar` (bytes, or the path of a tar file) unpacked at / and the
+    Dockerfile instructions `changes` applied, as one layer: no build context to send,
+    no intermediate container per instruction."""
+    import docker
+
+    repository, name = tag.rsplit(":", 1)
+    container = None
+    try:
+        container = client.api.create_container(base, command=["true"],
+                                                network_disabled=True)["Id"]
+        if isinstance(tar, (str, os.PathLike)):
+            with open(tar, "rb") as stream:
+                client.api.put_archive(container, "/", stream)
+        elif tar is not None:
+            client.api.put_archive(container, "/", tar)
+        client.api.commit(container, repository=repository, tag=name,
+                          changes=list(changes), pause=False)
+    except docker.errors.DockerException as e:
+        raise ImageBuildError(f"making {tag} from {base} failed: {e}") from e
+    finally:
+        if container is not None:
+            try:
+                client.api.remove_container(container, force=True)
+            except docker.errors.DockerException:
+                pass
+    return tag

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -57,13 +58,16 @@ def chroot(root, args, env, progress, what):
     run_streamed(["chroot", root] + args, env, on_line, what)
 
 
-def apt_install(root, packages, env, progress, where):
-    """apt-get update, install `packages` (no recommends) and clean, in the chroot."""
+def apt_install(root, packages, env, progress, where, downloaded=None):
+    """apt-get update, install `packages` (no recommends) and clean, in the chroot;
+    `downloaded()` is called before the downloaded packages are cleaned away."""
     env = dict(env, DEBIAN_FRONTEND="noninteractive", LC_ALL="C", PATH=CHROOT_PATH)
     apt = ["apt-get", "-q", "-o", "Dpkg::Use-Pty=0"]
     chroot(root, apt + ["update"], env, progress, f"apt-get update in {where}")
     chroot(root, apt + ["install", "-y", "--no-install-recommends"] + list(packages),
            env, progress, f"apt-get install in {where}")
+    if downloaded is not None:
+        downloaded()
     chroot(root, apt + ["clean"], env, progress, f"apt-get clean in {where}")
 
 
@@ -104,11 +108,18 @@ def remove_root(root, progress):
 
 
 class Progress:
-    """Prints timestamped steps so that a long build never looks stuck."""
+    """Prints timestamped steps so that a long build never looks stuck; `prefixed`
+    gives the steps of one language of several built at once."""
 
-    def __init__(self, out):
-        self.out, self.t0 = out, time.monotonic()
+    def __init__(self, out, prefix="", lock=None, t0=None):
+        self.out, self.prefix = out, prefix
+        self.lock = lock or threading.Lock()
+        self.t0 = time.monotonic() if t0 is None else t0
 
     def __call__(self, msg):
-        self.out.write(f"[{time.monotonic() - self.t0:6.1f}s] {msg}\n")
-        self.out.flush()
+        with self.lock:
+            self.out.write(f"[{time.monotonic() - self.t0:6.1f}s] {self.prefix}{msg}\n")
+            self.out.flush()
+
+    def prefixed(self, name):
+        return Progress(self.out, f"{self.prefix}{name}: ", self.lock, self.t0)

@@ -4,6 +4,7 @@ installed with the machine's apt configuration into an overlay over the root fil
 system and the layers below, then its upper folder tarred. Each is built once per
 recipe and kept in the cache, with an image of it on the layers below it."""
 
+import collections
 import hashlib
 import json
 import os
@@ -11,10 +12,11 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from sorna.images.engine import build_docker_image, export_image, image_id
+from sorna.images.engine import commit_image, export_image, image_id
 from sorna.images.host import (CACHE_DIR, CLEAN_PATHS, ImageBuildError, apt_install, clean,
                                mount, remove_root)
 from sorna.images.mirror import MirrorNotFound, apt_proxy_env, find_debian_mirror
@@ -27,7 +29,8 @@ LAYERS_REPO = "sorna/kernel-layers"
 
 class Layers:
     """Package layers, each built once per recipe into the cache: the overlay's upper
-    folder (kept: it is a lower one for the layers above it) and its tar."""
+    folder (kept: it is a lower one for the layers above it) and its tar. Safe to use
+    from several threads: a layer two languages share is built by one of them."""
 
     def __init__(self, client, mirror, progress, repl_dir):
         self.client = client
@@ -35,6 +38,12 @@ class Layers:
         self.progress = progress
         self.repl_dir = Path(repl_dir)
         self._rootfs = None
+        self._guard = threading.Lock()
+        self._locks = collections.defaultdict(threading.Lock)  # a layer's, by its tar
+
+    def _lock(self, key):
+        with self._guard:
+            return self._locks[key]
 
     def packages(self, lang, name):
         """The Debian packages of layer `name` of `lang`: its own, or a shared one's."""
@@ -42,21 +51,24 @@ class Layers:
             return list(lang.packages)
         return read_packages(self.repl_dir / "layers" / name / "packages")
 
-    def image(self, lang):
+    def image(self, lang, progress=None):
         """An image of the root file system with the layers of `lang` on it (one
         tagged image per layer, each on the one below, built once per recipe)."""
+        progress = progress or self.progress
         below = ROOTFS_IMAGE
-        for name, tar in self.tars(lang):
+        for name, tar in self.tars(lang, progress):
             tag = f"{LAYERS_REPO}:{name}-{os.path.basename(tar)[len(name) + 1:-4]}"
-            if image_id(self.client, tag) is None:
-                build_docker_image(self.client, tag, None, self.repl_dir,
-                                   [(name, tar)], self.progress,
-                                   dockerfile=f"FROM {below}\nADD layers/{name}.tar /\n")
+            with self._lock(tag):
+                if image_id(self.client, tag) is None:
+                    t0 = time.monotonic()
+                    commit_image(self.client, below, tag, tar=tar)
+                    progress(f"made {tag} in {time.monotonic() - t0:.1f}s")
             below = tag
         return below
 
-    def tars(self, lang):
+    def tars(self, lang, progress=None):
         """[(name, tar path)] of the layers of `lang`, building what is missing."""
+        progress = progress or self.progress
         done, lowers, parent = [], [], base_recipe_hash()
         for name in lang.stack:
             packages = self.packages(lang, name)
@@ -66,11 +78,12 @@ class Layers:
             parent = hashlib.sha256(recipe.encode()).hexdigest()[:16]
             upper = os.path.join(CACHE_DIR, "layers", f"{name}-{parent}")
             tar = upper + ".tar"
-            if not os.path.exists(tar):
-                self.progress(f"building the {name} layer ({' '.join(packages)})")
-                self._build(name, packages, lowers, upper, tar)
-            else:
-                self.progress(f"the {name} layer is current ({parent})")
+            with self._lock(tar):
+                if not os.path.exists(tar):
+                    progress(f"building the {name} layer ({' '.join(packages)})")
+                    self._build(name, packages, lowers, upper, tar, progress)
+                else:
+                    progress(f"the {name} layer is current ({parent})")
             done.append((name, tar))
             lowers.insert(0, upper)
         return done
@@ -78,15 +91,16 @@ class Layers:
     def rootfs(self):
         """The root file system's folder in the cache (exported from the image when the
         cache lost it)."""
-        if self._rootfs is None:
-            path = os.path.join(CACHE_DIR, f"rootfs-{base_recipe_hash()}")
-            if not os.path.isdir(path):
-                self.progress(f"unpacking {ROOTFS_IMAGE} into {path} for the layers")
-                export_image(self.client, ROOTFS_IMAGE, path)
-            self._rootfs = path
-        return self._rootfs
+        with self._guard:
+            if self._rootfs is None:
+                path = os.path.join(CACHE_DIR, f"rootfs-{base_recipe_hash()}")
+                if not os.path.isdir(path):
+                    self.progress(f"unpacking {ROOTFS_IMAGE} into {path} for the layers")
+                    export_image(self.client, ROOTFS_IMAGE, path)
+                self._rootfs = path
+            return self._rootfs
 
-    def _build(self, name, packages, lowers, upper, tar):
+    def _build(self, name, packages, lowers, upper, tar, progress):
         t0 = time.monotonic()
         work = tempfile.mkdtemp(prefix=f"{name}-", dir=CACHE_DIR)
         merged, scratch, fresh = (os.path.join(work, d) for d in ("merged", "work", "upper"))
@@ -103,12 +117,17 @@ class Layers:
                 # Some maintainer scripts (Java's) link their man pages and fail
                 # without the folder the root file system was cleaned of.
                 os.makedirs(os.path.join(merged, "usr/share/man/man1"), exist_ok=True)
+                archives = os.path.join(merged, "var/cache/apt/archives")
+                os.makedirs(archives, exist_ok=True)
+                debs = _reused_debs(work)
                 mount(["-t", "proc", "proc", os.path.join(merged, "proc")])
                 mount(["--bind", "/etc/resolv.conf", resolv])
+                mount(["--bind", debs, archives])
                 try:
-                    _install(merged, packages, self.mirror, self.progress)
+                    _install(merged, packages, self.mirror, progress,
+                             lambda: _keep_debs(debs))
                 finally:
-                    for point in (resolv, os.path.join(merged, "proc")):
+                    for point in (archives, resolv, os.path.join(merged, "proc")):
                         subprocess.run(["umount", "-l", point])
                 os.unlink(resolv)
                 clean(merged)
@@ -122,12 +141,36 @@ class Layers:
         finally:
             remove_root(work, lambda message: None)
         size = os.path.getsize(tar) / 1e6
-        self.progress(f"built the {name} layer in {time.monotonic() - t0:.1f}s ({size:.0f} "
+        progress(f"built the {name} layer in {time.monotonic() - t0:.1f}s ({size:.0f} "
                       f"MB" + (f"; {skipped} deletions of lower files left out)" if skipped
                                else ")"))
 
 
-def _install(root, packages, mirror, progress):
+def _reused_debs(work):
+    """A folder for apt's downloads, holding every package an earlier build downloaded
+    (hard links to the pool in the cache): apt fetches only what is new."""
+    pool = os.path.join(CACHE_DIR, "debs")
+    os.makedirs(pool, exist_ok=True)
+    folder = os.path.join(work, "archives")
+    os.makedirs(os.path.join(folder, "partial"))
+    for name in os.listdir(pool):
+        if name.endswith(".deb"):
+            os.link(os.path.join(pool, name), os.path.join(folder, name))
+    return folder
+
+
+def _keep_debs(folder):
+    """Add what apt downloaded into `folder` to the pool."""
+    pool = os.path.join(CACHE_DIR, "debs")
+    for name in os.listdir(folder):
+        if name.endswith(".deb") and not os.path.exists(os.path.join(pool, name)):
+            try:
+                os.link(os.path.join(folder, name), os.path.join(pool, name))
+            except FileExistsError:  # another layer's build kept it meanwhile
+                pass
+
+
+def _install(root, packages, mirror, progress, downloaded=None):
     """apt-get install `packages` in the chroot, from the machine's own mirror."""
     try:
         mirror = mirror or find_debian_mirror(RELEASE)
@@ -135,7 +178,8 @@ def _install(root, packages, mirror, progress):
         raise ImageBuildError(str(e)) from e
     with open(os.path.join(root, "etc/apt/sources.list"), "w") as f:
         f.write(f"deb {mirror} {RELEASE} main\n")
-    apt_install(root, packages, dict(os.environ, **apt_proxy_env()), progress, "the layer")
+    apt_install(root, packages, dict(os.environ, **apt_proxy_env()), progress, "the layer",
+                downloaded)
 
 
 def _tar_layer(upper, tar):

@@ -47,7 +47,12 @@ def _install():
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv],
                    check=True)
     python = str(venv / "bin" / "python")
-    done = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(ROOT)],
+    # From a copy: a build leaves build/ behind, which must not outlive the checkout's
+    # files (a module deleted since would be packaged again).
+    source = Path(folder, "source")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "_trial_temp*", "__pycache__", "bench-results.json"))
+    done = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(source)],
                           capture_output=True, text=True, timeout=600)
     if done.returncode:
         raise RuntimeError(f"pip install . failed:\n{done.stdout}{done.stderr}")
