@@ -27,6 +27,8 @@ COLOUR = re.compile(r"^#[0-9A-Fa-f]{3}([0-9A-Fa-f]{3})?$")
 # The conformance suite's cases every language has (tests/integration/test_languages.py).
 SAMPLES = ("hello", "streams", "slow", "error", "error_name", "syntax", "utf8", "output",
            "ask", "count", "loop", "exit", "file", "seccomp")
+# ...and those of one kind: state kept from run to run, or a fresh program each run.
+KIND_SAMPLES = {"interpreted": ("set", "get"), "compiled": ("counter",)}
 # jupyter_kernel_test's samples every language has; the others are per feature.
 JUPYTER_SAMPLES = ("code_hello_world", "code_stderr", "code_generate_error")
 
@@ -46,6 +48,7 @@ class Run:
     sources: tuple = ()  # the files a compiled program is built from (globs)
     build: str = ""
     run: str = ""
+    main_last: bool = False  # {sources}: the program's file after the others
     env: dict = field(default_factory=dict)
 
 
@@ -231,6 +234,7 @@ def _run(table, folder, kind):
               command=table.text("command", ""), program=table.text("program", ""),
               source=table.text("source", ""), sources=table.words("sources"),
               build=table.text("build", ""), run=table.text("run", ""),
+              main_last=table.get("main_last", bool, False, what="true or false"),
               env={key: env.get(key, str) for key in list(env.data)})
     env.done()
     table.done()
@@ -279,8 +283,11 @@ def _logo(table, name):
 
 
 def _samples(table, kind):
-    for key in SAMPLES:
+    for key in SAMPLES + KIND_SAMPLES[kind]:
         table.text(key)
+    # The exception an empty program ends with: none for an interpreter (it runs and
+    # does nothing); a compiled language's compiler finds no main program.
+    empty_error = table.get("empty_error", str, "CompileError" if kind == "compiled" else "")
     program = table.table("program")
     program.text("code")
     program.get("files", list, [], check=lambda v: all(
@@ -292,7 +299,7 @@ def _samples(table, kind):
         jupyter.text(key)
     jupyter.read.update(jupyter.data)  # the suite's own optional samples
     table.read.update(table.data)  # cases some languages have (set, get, value, ...)
-    return table.data
+    return dict(table.data, empty_error=empty_error)
 
 
 TABLE_START = "<!-- languages: made by `python3 -m sorna.language_spec`; do not edit -->"

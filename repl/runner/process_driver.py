@@ -406,7 +406,9 @@ class ProgramDriver(_Child):
     argv lists in which `{dir}` stands for the build's folder, `{source}` for the
     program's file, `{main}` for its main class (below), and an item `{sources}` for
     the program's file and every other source file of its folder that matches
-    `sources` (glob patterns), so that a program of several files compiles whole.
+    `sources` (glob patterns), so that a program of several files compiles whole (the
+    program's file first, or last with `main_last`: Fortran compiles the modules a
+    program uses before it).
     A build happens in a folder of its own under the exec-allowed `build_root`, removed
     after the run.
 
@@ -415,8 +417,10 @@ class ProgramDriver(_Child):
     and the program's standard input is at its end."""
 
     def __init__(self, language, run, terminate, build=None, build_root="/build",
-                 sources=(), source="main", work_dir=None, standalone=False):
+                 sources=(), source="main", work_dir=None, standalone=False,
+                 main_last=False):
         super().__init__(language, terminate)
+        self.main_last = main_last
         self.standalone = standalone
         self.run_argv = run
         self.build = build
@@ -448,11 +452,12 @@ class ProgramDriver(_Child):
         it never waits for input); the exceptions of the run, as `run` of every driver
         gives them."""
         folder = os.path.dirname(path)
-        sources = [path] + sorted(
+        others = sorted(
             os.path.join(folder, n) for n in os.listdir(folder)
             if n != os.path.basename(path) and not n.startswith(".")
             and any(fnmatch.fnmatchcase(n, p) for p in self.sources)
             and os.path.isfile(os.path.join(folder, n)))
+        sources = others + [path] if self.main_last else [path] + others
         main = main_class(_read(path)) if "{main}" in self.source else ""
         return self._build_and_run(self._new_folder(), path, sources, main, list(args),
                                    stdin)

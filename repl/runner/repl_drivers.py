@@ -32,7 +32,8 @@ def make_driver(capture=True):
             env["SORNA_LANG"], shlex.split(env["SORNA_RUN"]), Terminate,
             build=shlex.split(env["SORNA_BUILD"]),
             build_root=env["SORNA_BUILD_DIR"] or "/build",
-            sources=shlex.split(env["SORNA_SOURCES"] or ""), source=env["SORNA_SOURCE"])
+            sources=shlex.split(env["SORNA_SOURCES"] or ""), source=env["SORNA_SOURCE"],
+            main_last=os.environ.get("SORNA_MAIN_LAST") == "1")
     raise SystemExit(f"sorna-runner: unknown SORNA_DRIVER {kind!r}")
 
 

@@ -42,6 +42,8 @@ def environment(lang):
                        ("SORNA_SOURCES", " ".join(run.sources))):
         if value:
             pairs.append((key, value))
+    if run.main_last:
+        pairs.append(("SORNA_MAIN_LAST", "1"))
     if lang.compiled:
         pairs.append(("SORNA_BUILD_DIR", BUILD_DIR))
     return pairs + sorted(run.env.items())

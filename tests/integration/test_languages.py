@@ -7,8 +7,9 @@ Cases that do not apply, and why:
 - `test_value` (a last expression's value is shown): languages whose REPL shows it
   (python3, nodejs, ruby, r, lua); php, perl, bash and compiled languages print only
   what the code prints;
-- `test_empty`: empty code runs and does nothing in interpreted languages; in compiled
-  ones it is no program at all (no `main`), a compile error that never started;
+- `test_empty_program`: empty code runs and does nothing in interpreted languages; in
+  compiled ones it is no program at all (no `main`): a compile error that never started,
+  or what the folder's `empty_error` names (java: the class to run is missing);
 - `test_interrupt`: the state is kept after an interrupt in interpreted languages;
   a compiled program is stopped (it has no state to keep);
 - `test_plot`: r only (python3's matplotlib is covered by the python3 tests);
@@ -28,7 +29,8 @@ from sorna.testing.processes import AgentProcess, ManagerProcess, wait_for_agent
 from tests.integration import ClusterTestCase
 from sorna.proto.errors import SornaError
 from tests.integration.languages import (
-    AS_PROGRAM, COMPILED, HOSTILE, INTERPRETED, PROGRAM_ARGS, PROGRAM_STDOUT, PROGRAMS,
+    AS_PROGRAM, COMPILED, HOSTILE, INTERPRETED, LANGUAGES, PROGRAM_ARGS, PROGRAM_STDOUT,
+    PROGRAMS,
 )
 
 CAP = 1 << 20  # the agent's --max-output
@@ -234,16 +236,15 @@ class LanguageCase:
         self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
 
     def test_empty_program(self):
-        reply = self.front.run_code(self.kernel_id, "")
-        result = reply["result"]
-        if self.lang in COMPILED:
-            # No program: the compiler says so (java's compiles nothing and then has
-            # no Main class to run).
-            [(name, _, before, _)] = result["exceptions"]
-            expected = ("ExitStatus", False) if self.lang == "java" else ("CompileError", True)
-            self.assertEqual((name, before), expected)
-        else:
+        """Empty code: an interpreter runs it and does nothing; a compiled language has
+        no main program (its folder's `empty_error` says what that gives)."""
+        result = self.front.run_code(self.kernel_id, "")["result"]
+        expected = LANGUAGES[self.lang].samples["empty_error"]
+        if not expected:
             self.assertEqual((result["exceptions"], result["stdout"]), ([], ""))
+        else:
+            [(name, _, before, _)] = result["exceptions"]
+            self.assertEqual((name, before), (expected, expected == "CompileError"))
 
     def test_files_written_in_the_work_folder(self):
         self.assertEqual(self.ok("file")["files"], ["out.txt"])
