@@ -49,6 +49,7 @@ class Run:
     build: str = ""
     run: str = ""
     main_last: bool = False  # {sources}: the program's file after the others
+    shape: str = ""  # the cell shape (code_shape.py) it shares with another language
     env: dict = field(default_factory=dict)
 
 
@@ -235,6 +236,7 @@ def _run(table, folder, kind):
               source=table.text("source", ""), sources=table.words("sources"),
               build=table.text("build", ""), run=table.text("run", ""),
               main_last=table.get("main_last", bool, False, what="true or false"),
+              shape=table.text("shape", ""),
               env={key: env.get(key, str) for key in list(env.data)})
     env.done()
     table.done()
@@ -246,9 +248,10 @@ def _run(table, folder, kind):
     for key in needs:
         if not getattr(run, key):
             raise LanguageError(f"{where}: the {driver} driver needs `{key}`")
-    if run.script and not (folder / run.script).is_file():
+    if run.script and not ((folder / run.script).is_file() and (folder / run.script)
+                           .resolve().is_relative_to(folder.parent.resolve())):
         raise LanguageError(f"{where}: `script` names {run.script}, which is not in "
-                            f"{folder}")
+                            f"{folder} (or another language's folder beside it)")
     if driver == "interpreter" and "{driver}" not in run.command:
         raise LanguageError(f"{where}: `command` must run the script, named {{driver}}")
     if run.program and "{source}" not in run.program:
@@ -302,7 +305,8 @@ def _samples(table, kind):
     return dict(table.data, empty_error=empty_error)
 
 
-TABLE_START = "<!-- languages: made by `python3 -m sorna.language_spec`; do not edit -->"
+TABLE_START = ("<!-- languages: made by `python3 -m sorna.language_spec --readme README.md`;"
+               " do not edit -->")
 TABLE_END = "<!-- end of languages -->"
 
 
@@ -319,5 +323,18 @@ def markdown_table(root=None):
     return "\n".join(rows + [TABLE_END]) + "\n"
 
 
+def update_readme(path):
+    """Put the table the folders make into the README at `path`."""
+    text = Path(path).read_text()
+    start = text.index(TABLE_START)
+    end = text.index(TABLE_END) + len(TABLE_END) + 1
+    Path(path).write_text(text[:start] + markdown_table() + text[end:])
+
+
 if __name__ == "__main__":
-    print(markdown_table(), end="")
+    import sys
+
+    if sys.argv[1:2] == ["--readme"]:  # python3 -m sorna.language_spec --readme README.md
+        update_readme(sys.argv[2])
+    else:
+        print(markdown_table(), end="")

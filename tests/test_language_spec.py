@@ -141,8 +141,7 @@ class OnePlaceTests(SynchronousTestCase):
         start = readme.index(language_spec.TABLE_START)
         end = readme.index(language_spec.TABLE_END) + len(language_spec.TABLE_END) + 1
         self.assertEqual(readme[start:end], language_spec.markdown_table(),
-                         "run `python3 -m sorna.language_spec` and put its table in "
-                         "README.md")
+                         "run `python3 -m sorna.language_spec --readme README.md`")
 
     def test_no_language_is_listed_in_the_code(self):
         names = {}

@@ -1,15 +1,62 @@
 // Sorna's Node.js driver: one vm context for the whole session, driven by the runner
 // over fds 3 (runs in) and 4 (their ends out); see "Runner <-> driver" in PROTOCOL.md.
+// With SORNA_TRANSPILE (typescript, coffeescript) it drives those languages too: each
+// run is compiled to JavaScript first. `run.js --program FILE ARGS...` runs a program
+// file of such a language, with the modules it requires compiled as they load.
 "use strict";
 const fs = require("fs");
+const Module = require("module");
+const path = require("path");
 const util = require("util");
 const vm = require("vm");
 
 const IN = 3, OUT = 4;
+const TRANSPILERS = {
+  typescript: { extensions: [".ts"], compile(code, filename) {
+    const ts = require("typescript");
+    const out = ts.transpileModule(code, { fileName: filename, reportDiagnostics: true,
+      compilerOptions: { target: ts.ScriptTarget.ES2020, module: ts.ModuleKind.CommonJS,
+                         esModuleInterop: true } });
+    if (out.diagnostics.length) {
+      const error = new SyntaxError(out.diagnostics.map((d) =>
+        ts.flattenDiagnosticMessageText(d.messageText, "\n")).join("\n"));
+      error.stack = `SyntaxError: ${error.message}`;
+      throw error;
+    }
+    return out.outputText;
+  } },
+  coffeescript: { extensions: [".coffee", ".litcoffee"], compile(code, filename) {
+    try {
+      return require("coffeescript").compile(code, { bare: true, filename });
+    } catch (e) {
+      const error = new SyntaxError(e.message);
+      error.stack = `SyntaxError: ${e.toString()}`;
+      throw error;
+    }
+  } },
+};
+const transpiler = TRANSPILERS[process.env.SORNA_TRANSPILE];
+const toJavaScript = transpiler ? transpiler.compile : (code) => code;
+
+if (process.argv[2] === "--program") {
+  const file = path.resolve(process.argv[3]);
+  for (const extension of transpiler ? transpiler.extensions : []) {
+    require.extensions[extension] = (module, filename) =>
+      module._compile(toJavaScript(fs.readFileSync(filename, "utf8"), filename), filename);
+  }
+  process.argv.splice(1, 3, file);
+  Module._load(file, null, true);
+  return;
+}
+
 const sandbox = { require, console, process, Buffer, URL, TextEncoder, TextDecoder,
                   setTimeout, clearTimeout, setInterval, clearInterval, setImmediate,
                   clearImmediate, queueMicrotask };
 sandbox.global = sandbox;
+if (transpiler) {  // a cell that imports becomes a CommonJS module's body
+  sandbox.module = { exports: {} };
+  sandbox.exports = sandbox.module.exports;
+}
 const context = vm.createContext(sandbox);
 process.on("SIGINT", () => {});  // between runs an interrupt means nothing
 // Writes to the output pipes are complete when they return: a run's end must not come
@@ -137,7 +184,7 @@ async function main() {
     }
     let script;
     try {
-      script = new vm.Script(code, { filename: "<input>" });
+      script = new vm.Script(toJavaScript(code, "input"), { filename: "<input>" });
     } catch (error) {
       report(error, true);
       emit("done");

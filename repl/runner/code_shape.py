@@ -31,6 +31,9 @@ LANGUAGES = {
     "bash": {"quotes": "'\"", "line": ("#",), "indent": "  ",
              "opens": ("if", "case", "do"), "closes": ("fi", "esac", "done"),
              "continues": ("\\", "|", "&&", "||")},
+    # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
+    "coffeescript": {"quotes": "'\"`", "line": ("#",), "block": ("###", "###"),
+                     "indent": "  ", "continues": ("->", "=>", ",")},
 }
 PAIRS = {")": "(", "]": "[", "}": "{"}
 # The characters of a token a completion replaces, per language.
@@ -42,6 +45,7 @@ TOKENS = {
     "lua": re.compile(r"[\w.:]*$"),
     "r": re.compile(r"[\w.$@:]*$"),
     "bash": re.compile(r"[\w./~$+-]*$"),
+    "coffeescript": re.compile(r"[\w$.@]*$"),
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.
@@ -169,6 +173,6 @@ def _string_end(code, start, quote):
 def _operator(code, i):
     for size in (3, 2):
         token = code[i:i + size]
-        if token in ("<<-", "<-", "&&", "||", "|>"):
+        if token in ("<<-", "<-", "&&", "||", "|>", "->", "=>"):
             return token
     return code[i]

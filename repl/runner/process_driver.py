@@ -243,9 +243,10 @@ def describe_status(status):
 
 
 class InterpreterDriver(_Child):
-    def __init__(self, language, command, terminate, work_dir=None):
+    def __init__(self, language, command, terminate, work_dir=None, shape=None):
         super().__init__(language, terminate)
         self.command = command
+        self.shape = shape or language  # the code_shape rules its cells follow
         self.work_dir = work_dir or os.getcwd()
         self._to = self._from = None
         self._buffer = b""
@@ -272,13 +273,13 @@ class InterpreterDriver(_Child):
 
     def is_complete(self, code):
         """Whether Enter would run `code` in a console (code_shape: scanned, not run)."""
-        return code_shape.is_complete(self.language, code)
+        return code_shape.is_complete(self.shape, code)
 
     def complete(self, code, cursor):
         """The names that complete the token before `cursor`, as the language's driver
         finds them in the session (`complete` of the pipe protocol). Asked between runs
         only: during a run the interpreter is busy, and the answer is no matches."""
-        token = code_shape.completion_token(self.language, code[:cursor])
+        token = code_shape.completion_token(self.shape, code[:cursor])
         answer = self._ask("complete", token)
         if answer is None:
             return [], cursor, cursor
@@ -287,7 +288,7 @@ class InterpreterDriver(_Child):
     def inspect(self, code, cursor):
         """(found, text): what the driver tells of the name at `cursor` (`inspect` of the
         pipe protocol: its type, value or signature, as the language can say)."""
-        token = code_shape.completion_token(self.language, code[:cursor]) + \
+        token = code_shape.completion_token(self.shape, code[:cursor]) + \
             code_shape.NAME_REST.match(code, cursor).group()
         answer = self._ask("inspect", token) if token else None
         return bool(answer), answer or ""

@@ -26,7 +26,8 @@ def make_driver(capture=True):
             "SORNA_BUILD_DIR", "SORNA_SOURCES")}
     if kind == "interpreter":
         return process_driver.InterpreterDriver(
-            env["SORNA_LANG"], shlex.split(env["SORNA_COMMAND"]), Terminate)
+            env["SORNA_LANG"], shlex.split(env["SORNA_COMMAND"]), Terminate,
+            shape=os.environ.get("SORNA_SHAPE"))
     if kind == "compiled":
         return process_driver.CompiledDriver(
             env["SORNA_LANG"], shlex.split(env["SORNA_RUN"]), Terminate,

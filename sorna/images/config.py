@@ -25,7 +25,9 @@ def labels(lang):
 
 
 def script_path(lang):
-    return f"{RUNNER_DIR}/{lang.name}/{lang.run.script}"
+    """Where the driver goes in the image (a driver another language's folder holds
+    too, such as Node's for TypeScript, under this language's name)."""
+    return f"{RUNNER_DIR}/{lang.name}/{Path(lang.run.script).name}"
 
 
 def environment(lang):
@@ -37,13 +39,16 @@ def environment(lang):
         pairs += [("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONUNBUFFERED", "1")]
     if run.command:
         pairs.append(("SORNA_COMMAND", run.command.replace("{driver}", script_path(lang))))
-    for key, value in (("SORNA_PROGRAM", run.program), ("SORNA_SOURCE", run.source),
+    program = run.program.replace("{driver}", script_path(lang)) if run.script else ""
+    for key, value in (("SORNA_PROGRAM", program or run.program), ("SORNA_SOURCE", run.source),
                        ("SORNA_BUILD", run.build), ("SORNA_RUN", run.run),
                        ("SORNA_SOURCES", " ".join(run.sources))):
         if value:
             pairs.append((key, value))
     if run.main_last:
         pairs.append(("SORNA_MAIN_LAST", "1"))
+    if run.shape:
+        pairs.append(("SORNA_SHAPE", run.shape))
     if lang.compiled:
         pairs.append(("SORNA_BUILD_DIR", BUILD_DIR))
     return pairs + sorted(run.env.items())
