@@ -31,6 +31,8 @@ LANGUAGES = {
     "bash": {"quotes": "'\"", "line": ("#",), "indent": "  ",
              "opens": ("if", "case", "do"), "closes": ("fi", "esac", "done"),
              "continues": ("\\", "|", "&&", "||")},
+    # Scheme, Racket, Common Lisp, Clojure: forms are brackets.
+    "lisp": {"quotes": '"', "line": (";",), "block": ("#|", "|#"), "indent": "  "},
     # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
     "coffeescript": {"quotes": "'\"`", "line": ("#",), "block": ("###", "###"),
                      "indent": "  ", "continues": ("->", "=>", ",")},
@@ -46,6 +48,7 @@ TOKENS = {
     "r": re.compile(r"[\w.$@:]*$"),
     "bash": re.compile(r"[\w./~$+-]*$"),
     "coffeescript": re.compile(r"[\w$.@]*$"),
+    "lisp": re.compile(r"[^\s()\[\]{}\"';`,]*$"),
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.
