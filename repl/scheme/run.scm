@@ -2,8 +2,7 @@
 ;; definitions stay for the next; driven by the runner over fds 3 (runs in) and 4
 ;; (their ends out); see "Runner <-> driver" in docs/PROTOCOL.md. As in Guile's REPL,
 ;; a run's last value is shown.
-(use-modules (ice-9 rdelim) (ice-9 session) (ice-9 regex) (rnrs bytevectors)
-             (ice-9 binary-ports))
+(use-modules (ice-9 rdelim) (rnrs bytevectors) (ice-9 binary-ports))
 
 (define sorna-in (fdes->inport 3))
 (define sorna-out (fdes->outport 4))
@@ -70,13 +69,19 @@
             (sorna-report key args #f)))))
     (lambda (key . args) (sorna-report key args #t))))
 
-;; Completion (between runs): the names visible in the session's module.
+;; Completion (between runs): the session's names and those of the modules it uses.
 (define (sorna-complete token)
-  (let ((names (map symbol->string
-                    (apropos-internal (string-append "^" (regexp-quote token))))))
-    (string-join (list-head (sort (delete-duplicates names) string<?)
-                            (min 500 (length (delete-duplicates names))))
-                 "\n")))
+  (let ((names '()))
+    (define (add module)
+      (module-for-each
+       (lambda (symbol variable)
+         (let ((name (symbol->string symbol)))
+           (when (string-prefix? token name) (set! names (cons name names)))))
+       module))
+    (add sorna-module)
+    (for-each add (module-uses sorna-module))
+    (let ((found (sort (delete-duplicates names) string<?)))
+      (string-join (list-head found (min 500 (length found))) "\n"))))
 
 ;; Inspection (between runs): what a name is bound to, a procedure's arguments and
 ;; documentation.
