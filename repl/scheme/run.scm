@@ -2,7 +2,8 @@
 ;; definitions stay for the next; driven by the runner over fds 3 (runs in) and 4
 ;; (their ends out); see "Runner <-> driver" in docs/PROTOCOL.md. As in Guile's REPL,
 ;; a run's last value is shown.
-(use-modules (ice-9 rdelim) (rnrs bytevectors) (ice-9 binary-ports))
+(use-modules (ice-9 rdelim) (ice-9 session) (rnrs bytevectors) (ice-9 binary-ports)
+             (srfi srfi-1))
 
 (define sorna-in (fdes->inport 3))
 (define sorna-out (fdes->outport 4))
