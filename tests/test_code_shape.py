@@ -49,7 +49,7 @@ class IsCompleteTests(SynchronousTestCase):
                                  f"{language}: {code!r}")
 
     def test_a_language_it_does_not_know_is_unknown(self):
-        self.assertEqual(code_shape.is_complete("cobol", "x"), ("unknown", ""))
+        self.assertEqual(code_shape.is_complete("intercal", "x"), ("unknown", ""))
 
     def test_any_text_gets_an_answer(self):
         for language in code_shape.LANGUAGES:

@@ -120,7 +120,7 @@ class ManagerTests(SynchronousTestCase):
 
     def test_unknown_language(self):
         self.agent()
-        e = self.error(self.client.create("cobol"))
+        e = self.error(self.client.create("intercal"))
         self.assertEqual((e.code, e.error), (400, "unknown-language"))
         self.assertIn("python3", e.cause)
         self.assertIn("rust", e.cause)  # the languages Sorna has, served or not

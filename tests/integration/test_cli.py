@@ -101,9 +101,9 @@ class CliTests(ClusterTestCase):
         self.assertIn("python3", done.stdout)
 
     def test_unknown_language(self):
-        done = self.sorna("exec", "cobol", "DISPLAY 'HI'")
+        done = self.sorna("exec", "intercal", "PLEASE READ OUT #1")
         self.assertEqual(done.returncode, 3)
-        self.assertIn("unknown language 'cobol'", done.stderr)
+        self.assertIn("unknown language 'intercal'", done.stderr)
         self.assertIn("python3", done.stderr)
 
 

@@ -121,7 +121,7 @@ class JupyterRestTests(GatewayCase):
                          ("python3", {"logo-svg": "/kernelspecs/python3/logo-svg.svg"}, [],
                           "python"))
         self.assertEqual(self.http.get("/api/kernelspecs/python3")[1], python)
-        self.assertEqual(self.http.get("/api/kernelspecs/cobol")[0], 404)
+        self.assertEqual(self.http.get("/api/kernelspecs/intercal")[0], 404)
         # Where jupyter_server's gateway client fetches a kernelspec's resources.
         with urllib.request.urlopen(self.gateway.url + python["resources"]["logo-svg"],
                                     timeout=10) as logo:
@@ -158,7 +158,7 @@ class JupyterRestTests(GatewayCase):
         cases = [
             (self.http.call("POST", "/api/kernels", raw=b"{not json",
                             headers={"Content-Type": "application/json"}), 400, "JSON"),
-            (self.http.post("/api/kernels", {"name": "cobol"}), 400, "no kernelspec"),
+            (self.http.post("/api/kernels", {"name": "intercal"}), 400, "no kernelspec"),
             (self.http.post("/api/kernels", {"name": 7}), 400, "name"),
             (self.http.get("/api/kernels/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12), 404,
              "no kernel"),
@@ -361,7 +361,7 @@ class PistonTests(GatewayCase):
         cases = [
             (self.http.call("POST", "/api/v2/execute", raw=json.dumps(good).encode(),
                             headers={"Content-Type": "text/plain"}), 415, "application/json"),
-            (self.http.post("/api/v2/execute", dict(good, language="cobol")), 400,
+            (self.http.post("/api/v2/execute", dict(good, language="intercal")), 400,
              "runtime is unknown"),
             (self.http.post("/api/v2/execute", dict(good, version="2.7")), 400,
              "runtime is unknown"),

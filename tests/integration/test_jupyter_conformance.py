@@ -8,6 +8,7 @@ feature a language does not have is left out of its class (`not_served`, rather 
 skipped: a skip fails here), as docs/GATEWAY.md states too."""
 
 import os
+import copy
 import queue
 import select
 import unittest
@@ -56,7 +57,7 @@ NEEDS = {"test_execute_result": "code_execute_result", "test_history": "code_exe
 def samples_of(lang):
     """jupyter_kernel_test's samples for `lang`, from its folder ([samples.jupyter])."""
     about = describe(lang)
-    given = dict(about.samples["jupyter"])
+    given = copy.deepcopy(about.samples["jupyter"])
     samples = {"kernel_name": lang, "language_name": about.jupyter.language,
                "file_extension": about.jupyter.extension, **given,
                "not_served": tuple(test for test, sample in NEEDS.items()
@@ -64,7 +65,7 @@ def samples_of(lang):
     for sample in samples.get("completion_samples", ()):
         sample["matches"] = set(sample["matches"])
     if "code_execute_result" in given:  # a cell's value: it is in the history too
-        samples.update(HISTORY)
+        samples.update({**HISTORY, **given})
     return samples
 
 

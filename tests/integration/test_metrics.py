@@ -35,7 +35,7 @@ class MetricsTests(ClusterTestCase):
         self.assertEqual(client.execute(kernel_id, "print(6*7)")["stdout"], "42\n")
         client.execute(kernel_id, "1/0")  # finished, with an exception
         with self.assertRaises(SornaError):
-            client.create("cobol")
+            client.create("intercal")
         client.destroy(kernel_id)
 
         text = scrape(manager_port)

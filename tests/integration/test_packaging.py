@@ -101,5 +101,5 @@ class InstalledPackageTests(SynchronousTestCase):
         done = self.run_installed([str(Path(self.python).parent / "sorna"), "images",
                                    "build", "bash"])
         self.assertEqual(done.returncode, 0, done.stdout[-2000:] + done.stderr[-2000:])
-        self.assertIn(f"docker build {self.site / 'repl' / 'bash'}", done.stdout)
-        self.assertIn("done: ", done.stdout)
+        self.assertIn(f"docker build {self.site / 'repl' / 'base'}", done.stdout)
+        self.assertIn("made sorna/kernel-bash:latest", done.stdout)
