@@ -7,6 +7,7 @@ sentence that names the file and the field.
 """
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -71,6 +72,13 @@ class Logo:
 
 
 @dataclass(frozen=True)
+class Extra:
+    """How packages of one source (PyPI, ...) are installed in a language's image."""
+    needs: tuple  # Debian packages the installer needs
+    install: str  # the command; {packages} stands for the names, one argument each
+
+
+@dataclass(frozen=True)
 class Language:
     name: str
     display: str
@@ -87,6 +95,9 @@ class Language:
     logo: Logo
     samples: dict
     folder: Path
+    # Packages from elsewhere than Debian an operator may add (`sorna images build LANG
+    # --with SOURCE:NAME`): {source: Extra}.
+    extra: dict = field(default_factory=dict)
 
     @property
     def compiled(self):
@@ -223,7 +234,7 @@ def load(folder):
         piston=_piston(top.table("piston", optional=True), name),
         logo=_logo(top.table("logo"), name),
         samples=_samples(top.table("samples"), kind),
-        folder=folder)
+        folder=folder, extra=_extra(top.table("extra", optional=True)))
     top.done()
     return language
 
@@ -283,6 +294,54 @@ def _logo(table, name):
                 ink=table.text("ink", **colour))
     table.done()
     return logo
+
+
+def _extra(table):
+    extra = {}
+    for source in list(table.data):
+        entry = table.table(source)
+        install = entry.text("install")
+        if "{packages}" not in shlex.split(install):
+            raise LanguageError(f"{entry.where}: `install` must name the packages as "
+                                f"{{packages}}")
+        extra[source] = Extra(needs=entry.words("needs"), install=install)
+        entry.done()
+    table.done()
+    return extra
+
+
+# An added package: a Debian package, or SOURCE:NAME (a source the folder's [extra]
+# names), with a version (`==1.2`, `=1.2-3`) where its installer takes one.
+PACKAGE = re.compile(r"^(?:([a-z][a-z0-9]*):)?([A-Za-z0-9][A-Za-z0-9.+_-]{0,99}"
+                     r"(?:={1,2}[A-Za-z0-9.+:~_-]{1,64})?)$")
+
+
+def added_packages(lang, names):
+    """(Debian packages, [install argv]) for the packages an operator adds to `lang`;
+    LanguageError saying what is wrong with a name or a source."""
+    debian, by_source = [], {}
+    for name in names:
+        found = PACKAGE.match(name)
+        if not found:
+            raise LanguageError(f"{name!r} is not a package name (a Debian package, or "
+                                f"SOURCE:NAME)")
+        source, package = found.groups()
+        if source is None:
+            debian.append(package)
+        elif source in lang.extra:
+            by_source.setdefault(source, []).append(package)
+        else:
+            told = ", ".join(f"{s}:NAME" for s in lang.extra) or "Debian packages only"
+            raise LanguageError(f"{lang.name} takes no {source}: packages; it takes "
+                                f"{told}")
+    commands = []
+    for source, packages in sorted(by_source.items()):
+        debian += [n for n in lang.extra[source].needs if n not in debian]
+        argv = []
+        for word in shlex.split(lang.extra[source].install):
+            argv += packages if word == "{packages}" else [word]
+        commands.append(argv)
+    return debian, commands
 
 
 def _samples(table, kind):

@@ -349,6 +349,28 @@ class ClusterStateTests(ClusterCase):
                          ({"python3": 1}, 1, {"kernels": 1, "by_token": {"alice": 1}}))
 
 
+class AddedPackagesTests(SynchronousTestCase):
+    """What an operator added to an image (`sorna images build LANG --with`) shows in the
+    runtimes and the kernelspecs."""
+
+    def test_the_images_added_packages_are_listed(self):
+        clock = task.Clock()
+        cluster = FakeCluster(clock)
+        cluster.hosts[0].docker._images["sorna/kernel-python3:latest"].labels[
+            "io.sorna.packages"] = "pip:attrs,python3-requests"
+        cluster.start()
+        client = cluster.client()
+        self.addCleanup(lambda: self.successResultOf(cluster.stop()))
+        self.addCleanup(client.close)
+        kernels = Kernels(client, clock)
+        clock.advance(3)
+        _, runtimes = self.successResultOf(PistonApi(client, clock, kernels).runtimes(None))
+        self.assertEqual(runtimes[0]["packages"], ["pip:attrs", "python3-requests"])
+        _, specs = self.successResultOf(JupyterApi(kernels).kernelspecs(None))
+        self.assertEqual(specs["kernelspecs"]["python3"]["spec"]["metadata"]["sorna"],
+                         {"lang": "python3", "packages": ["pip:attrs", "python3-requests"]})
+
+
 class RoutesTests(SynchronousTestCase):
     def setUp(self):
         path = os.path.join(tempfile.mkdtemp(), "tokens")

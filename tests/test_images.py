@@ -215,8 +215,11 @@ class BuildDecisionTests(SynchronousTestCase):
             self.steps.append(tag.split("/")[1].split(":")[0])
             return tag
 
+        self.changes = {}
+
         def commit(client, base, tag, changes=(), tar=None):
             self.labels[tag] = [c for c in changes if c.startswith("LABEL io.sorna.ver")]
+            self.changes[tag] = [c for c in changes if c.startswith("LABEL io.sorna.pac")]
             self.steps.append(tag.split("/")[1].split(":")[0])
             return tag
 
@@ -224,7 +227,8 @@ class BuildDecisionTests(SynchronousTestCase):
         self.patch(build, "commit_image", commit)
         self.patch(build, "language_version", lambda client, image, lang, progress:
                    f"{lang.name}-1.0")
-        self.patch(build.Layers, "image", lambda self, lang, progress=None: ROOTFS_IMAGE)
+        self.patch(build.Layers, "image", lambda self, lang, progress=None, added=():
+                   ROOTFS_IMAGE)
 
     def build(self, base_labels, **kwargs):
         images = {} if base_labels is None else {ROOTFS_IMAGE: _Image("sha256:b",
@@ -256,6 +260,27 @@ class BuildDecisionTests(SynchronousTestCase):
         self.assertIn("ruby: no version", str(e))
         self.assertIn("1 of 3 language image(s) failed", str(e))
         self.assertEqual(sorted(self.steps), ["kernel-base", "kernel-lua", "kernel-python3"])
+
+    def test_added_packages_are_a_layer_recorded_in_a_label_and_kept(self):
+        layered = []
+        self.patch(build.Layers, "image", lambda self, lang, progress=None, added=():
+                   layered.append((lang.name, list(added))) or ROOTFS_IMAGE)
+        kernel = _Image("sha256:k", {"io.sorna.packages": "lua-cjson"})
+        images = {ROOTFS_IMAGE: _Image("sha256:b", {BASE_RECIPE_LABEL: base_recipe_hash()}),
+                  "sorna/kernel-lua:latest": kernel}
+        build_images(["lua"], out=io.StringIO(), client=_Client(images),
+                     add=["lua-lpeg"])
+        self.assertEqual(layered, [("lua", ["lua-cjson", "lua-lpeg"])])
+        self.assertEqual(self.changes["sorna/kernel-lua:latest"],
+                         ['LABEL io.sorna.packages="lua-cjson,lua-lpeg"'])
+        build_images(["lua"], out=io.StringIO(), client=_Client(images),
+                     remove=["lua-cjson"])
+        self.assertEqual(layered[-1], ("lua", []))  # the image records no package now
+
+    def test_packages_are_added_to_named_languages_only(self):
+        e = self.assertRaises(build.ImageBuildError, build_images, None,
+                              out=io.StringIO(), client=_Client({}), add=["htop"])
+        self.assertIn("sorna images build LANG --with PACKAGE", str(e))
 
     def test_missing_base_is_built(self):
         out = self.build(None)

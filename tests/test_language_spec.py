@@ -176,3 +176,30 @@ class OnePlaceTests(SynchronousTestCase):
                 self.assertTrue(any(repr(value) in p.read_text()
                                     or f'"{value}"' in p.read_text() for p in files),
                                 f"{pattern} no longer names {value!r}")
+
+
+class AddedPackagesTests(SynchronousTestCase):
+    """`sorna images build LANG --with PACKAGE`: what each name becomes."""
+
+    def test_debian_packages_and_pypi_ones(self):
+        python3 = language_spec.get("python3")
+        debian, commands = language_spec.added_packages(
+            python3, ["python3-requests", "pip:tomli-w==1.0.0", "pip:attrs"])
+        self.assertEqual(debian, ["python3-requests", "python3-pip"])
+        [argv] = commands
+        self.assertEqual(argv[:3], ["python3", "-m", "pip"])
+        self.assertEqual(argv[-2:], ["tomli-w==1.0.0", "attrs"])
+
+    def test_a_source_the_folder_does_not_name_is_refused(self):
+        e = self.assertRaises(LanguageError, language_spec.added_packages,
+                              language_spec.get("ruby"), ["pip:requests"])
+        self.assertIn("ruby takes no pip: packages; it takes Debian packages only", str(e))
+        e = self.assertRaises(LanguageError, language_spec.added_packages,
+                              language_spec.get("python3"), ["gem:rails"])
+        self.assertIn("it takes pip:NAME", str(e))
+
+    def test_names_that_are_not_package_names_are_refused(self):
+        for name in ("a;rm -rf /", "-y", "pip:", "x" * 200, "pip:a b"):
+            e = self.assertRaises(LanguageError, language_spec.added_packages,
+                                  language_spec.get("python3"), [name])
+            self.assertIn("is not a package name", str(e))

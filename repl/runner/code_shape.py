@@ -33,6 +33,8 @@ LANGUAGES = {
              "continues": ("\\", "|", "&&", "||")},
     # Scheme, Racket, Common Lisp, Clojure: forms are brackets.
     "lisp": {"quotes": '"', "line": (";",), "block": ("#|", "|#"), "indent": "  "},
+    # Tcl: braces and brackets, as `info complete` sees them.
+    "tcl": {"quotes": '"', "line": ("#",), "indent": "    "},
     # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
     "coffeescript": {"quotes": "'\"`", "line": ("#",), "block": ("###", "###"),
                      "indent": "  ", "continues": ("->", "=>", ",")},
@@ -49,6 +51,7 @@ TOKENS = {
     "bash": re.compile(r"[\w./~$+-]*$"),
     "coffeescript": re.compile(r"[\w$.@]*$"),
     "lisp": re.compile(r"[^\s()\[\]{}\"';`,]*$"),
+    "tcl": re.compile(r"[\w:$]*$"),
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.

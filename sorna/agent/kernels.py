@@ -28,6 +28,7 @@ log = Logger(namespace="sorna.agent")
 GONE_MEMORY = 30.0
 FILE_REQUESTS_AT_ONCE = 2
 FILE_REQUESTS_WAITING = 16
+MAX_PACKAGES = 64  # added packages an agent reports per language
 
 
 class KernelDied(KernelNotFound):
@@ -130,6 +131,14 @@ class Kernels:
         return {lang: image.labels["io.sorna.version"][:64]
                 for lang, image in self.images.items()
                 if image.labels.get("io.sorna.version")}
+
+    def packages(self):
+        """{lang: [package]}: what an operator added to the images (io.sorna.packages,
+        `sorna images build LANG --with`)."""
+        return {lang: [p[:100] for p in image.labels["io.sorna.packages"].split(",")
+                       if p][:MAX_PACKAGES]
+                for lang, image in self.images.items()
+                if image.labels.get("io.sorna.packages")}
 
     @deferred
     async def create(self, kernel_id, lang, requested_limits=None):

@@ -268,7 +268,8 @@ class AgentService(MultiService):
             "resources": {"cpus": os.cpu_count(), "sandbox": self.sandbox,
                           "executions": self.kernels.executions(),
                           "running": dict(Counter(self.kernels.running().values())),
-                          "versions": self.kernels.versions()},
+                          "versions": self.kernels.versions(),
+                          "packages": self.kernels.packages()},
         })])
 
     @deferred

@@ -95,6 +95,13 @@ def _parser():
                        help="rebuild the base image even if it exists")
     build.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                        help="languages built at once (default: the cores plus one)")
+    build.add_argument("--with", dest="add", action="append", default=[],
+                       metavar="PACKAGE",
+                       help="add a package to the languages' images (a Debian package, "
+                            "or SOURCE:NAME where the language's folder says how, such "
+                            "as pip:NAME for python3); later builds keep it")
+    build.add_argument("--without", dest="remove", action="append", default=[],
+                       metavar="PACKAGE", help="take out a package added with --with")
     build.set_defaults(run=_images_build)
 
     keys = commands.add_parser("keys", help="the cluster's CurveZMQ keys")
@@ -363,12 +370,18 @@ def _status(args, stdout, stderr):
     return 0
 
 
+def _words(values):
+    """`--with a,b --with c` -> [a, b, c]."""
+    return [word for value in values for word in value.replace(",", " ").split()]
+
+
 def _images_build(args, stdout, stderr):
     from sorna.images.build import ImageBuildError, build_images
 
     try:
         build_images(args.langs or None, mirror=args.mirror, rebuild_base=args.rebuild_base,
-                     out=stdout, jobs=args.jobs)
+                     out=stdout, jobs=args.jobs, add=_words(args.add),
+                     remove=_words(args.remove))
     except ImageBuildError as e:
         stderr.write(f"sorna images build: {e}\n")
         return EXIT_ERROR

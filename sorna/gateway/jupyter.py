@@ -87,20 +87,31 @@ class Kernels:
         now = self.clock.seconds()
         if self._langs is None or now - self._langs[0] >= REFRESH_INTERVAL:
             status = await self.client.status()
-            versions = {}
+            versions, packages = {}, {}
             for agent in status["agents"]:
-                reported = (agent.get("resources") or {}).get("versions")
+                resources = agent.get("resources") or {}
+                reported = resources.get("versions")
                 if isinstance(reported, dict):
                     for lang, version in reported.items():
                         if isinstance(version, str):
                             versions.setdefault(lang, version[:64])
-            self._langs = (now, list(status["langs"]), versions)
+                added = resources.get("packages")
+                if isinstance(added, dict):
+                    for lang, names in added.items():
+                        if isinstance(names, list):
+                            packages.setdefault(lang, [n[:100] for n in names[:64]
+                                                       if isinstance(n, str)])
+            self._langs = (now, list(status["langs"]), versions, packages)
         return self._langs[1]
 
     def version(self, lang):
         """The version live agents' images report for `lang` ("" if none, or not
         asked yet)."""
         return self._langs[2].get(lang, "") if self._langs else ""
+
+    def packages(self, lang):
+        """The packages an operator added to live agents' images of `lang`."""
+        return self._langs[3].get(lang, []) if self._langs else []
 
     def owned_by(self, name):
         return [k for k in self._kernels.values() if k.owner == name]
@@ -214,14 +225,15 @@ class JupyterApi:
         langs = await self._langs()
         default = "python3" if "python3" in langs else (langs[0] if langs else "python3")
         return 200, {"default": default,
-                     "kernelspecs": {lang: kernelspec(lang) for lang in langs}}
+                     "kernelspecs": {lang: kernelspec(lang, self.kernels.packages(lang))
+                                     for lang in langs}}
 
     @deferred
     async def kernelspec(self, request, name, tenant):
         if name not in await self._langs():
             raise HttpError(404, f"no kernelspec named {name[:64]!r}: no live agent serves "
                                  f"that language", "no-such-kernelspec")
-        return 200, kernelspec(name)
+        return 200, kernelspec(name, self.kernels.packages(name))
 
     def logo(self, request, name):
         request.setHeader("content-type", "image/svg+xml")

@@ -26,14 +26,18 @@ def describe(lang):
         folder=Path())
 
 
-def kernelspec(lang):
-    """A Jupyter kernelspec model (GET /api/kernelspecs) for a Sorna language."""
+def kernelspec(lang, packages=()):
+    """A Jupyter kernelspec model (GET /api/kernelspecs) for a Sorna language; its
+    metadata lists the packages an operator added to the images."""
     about = describe(lang)
+    sorna = {"lang": lang}
+    if packages:
+        sorna["packages"] = list(packages)
     return {"name": lang, "resources": {"logo-svg": f"/kernelspecs/{lang}/logo-svg.svg"},
             "spec": {
         "argv": [], "env": {}, "display_name": f"{about.display} (Sorna)",
         "language": about.jupyter.language, "interrupt_mode": "message",
-        "metadata": {"sorna": {"lang": lang}}}}
+        "metadata": {"sorna": sorna}}}
 
 
 def language_info(lang, version=""):
@@ -52,12 +56,15 @@ def piston_name(lang):
     return describe(lang).piston
 
 
-def runtime(lang, version):
+def runtime(lang, version, packages=()):
     """A Piston runtime (GET /api/v2/runtimes); `version`: what the image says ("0.0.0"
-    when it does not)."""
+    when it does not); `packages`, what an operator added (a field Piston has not)."""
     about = describe(lang)
     name = about.piston
     aliases = sorted({lang, about.jupyter.language.lower(),
                       about.jupyter.extension.lstrip(".")} - {name})
-    return {"language": name, "version": version or "0.0.0", "aliases": aliases,
-            "runtime": "sorna"}
+    answer = {"language": name, "version": version or "0.0.0", "aliases": aliases,
+              "runtime": "sorna"}
+    if packages:
+        answer["packages"] = list(packages)
+    return answer

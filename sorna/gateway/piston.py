@@ -85,7 +85,7 @@ class PistonApi:
 
     @deferred
     async def runtimes(self, request, tenant=None):
-        return 200, [runtime(lang, self.kernels.version(lang))
+        return 200, [runtime(lang, self.kernels.version(lang), self.kernels.packages(lang))
                      for lang in await self.kernels.langs()]
 
     async def _resolve(self, language, version):

@@ -27,6 +27,8 @@ from sorna.images.rootfs import (ROOTFS_IMAGE, base_rebuild_reason, base_recipe_
 BASE_IMAGE = "sorna/kernel-base:latest"
 # The language's own version, as its language.toml's `version` prints it in the image.
 VERSION_LABEL = "io.sorna.version"
+# The packages an operator added (`--with`), comma-separated; kept by later builds.
+PACKAGES_LABEL = "io.sorna.packages"
 
 
 def default_repl_dir():
@@ -39,9 +41,12 @@ def available_langs(repl_dir=None):
 
 
 def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
-                 repl_dir=None, client=None, jobs=None):
+                 repl_dir=None, client=None, jobs=None, add=(), remove=()):
     """Build the root file system if needed, the base, then every requested language
     image (all of them by default), `jobs` languages at a time. Returns the tags built.
+
+    `add` and `remove`: packages an operator adds to (or takes from) the images of
+    `langs`, on top of what their folders name; an image keeps the ones added before.
 
     The root file system and the package layers are built only when their recipe
     changed (or they are missing); the images themselves are always remade, which takes
@@ -49,7 +54,7 @@ def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
     """
     repl_dir = Path(repl_dir or default_repl_dir())
     known = available_langs(repl_dir)
-    langs = known if langs is None else list(langs)
+    named, langs = langs, known if langs is None else list(langs)
     unknown = [lang for lang in langs if lang not in known]
     if unknown:
         raise ImageBuildError(
@@ -59,8 +64,17 @@ def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
         specs = language_spec.languages(repl_dir)
     except language_spec.LanguageError as e:
         raise ImageBuildError(f"{e}; fix the file and build again") from e
+    if (add or remove) and named is None:
+        raise ImageBuildError("name the languages whose images get the packages "
+                              "(sorna images build LANG --with PACKAGE)")
     progress = Progress(out)
     client = client or docker_client()
+    added = {name: _added_packages(client, name, add, remove) for name in langs}
+    for name, packages in added.items():  # a name no folder can take: refused now
+        try:
+            language_spec.added_packages(specs[name], packages)
+        except language_spec.LanguageError as e:
+            raise ImageBuildError(str(e)) from e
     tags = [f"sorna/kernel-{lang}:latest" for lang in langs]
     previous = {tag: image_id(client, tag) for tag in tags + [BASE_IMAGE, ROOTFS_IMAGE]}
     built = []
@@ -81,7 +95,8 @@ def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
     failed = {}
     with concurrent.futures.ThreadPoolExecutor(jobs, "sorna-image") as pool:
         running = {pool.submit(_language_image, client, layers, specs[name], repl_dir,
-                               progress.prefixed(name)): name for name in langs}
+                               progress.prefixed(name), added[name]): name
+                   for name in langs}
         for future in concurrent.futures.as_completed(running):
             try:
                 built.append(future.result())
@@ -103,14 +118,26 @@ def default_jobs():
     return (os.cpu_count() or 1) + 1
 
 
-def _language_image(client, layers, lang, repl_dir, progress):
-    """`sorna/kernel-<lang>`: its package layers, then the runner and the driver and
-    the image's settings, committed as one layer."""
-    below = layers.image(lang, progress)
+def _added_packages(client, lang, add, remove):
+    """The packages the operator added to `lang`'s image: those its current image
+    records, plus `add`, less `remove` (sorted)."""
+    labels = image_labels(client, f"sorna/kernel-{lang}:latest") or {}
+    had = [p for p in labels.get(PACKAGES_LABEL, "").split(",") if p]
+    return sorted((set(had) | set(add)) - set(remove))
+
+
+def _language_image(client, layers, lang, repl_dir, progress, added=()):
+    """`sorna/kernel-<lang>`: its package layers (and the packages an operator added),
+    then the runner and the driver and the image's settings, committed as one layer."""
+    below = layers.image(lang, progress, added)
     version = language_version(client, below, lang, progress)
     tag = f"sorna/kernel-{lang.name}:latest"
+    labels = {VERSION_LABEL: version}
+    if added:
+        labels[PACKAGES_LABEL] = ",".join(added)
+        progress(f"with the added packages {', '.join(added)}")
     t0 = time.monotonic()
-    commit_image(client, below, tag, config.changes(lang, {VERSION_LABEL: version}),
+    commit_image(client, below, tag, config.changes(lang, labels),
                  tar=files_tar(config.files(lang, repl_dir)))
     progress(f"made {tag} in {time.monotonic() - t0:.1f}s")
     return tag

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 from sorna.images.engine import commit_image, export_image, image_id
-from sorna.images.host import (CACHE_DIR, CLEAN_PATHS, ImageBuildError, apt_install, clean,
-                               mount, remove_root)
+from sorna.images.host import (CACHE_DIR, CHROOT_PATH, CLEAN_PATHS, ImageBuildError,
+                               apt_install, chroot, clean, mount, remove_root)
 from sorna.images.mirror import MirrorNotFound, apt_proxy_env, find_debian_mirror
 from sorna.images.rootfs import RELEASE, ROOTFS_IMAGE, base_recipe_hash
-from sorna.language_spec import read_packages
+from sorna.language_spec import LanguageError, added_packages, read_packages
 
 LAYER_STEPS_VERSION = 1
 LAYERS_REPO = "sorna/kernel-layers"
@@ -51,12 +51,24 @@ class Layers:
             return list(lang.packages)
         return read_packages(self.repl_dir / "layers" / name / "packages")
 
-    def image(self, lang, progress=None):
+    def recipe(self, lang, added=()):
+        """[(name, Debian packages, [commands])] of the layers of `lang`, bottom first;
+        the packages an operator `added` are a layer of their own, on top."""
+        layers = [(name, self.packages(lang, name), []) for name in lang.stack]
+        if added:
+            try:
+                debian, commands = added_packages(lang, added)
+            except LanguageError as e:
+                raise ImageBuildError(str(e)) from e
+            layers.append((f"{lang.name}-added", debian, commands))
+        return layers
+
+    def image(self, lang, progress=None, added=()):
         """An image of the root file system with the layers of `lang` on it (one
         tagged image per layer, each on the one below, built once per recipe)."""
         progress = progress or self.progress
         below = ROOTFS_IMAGE
-        for name, tar in self.tars(lang, progress):
+        for name, tar in self.tars(lang, progress, added):
             tag = f"{LAYERS_REPO}:{name}-{os.path.basename(tar)[len(name) + 1:-4]}"
             with self._lock(tag):
                 if image_id(self.client, tag) is None:
@@ -66,22 +78,24 @@ class Layers:
             below = tag
         return below
 
-    def tars(self, lang, progress=None):
+    def tars(self, lang, progress=None, added=()):
         """[(name, tar path)] of the layers of `lang`, building what is missing."""
         progress = progress or self.progress
         done, lowers, parent = [], [], base_recipe_hash()
-        for name in lang.stack:
-            packages = self.packages(lang, name)
-            recipe = json.dumps({"parent": parent, "packages": packages,
-                                 "steps": LAYER_STEPS_VERSION, "clean": CLEAN_PATHS},
-                                sort_keys=True)
+        for name, packages, commands in self.recipe(lang, added):
+            recipe = {"parent": parent, "packages": packages,
+                      "steps": LAYER_STEPS_VERSION, "clean": CLEAN_PATHS}
+            if commands:
+                recipe["commands"] = commands
+            recipe = json.dumps(recipe, sort_keys=True)
             parent = hashlib.sha256(recipe.encode()).hexdigest()[:16]
             upper = os.path.join(CACHE_DIR, "layers", f"{name}-{parent}")
             tar = upper + ".tar"
             with self._lock(tar):
                 if not os.path.exists(tar):
-                    progress(f"building the {name} layer ({' '.join(packages)})")
-                    self._build(name, packages, lowers, upper, tar, progress)
+                    progress(f"building the {name} layer ({' '.join(packages)}"
+                             + "".join(f"; {' '.join(c)}" for c in commands) + ")")
+                    self._build(name, packages, lowers, upper, tar, progress, commands)
                 else:
                     progress(f"the {name} layer is current ({parent})")
             done.append((name, tar))
@@ -100,7 +114,7 @@ class Layers:
                 self._rootfs = path
             return self._rootfs
 
-    def _build(self, name, packages, lowers, upper, tar, progress):
+    def _build(self, name, packages, lowers, upper, tar, progress, commands=()):
         t0 = time.monotonic()
         work = tempfile.mkdtemp(prefix=f"{name}-", dir=CACHE_DIR)
         merged, scratch, fresh = (os.path.join(work, d) for d in ("merged", "work", "upper"))
@@ -126,6 +140,9 @@ class Layers:
                 try:
                     _install(merged, packages, self.mirror, progress,
                              lambda: _keep_debs(debs))
+                    env = dict(os.environ, **apt_proxy_env(), PATH=CHROOT_PATH, HOME="/root")
+                    for argv in commands:  # an operator's packages from another source
+                        chroot(merged, argv, env, progress, " ".join(argv[:3]))
                 finally:
                     for point in (archives, resolv, os.path.join(merged, "proc")):
                         subprocess.run(["umount", "-l", point])
