@@ -33,6 +33,12 @@ LANGUAGES = {
              "continues": ("\\", "|", "&&", "||")},
     # Scheme, Racket, Common Lisp, Clojure: forms are brackets.
     "lisp": {"quotes": '"', "line": (";",), "block": ("#|", "|#"), "indent": "  "},
+    # OCaml: brackets, begin/struct/sig/object ... end, do ... done; a trailing `=` or
+    # `->` or `in` wants more.
+    "ocaml": {"quotes": '"', "line": (), "block": ("(*", "*)"), "indent": "  ",
+              "opens": ("begin", "struct", "sig", "object", "do"),
+              "closes": ("end", "done"),
+              "continues": ("=", "->", "in", "then", "else", "|", "::", "@", "^", ",")},
     # Tcl: braces and brackets, as `info complete` sees them.
     "tcl": {"quotes": '"', "line": ("#",), "indent": "    "},
     # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
@@ -52,6 +58,7 @@ TOKENS = {
     "coffeescript": re.compile(r"[\w$.@]*$"),
     "lisp": re.compile(r"[^\s()\[\]{}\"';`,]*$"),
     "tcl": re.compile(r"[\w:$]*$"),
+    "ocaml": re.compile(r"[\w.']*$"),
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.
