@@ -51,6 +51,7 @@ class Run:
     run: str = ""
     main_last: bool = False  # {sources}: the program's file after the others
     shape: str = ""  # the cell shape (code_shape.py) it shares with another language
+    interrupt_signal: str = ""  # SIGUSR1 for an interpreter that cannot take SIGINT
     env: dict = field(default_factory=dict)
 
 
@@ -248,6 +249,9 @@ def _run(table, folder, kind):
               build=table.text("build", ""), run=table.text("run", ""),
               main_last=table.get("main_last", bool, False, what="true or false"),
               shape=table.text("shape", ""),
+              interrupt_signal=table.text("interrupt_signal", "",
+                                          pattern=re.compile(r"^SIG(INT|USR1|USR2)$"),
+                                          what="SIGINT, SIGUSR1 or SIGUSR2"),
               env={key: env.get(key, str) for key in list(env.data)})
     env.done()
     table.done()

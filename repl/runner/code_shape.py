@@ -39,6 +39,10 @@ LANGUAGES = {
               "opens": ("begin", "struct", "sig", "object", "do"),
               "closes": ("end", "done"),
               "continues": ("=", "->", "in", "then", "else", "|", "::", "@", "^", ",")},
+    # Elixir: do ... end and fn ... end (`do:` is a keyword argument, not a block).
+    "elixir": {"quotes": "'\"", "line": ("#",), "indent": "  ", "keyword_colons": True,
+               "opens": ("do", "fn"), "closes": ("end",),
+               "continues": ("=", "->", "|>", ",", "\\", "<>", "++", "+", "-", "*", "/")},
     # Tcl: braces and brackets, as `info complete` sees them.
     "tcl": {"quotes": '"', "line": ("#",), "indent": "    "},
     # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
@@ -59,6 +63,7 @@ TOKENS = {
     "lisp": re.compile(r"[^\s()\[\]{}\"';`,]*$"),
     "tcl": re.compile(r"[\w:$]*$"),
     "ocaml": re.compile(r"[\w.']*$"),
+    "elixir": re.compile(r"[\w.?!@]*$"),
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.
@@ -152,6 +157,8 @@ def _scan(rules, code):
                 opens = False
             if at_start and word in _LOOP_DO:
                 loop_line = True
+            if opens and rules.get("keyword_colons") and code.startswith(":", i):
+                opens = False  # Elixir's `do:` is a keyword, not a block
             if opens:
                 stack.append(word)
             elif word in rules.get("closes", ()) and not member:

@@ -64,6 +64,7 @@ class _Child:
 
     watches_stdin = True
     retries_interrupts = False
+    interrupt_signal = signal.SIGINT  # what `signal()` sends the program's group
 
     def __init__(self, language, terminate):
         self.language = language
@@ -117,7 +118,7 @@ class _Child:
     def signal(self):
         if self.pid is not None:
             try:
-                os.killpg(self.pid, signal.SIGINT)
+                os.killpg(self.pid, self.interrupt_signal)
             except OSError:
                 pass
 
@@ -243,8 +244,11 @@ def describe_status(status):
 
 
 class InterpreterDriver(_Child):
-    def __init__(self, language, command, terminate, work_dir=None, shape=None):
+    def __init__(self, language, command, terminate, work_dir=None, shape=None,
+                 interrupt_signal=None):
         super().__init__(language, terminate)
+        if interrupt_signal is not None:  # an interpreter that cannot take SIGINT
+            self.interrupt_signal = interrupt_signal
         self.command = command
         self.shape = shape or language  # the code_shape rules its cells follow
         self.work_dir = work_dir or os.getcwd()

@@ -27,7 +27,8 @@ def make_driver(capture=True):
     if kind == "interpreter":
         return process_driver.InterpreterDriver(
             env["SORNA_LANG"], shlex.split(env["SORNA_COMMAND"]), Terminate,
-            shape=os.environ.get("SORNA_SHAPE"))
+            shape=os.environ.get("SORNA_SHAPE"),
+            interrupt_signal=_signal_named(os.environ.get("SORNA_INTERRUPT_SIGNAL")))
     if kind == "compiled":
         return process_driver.CompiledDriver(
             env["SORNA_LANG"], shlex.split(env["SORNA_RUN"]), Terminate,
@@ -36,6 +37,12 @@ def make_driver(capture=True):
             sources=shlex.split(env["SORNA_SOURCES"] or ""), source=env["SORNA_SOURCE"],
             main_last=os.environ.get("SORNA_MAIN_LAST") == "1")
     raise SystemExit(f"sorna-runner: unknown SORNA_DRIVER {kind!r}")
+
+
+def _signal_named(name):
+    import signal
+
+    return getattr(signal, name) if name else None
 
 
 def make_program_driver(driver, work_dir, standalone=False):

@@ -49,6 +49,8 @@ def environment(lang):
         pairs.append(("SORNA_MAIN_LAST", "1"))
     if run.shape:
         pairs.append(("SORNA_SHAPE", run.shape))
+    if run.interrupt_signal:
+        pairs.append(("SORNA_INTERRUPT_SIGNAL", run.interrupt_signal))
     if lang.compiled:
         pairs.append(("SORNA_BUILD_DIR", BUILD_DIR))
     return pairs + sorted(run.env.items())
