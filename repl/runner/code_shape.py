@@ -43,6 +43,11 @@ LANGUAGES = {
     "elixir": {"quotes": "'\"", "line": ("#",), "indent": "  ", "keyword_colons": True,
                "opens": ("do", "fn"), "closes": ("end",),
                "continues": ("=", "->", "|>", ",", "\\", "<>", "++", "+", "-", "*", "/")},
+    # Erlang: fun/case/if/receive/begin/try ... end; an expression ends with a dot.
+    "erlang": {"quotes": "\"", "line": ("%",), "indent": "  ",
+               "opens": ("fun", "case", "if", "receive", "begin", "try", "maybe"),
+               "closes": ("end",),
+               "continues": ("->", ",", ";", "=", "||", "|", "++", "+", "-", "*", "/")},
     # Tcl: braces and brackets, as `info complete` sees them.
     "tcl": {"quotes": '"', "line": ("#",), "indent": "    "},
     # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
@@ -64,6 +69,7 @@ TOKENS = {
     "tcl": re.compile(r"[\w:$]*$"),
     "ocaml": re.compile(r"[\w.']*$"),
     "elixir": re.compile(r"[\w.?!@]*$"),
+    "erlang": re.compile(r"[\w:@]*$"),
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.
