@@ -44,10 +44,13 @@ LANGUAGES = {
                "opens": ("do", "fn"), "closes": ("end",),
                "continues": ("=", "->", "|>", ",", "\\", "<>", "++", "+", "-", "*", "/")},
     # Erlang: fun/case/if/receive/begin/try ... end; an expression ends with a dot.
-    "erlang": {"quotes": "\"", "line": ("%",), "indent": "  ",
+    "erlang": {"quotes": "\"", "line": ("%",), "indent": "  ", "terminator": ".",
                "opens": ("fun", "case", "if", "receive", "begin", "try", "maybe"),
                "closes": ("end",),
                "continues": ("->", ",", ";", "=", "||", "|", "++", "+", "-", "*", "/")},
+    # Prolog: a clause or query ends with a dot.
+    "prolog": {"quotes": "'\"`", "line": ("%",), "block": ("/*", "*/"), "indent": "    ",
+               "terminator": "."},
     # Tcl: braces and brackets, as `info complete` sees them.
     "tcl": {"quotes": '"', "line": ("#",), "indent": "    "},
     # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
@@ -70,6 +73,7 @@ TOKENS = {
     "ocaml": re.compile(r"[\w.']*$"),
     "elixir": re.compile(r"[\w.?!@]*$"),
     "erlang": re.compile(r"[\w:@]*$"),
+    "prolog": re.compile(r"\w*$"),
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.
@@ -100,6 +104,8 @@ def is_complete(language, code):
     if depth:
         return "incomplete", rules["indent"] * depth
     if last in rules.get("continues", ()):  # a binary operator, a pipe: more follows
+        return "incomplete", rules["indent"]
+    if rules.get("terminator") and code.strip() and last != rules["terminator"]:
         return "incomplete", rules["indent"]
     return "complete", ""
 
