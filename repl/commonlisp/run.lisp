@@ -1,7 +1,7 @@
 ;;; Sorna's Common Lisp (SBCL) driver: every run is read and evaluated in CL-USER, so
 ;;; its definitions stay for the next; driven by the runner over fds 3 (runs in) and 4
 ;;; (their ends out); see "Runner <-> driver" in docs/PROTOCOL.md. As in SBCL's REPL, a
-;;; run's values are printed.
+;;; run's values are printed (but not NIL).
 (defpackage :sorna-driver (:use :cl))
 (in-package :sorna-driver)
 
@@ -66,7 +66,7 @@
                           (dolist (form forms last)
                             (setf last (multiple-value-list (eval form))))))))
           (finish-output *standard-output*)
-          (dolist (value values)
+          (dolist (value (remove nil values))  ; NIL, what FORMAT returns, is not shown
             (emit "result" (let ((*package* (find-package :cl-user)))
                              (prin1-to-string value)))))
       (error (condition)
