@@ -140,9 +140,8 @@ class Layers:
                 try:
                     _install(merged, packages, self.mirror, progress,
                              lambda: _keep_debs(debs))
-                    env = dict(os.environ, **apt_proxy_env(), PATH=CHROOT_PATH, HOME="/root")
-                    for argv in commands:  # an operator's packages from another source
-                        chroot(merged, argv, env, progress, " ".join(argv[:3]))
+                    if commands:  # an operator's packages from another source
+                        _run_installers(merged, commands, progress)
                 finally:
                     for point in (archives, resolv, os.path.join(merged, "proc")):
                         subprocess.run(["umount", "-l", point])
@@ -161,6 +160,26 @@ class Layers:
         progress(f"built the {name} layer in {time.monotonic() - t0:.1f}s ({size:.0f} "
                       f"MB" + (f"; {skipped} deletions of lower files left out)" if skipped
                                else ")"))
+
+
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _run_installers(root, commands, progress):
+    """Run the installers of packages from other sources (pip, ...) in the chroot, with
+    the build host's CA bundle in place of the image's for as long as they run: a
+    network that inspects TLS with a CA of its own has it in the host's bundle only."""
+    bundle = os.path.join(root, HOST_CA_BUNDLE.lstrip("/"))
+    swapped = os.path.exists(HOST_CA_BUNDLE) and os.path.exists(bundle)
+    if swapped:
+        mount(["--bind", "-o", "ro", HOST_CA_BUNDLE, bundle])
+    try:
+        env = dict(os.environ, **apt_proxy_env(), PATH=CHROOT_PATH, HOME="/root")
+        for argv in commands:
+            chroot(root, argv, env, progress, " ".join(argv[:3]))
+    finally:
+        if swapped:
+            subprocess.run(["umount", "-l", bundle])
 
 
 def _reused_debs(work):
