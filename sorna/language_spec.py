@@ -119,11 +119,16 @@ def read_packages(path):
     return words
 
 
+def layer_packages(lang, layer):
+    """The Debian packages of layer `layer` of `lang`: its own, or a shared one's."""
+    if layer == lang.name:
+        return list(lang.packages)
+    return read_packages(lang.folder.parent / "layers" / layer / "packages")
+
+
 def all_packages(lang):
     """Every Debian package the language's image adds: its shared layers', its own."""
-    shared = [p for layer in lang.layers
-              for p in read_packages(lang.folder.parent / "layers" / layer / "packages")]
-    return shared + list(lang.packages)
+    return [p for layer in lang.stack for p in layer_packages(lang, layer)]
 
 
 def repl_dir():

@@ -21,7 +21,7 @@ from sorna.images.host import (CACHE_DIR, CHROOT_PATH, CLEAN_PATHS, ImageBuildEr
                                apt_install, chroot, clean, mount, remove_root)
 from sorna.images.mirror import MirrorNotFound, apt_proxy_env, find_debian_mirror
 from sorna.images.rootfs import RELEASE, ROOTFS_IMAGE, base_recipe_hash
-from sorna.language_spec import LanguageError, added_packages, read_packages
+from sorna.language_spec import LanguageError, added_packages, layer_packages
 
 LAYER_STEPS_VERSION = 1
 LAYERS_REPO = "sorna/kernel-layers"
@@ -45,16 +45,10 @@ class Layers:
         with self._guard:
             return self._locks[key]
 
-    def packages(self, lang, name):
-        """The Debian packages of layer `name` of `lang`: its own, or a shared one's."""
-        if name == lang.name:
-            return list(lang.packages)
-        return read_packages(self.repl_dir / "layers" / name / "packages")
-
     def recipe(self, lang, added=()):
         """[(name, Debian packages, [commands])] of the layers of `lang`, bottom first;
         the packages an operator `added` are a layer of their own, on top."""
-        layers = [(name, self.packages(lang, name), []) for name in lang.stack]
+        layers = [(name, layer_packages(lang, name), []) for name in lang.stack]
         if added:
             try:
                 debian, commands = added_packages(lang, added)
