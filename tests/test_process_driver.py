@@ -3,6 +3,7 @@ with real processes."""
 
 import importlib.util
 import os
+import platform
 import sys
 import time
 
@@ -51,3 +52,66 @@ class ReapTests(SynchronousTestCase):
         status = child._reap(grace=0.2)
         self.assertLess(time.monotonic() - started, 5)
         self.assertEqual(process_driver.describe_status(status)[:2], ("Signal", ["SIGKILL"]))
+
+
+# nanosleep, clock_nanosleep, futex (a thread's join)
+SLEEPS = {"x86_64": {35, 230, 202}, "aarch64": {101, 115, 98}}
+
+# Each program blocks in one way; the first ones wait for their standard input.
+WAITS_FOR_STDIN = {
+    "read": "import sys; sys.stdin.buffer.raw.read(1)",
+    "poll": "import select; p = select.poll(); p.register(0, select.POLLIN); p.poll()",
+    "select": "import select, os; r, w = os.pipe(); select.select([r, 0], [], [])",
+    "epoll": "import select; e = select.epoll(); e.register(0, select.EPOLLIN); e.poll()",
+    "a thread's read": "import sys, threading; t = threading.Thread("
+                       "target=sys.stdin.buffer.raw.read, args=(1,)); t.start(); t.join()",
+}
+WAITS_FOR_SOMETHING_ELSE = {
+    "sleep": "import time; time.sleep(60)",
+    "poll of another pipe": "import select, os; r, w = os.pipe(); p = select.poll(); "
+                            "p.register(r, select.POLLIN); p.register(0, select.POLLOUT); "
+                            "p.poll()",
+    "select of another pipe": "import select, os; r, w = os.pipe(); "
+                              "select.select([r], [0], [])",
+    "epoll of another pipe": "import select, os; r, w = os.pipe(); e = select.epoll(); "
+                             "e.register(r, select.EPOLLIN); e.poll()",
+}
+
+
+class StdinWaitTests(SynchronousTestCase):
+    """`reading_stdin` sees a program wait for its standard input however it waits."""
+
+    def blocked(self, code):
+        child = process_driver._Child("python3", terminate=None)
+        child._spawn([sys.executable, "-c", code], os.getcwd())
+        self.addCleanup(child.stop)
+        calls = set().union(*process_driver.stdin_wait.CALLS.values(),
+                            SLEEPS.get(platform.machine(), ()))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until every thread is in its blocking call
+            tasks = os.listdir(f"/proc/{child.pid}/task")
+            states = []
+            for tid in tasks:
+                with open(f"/proc/{child.pid}/task/{tid}/syscall") as f:
+                    states.append(f.read().split()[0])
+            if all(s.isdigit() and int(s) in calls for s in states) and len(tasks) == \
+                    (2 if "thread" in code.lower() else 1):
+                return child
+            time.sleep(0.01)
+        self.fail(f"the program never blocked: {code}")
+
+    def test_waits_for_standard_input_are_seen(self):
+        if not process_driver.stdin_wait.supported():
+            self.fail("stdin_wait knows no syscalls of this machine")
+        for name, code in WAITS_FOR_STDIN.items():
+            self.assertTrue(self.blocked(code).reading_stdin(), name)
+
+    def test_other_waits_are_not(self):
+        for name, code in WAITS_FOR_SOMETHING_ELSE.items():
+            self.assertFalse(self.blocked(code).reading_stdin(), name)
+
+    def test_text_given_and_not_yet_read_is_no_new_wait(self):
+        child = self.blocked(WAITS_FOR_STDIN["poll"])
+        self.assertTrue(child.reading_stdin())
+        os.write(child._stdin_w, b"x")
+        self.assertFalse(child.reading_stdin())

@@ -18,8 +18,9 @@ exec-allowed build folder, runs it, and removes the folder: only files in the wo
 folder carry over.
 
 Both find out that the program waits for input by looking, while a run goes on, at
-what every process of the kernel is blocked in (`/proc/<pid>/task/<tid>/syscall`): a
-read of the pipe that is its standard input is a read nobody can answer but the user.
+what every process of the kernel is blocked in (stdin_wait.py): a read of the pipe that
+is its standard input, or a wait for it to be readable, is one nobody can answer but the
+user.
 """
 
 import base64
@@ -27,7 +28,6 @@ import codecs
 import fcntl
 import fnmatch
 import os
-import platform
 import re
 import select
 import shutil
@@ -39,10 +39,8 @@ import threading
 import time
 
 import code_shape
+import stdin_wait
 
-# read, pread64, readv, preadv, preadv2
-_READS = {"x86_64": {0, 17, 19, 295, 327}, "aarch64": {63, 65, 67, 69, 286}}
-READ_SYSCALLS = _READS.get(platform.machine(), set())
 MAX_FIELD = 64 * 1024 * 1024  # a driver message field; the output cap cuts it further
 # Seconds a driver has to answer a completion or an inspection (between runs: it is
 # idle), and the message it answers each with.
@@ -156,7 +154,7 @@ class _Child:
     def reading_stdin(self):
         """Whether some process of the kernel is blocked reading our stdin pipe, with
         nothing left to read in it (a read of text we gave is not a new one)."""
-        if (self._stdin_link is None or self._stdin_w is None or not READ_SYSCALLS
+        if (self._stdin_link is None or self._stdin_w is None or not stdin_wait.supported()
                 or self._feeding):
             return False
         try:
@@ -174,17 +172,8 @@ class _Child:
                 tasks = os.listdir(f"/proc/{pid}/task")
             except OSError:
                 continue
-            for tid in tasks:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-                        fields = f.read().split()
-                    if len(fields) > 1 and fields[0].isdigit() \
-                            and int(fields[0]) in READ_SYSCALLS \
-                            and os.readlink(f"/proc/{pid}/fd/{int(fields[1], 16)}") \
-                            == self._stdin_link:
-                        return True
-                except (OSError, ValueError):
-                    continue
+            if any(stdin_wait.waits_for(pid, tid, self._stdin_link) for tid in tasks):
+                return True
         return False
 
     def _reap(self, grace=0.0):
