@@ -35,7 +35,7 @@ run: images
 	@bash etc/dev-cluster.sh
 
 test: test-install test-packages
-	$(PYTHON) -m tests.summary --force-gc tests
+	$(PYTHON) -m tests.summary --force-gc --reporter=timing tests
 
 unit: test-install
 	$(PYTHON) -m tests.summary --force-gc tests.test_proto tests.test_server tests.test_registry \
