@@ -63,6 +63,9 @@ WAITS_FOR_STDIN = {
     "poll": "import select; p = select.poll(); p.register(0, select.POLLIN); p.poll()",
     "select": "import select, os; r, w = os.pipe(); select.select([r, 0], [], [])",
     "epoll": "import select; e = select.epoll(); e.register(0, select.EPOLLIN); e.poll()",
+    "poll of an epoll that holds it": "import select; e = select.epoll(); "
+                                      "e.register(0, select.EPOLLIN); p = select.poll(); "
+                                      "p.register(e.fileno(), select.POLLIN); p.poll()",
     "a thread's read": "import sys, threading; t = threading.Thread("
                        "target=sys.stdin.buffer.raw.read, args=(1,)); t.start(); t.join()",
 }
@@ -75,6 +78,10 @@ WAITS_FOR_SOMETHING_ELSE = {
                               "select.select([r], [0], [])",
     "epoll of another pipe": "import select, os; r, w = os.pipe(); e = select.epoll(); "
                              "e.register(r, select.EPOLLIN); e.poll()",
+    "poll of an epoll of another pipe": "import select, os; r, w = os.pipe(); "
+                                        "e = select.epoll(); e.register(r, select.EPOLLIN); "
+                                        "p = select.poll(); "
+                                        "p.register(e.fileno(), select.POLLIN); p.poll()",
 }
 
 

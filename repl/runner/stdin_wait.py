@@ -36,11 +36,11 @@ def waits_for(pid, tid, pipe_link):
         if number in CALLS["read"]:
             return _is_pipe(pid, args[0], pipe_link)
         if number in CALLS["poll"]:
-            return any(_is_pipe(pid, fd, pipe_link) for fd in _polled(pid, *args[:2]))
+            return any(_watches(pid, fd, pipe_link) for fd in _polled(pid, *args[:2]))
         if number in CALLS["select"]:
-            return any(_is_pipe(pid, fd, pipe_link) for fd in _selected(pid, *args[:2]))
+            return any(_watches(pid, fd, pipe_link) for fd in _selected(pid, *args[:2]))
         if number in CALLS["epoll"]:
-            return any(_is_pipe(pid, fd, pipe_link) for fd in _epolled(pid, args[0]))
+            return _watches(pid, args[0], pipe_link)
     except (OSError, ValueError):
         pass
     return False
@@ -51,6 +51,19 @@ def _is_pipe(pid, fd, pipe_link):
         return os.readlink(f"/proc/{pid}/fd/{fd}") == pipe_link
     except OSError:
         return False
+
+
+def _watches(pid, fd, pipe_link, depth=3):
+    """Whether waiting to read `fd` is waiting for the pipe: it is the pipe, or an epoll
+    instance with it among its files (Racket polls an epoll fd that holds stdin)."""
+    try:
+        link = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return False
+    if link == pipe_link:
+        return True
+    return depth > 0 and link == "anon_inode:[eventpoll]" and any(
+        _watches(pid, inner, pipe_link, depth - 1) for inner in _epolled(pid, fd))
 
 
 def _memory(pid, address, size):
