@@ -129,10 +129,11 @@ shown(Names, Text) :-
         format(string(Text), "~w.", [Joined])
     ).
 
-% Completion (between runs): the predicates visible in user, by name.
+% Completion (between runs): the predicates of user and the built-in ones, by name.
 complete(Token, Text) :-
     atom_string(Prefix, Token),
-    findall(Name, ( current_predicate(user:Name/_), atom_concat(Prefix, _, Name) ), Found),
+    findall(Name, ( ( current_predicate(user:Name/_) ; current_predicate(system:Name/_) ),
+                   atom_concat(Prefix, _, Name) ), Found),
     sort(Found, Sorted),
     ( length(Sorted, N), N > 500 -> length(First, 500), append(First, _, Sorted)
     ; First = Sorted ),
