@@ -21,6 +21,9 @@ import sorna
 
 SPEC_FILE = "language.toml"
 KINDS = ("interpreted", "compiled")
+# What one run leaves to the next, unless the folder says (`[run] state`).
+DEFAULT_STATE = {"interpreted": "kept: definitions, variables, imports",
+                 "compiled": "none: each run is a program of its own (files stay)"}
 DRIVERS = ("python", "interpreter", "compiled")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,31}$")  # the protocol's `lang`
 MEMORY = re.compile(r"^[0-9]+[kmg]$")
@@ -53,6 +56,7 @@ class Run:
     shape: str = ""  # the cell shape (code_shape.py) it shares with another language
     interrupt_signal: str = ""  # SIGUSR1 for an interpreter that cannot take SIGINT
     env: dict = field(default_factory=dict)
+    state: str = ""  # what one run leaves to the next (the README says it)
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,8 @@ def _run(table, folder, kind):
               interrupt_signal=table.text("interrupt_signal", "",
                                           pattern=re.compile(r"^SIG(INT|USR1|USR2)$"),
                                           what="SIGINT, SIGUSR1 or SIGUSR2"),
-              env={key: env.get(key, str) for key in list(env.data)})
+              env={key: env.get(key, str) for key in list(env.data)},
+              state=table.text("state", DEFAULT_STATE[kind]))
     env.done()
     table.done()
     where = table.where
@@ -381,12 +386,14 @@ TABLE_END = "<!-- end of languages -->"
 def markdown_table(root=None):
     """The README's table of languages, between its markers."""
     rows = [TABLE_START,
-            "| name | language | aliases | kind | Debian packages | Piston |",
-            "|---|---|---|---|---|---|"]
+            "| name | language | aliases | kind | state between runs | Debian packages "
+            "| Piston |",
+            "|---|---|---|---|---|---|---|"]
     for lang in languages(root).values():
         packages = all_packages(lang)
         rows.append(f"| `{lang.name}` | {lang.display} | "
                     f"{', '.join(f'`{a}`' for a in lang.aliases)} | {lang.kind} | "
+                    f"{lang.run.state} | "
                     f"{' '.join(packages) or '—'} | `{lang.piston}` |")
     return "\n".join(rows + [TABLE_END]) + "\n"
 
