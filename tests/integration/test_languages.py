@@ -51,7 +51,8 @@ class LanguageCase:
         if shared is None:
             manager = ManagerProcess(heartbeat_interval=0.5).start()
             agent = AgentProcess(manager.addr, agent_id=f"lang-{uuid.uuid4().hex[:8]}",
-                                 max_kernels=4, heartbeat_interval=0.5).start()
+                                 max_kernels=4, heartbeat_interval=0.5,
+                                 warm_pool=f"{self.lang}=1").start()
             wait_for_agent(manager.addr, agent.agent_id, timeout=20)
             tests = len([n for n in dir(type(self)) if n.startswith("test_")])
             shared = LanguageCase._shared[self.lang] = [manager, agent, tests]
