@@ -23,7 +23,9 @@ SPEC_FILE = "language.toml"
 KINDS = ("interpreted", "compiled")
 # What one run leaves to the next, unless the folder says (`[run] state`).
 DEFAULT_STATE = {"interpreted": "kept: definitions, variables, imports",
-                 "compiled": "none: each run is a program of its own (files stay)"}
+                 "compiled": "none: each run is a program of its own (files stay)",
+                 "snippets": "snippets keep theirs (declarations, variables, imports); a "
+                             "whole program runs on its own"}
 DRIVERS = ("python", "interpreter", "compiled")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,31}$")  # the protocol's `lang`
 MEMORY = re.compile(r"^[0-9]+[kmg]$")
@@ -57,6 +59,9 @@ class Run:
     interrupt_signal: str = ""  # SIGUSR1 for an interpreter that cannot take SIGINT
     env: dict = field(default_factory=dict)
     state: str = ""  # what one run leaves to the next (the README says it)
+    # A compiled language with a snippet driver (`script`, `command`): a run this
+    # pattern finds is a whole program (it defines main), compiled and run on its own.
+    whole_program: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,12 @@ class Language:
     @property
     def compiled(self):
         return self.kind == "compiled"
+
+    @property
+    def stateful(self):
+        """Whether a run's definitions live on for the next: interpreted languages, and
+        compiled ones with a snippet driver."""
+        return not self.compiled or bool(self.run.script)
 
     @property
     def stack(self):
@@ -232,6 +243,7 @@ def load(folder):
         if not (folder.parent / "layers" / layer / "packages").is_file():
             raise LanguageError(f"{path}: layer {layer!r} has no "
                                 f"repl/layers/{layer}/packages")
+    run = _run(top.table("run"), folder, kind)
     language = Language(
         name=name, display=top.text("display"), kind=kind, layers=layers,
         aliases=top.words("aliases", pattern=NAME),
@@ -239,11 +251,12 @@ def load(folder):
         memory=top.text("memory", pattern=MEMORY, what="a size such as 256m"),
         exec_timeout=top.get("exec_timeout", int, check=lambda v: v > 0,
                              what="a positive number of seconds"),
-        run=_run(top.table("run"), folder, kind),
+        run=run,
         jupyter=_jupyter(top.table("jupyter")),
         piston=_piston(top.table("piston", optional=True), name),
         logo=_logo(top.table("logo"), name),
-        samples=_samples(top.table("samples"), kind),
+        samples=_samples(top.table("samples"), kind,
+                         stateful=kind != "compiled" or bool(run.script)),
         folder=folder, extra=_extra(top.table("extra", optional=True)))
     top.done()
     return language
@@ -262,7 +275,9 @@ def _run(table, folder, kind):
                                           pattern=re.compile(r"^SIG(INT|USR1|USR2)$"),
                                           what="SIGINT, SIGUSR1 or SIGUSR2"),
               env={key: env.get(key, str) for key in list(env.data)},
-              state=table.text("state", DEFAULT_STATE[kind]))
+              state=table.text("state", DEFAULT_STATE[
+                  "snippets" if kind == "compiled" and "script" in table.data else kind]),
+              whole_program=table.text("whole_program", ""))
     env.done()
     table.done()
     where = table.where
@@ -277,7 +292,16 @@ def _run(table, folder, kind):
                            .resolve().is_relative_to(folder.parent.resolve())):
         raise LanguageError(f"{where}: `script` names {run.script}, which is not in "
                             f"{folder} (or another language's folder beside it)")
-    if driver == "interpreter" and "{driver}" not in run.command:
+    if driver == "compiled" and (run.script or run.command or run.whole_program):
+        for key in ("script", "command", "whole_program"):
+            if not getattr(run, key):
+                raise LanguageError(f"{where}: a compiled language's snippet driver needs "
+                                    f"`script`, `command` and `whole_program`")
+        try:
+            re.compile(run.whole_program)
+        except re.error as e:
+            raise LanguageError(f"{where}: `whole_program` is no pattern: {e}") from e
+    if run.script and "{driver}" not in run.command:
         raise LanguageError(f"{where}: `command` must run the script, named {{driver}}")
     if run.program and "{source}" not in run.program:
         raise LanguageError(f"{where}: `program` must name the file as {{source}}")
@@ -358,12 +382,13 @@ def added_packages(lang, names):
     return debian, commands
 
 
-def _samples(table, kind):
-    for key in SAMPLES + KIND_SAMPLES[kind]:
+def _samples(table, kind, stateful):
+    for key in SAMPLES + KIND_SAMPLES[kind] + (KIND_SAMPLES["interpreted"] if stateful else ()):
         table.text(key)
-    # The exception an empty program ends with: none for an interpreter (it runs and
-    # does nothing); a compiled language's compiler finds no main program.
-    empty_error = table.get("empty_error", str, "CompileError" if kind == "compiled" else "")
+    # The exception an empty program ends with: none where a session runs it (it does
+    # nothing); a compiled language's compiler finds no main program.
+    empty_error = table.get("empty_error", str,
+                            "CompileError" if kind == "compiled" and not stateful else "")
     program = table.table("program")
     program.text("code")
     program.get("files", list, [], check=lambda v: all(

@@ -122,3 +122,40 @@ class StdinWaitTests(SynchronousTestCase):
         self.assertTrue(child.reading_stdin())
         os.write(child._stdin_w, b"x")
         self.assertFalse(child.reading_stdin())
+
+
+class _Recorder:
+    """A driver that records what reaches it."""
+
+    language = "java"
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name, *args)) or [name]
+
+
+class SnippetDriverTests(SynchronousTestCase):
+    """A whole program goes to the compiled driver, anything else to the snippets'
+    interpreter; input and interrupts follow the run."""
+
+    def setUp(self):
+        self.snippets, self.programs = _Recorder(), _Recorder()
+        self.driver = process_driver.SnippetDriver(
+            self.snippets, self.programs, r"\bstatic\s+void\s+main\s*\(")
+
+    def test_a_program_compiles_and_snippets_go_to_the_session(self):
+        program = "class A { public static void main(String[] a) {} }"
+        self.driver.run("int x = 41;")
+        self.driver.feed("text", False)
+        self.driver.run(program)
+        self.driver.signal()
+        self.assertEqual(self.snippets.calls, [("run", "int x = 41;"), ("feed", "text", False)])
+        self.assertEqual(self.programs.calls, [("run", program), ("signal",)])
+
+    def test_completion_and_inspection_ask_the_session(self):
+        self.driver.run("class A { static void main(String[] a) {} }")
+        self.driver.complete("Sys", 3)
+        self.driver.inspect("x", 1)
+        self.assertEqual([c[0] for c in self.snippets.calls], ["complete", "inspect"])

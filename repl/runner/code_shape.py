@@ -53,6 +53,8 @@ LANGUAGES = {
                "terminator": "."},
     # Tcl: braces and brackets, as `info complete` sees them.
     "tcl": {"quotes": '"', "line": ("#",), "indent": "    "},
+    # Java's snippets (JShell): brackets, and a statement ends with `;` or `}`.
+    "java": {"quotes": "'\"", "line": ("//",), "block": ("/*", "*/"), "indent": "    "},
     # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
     "coffeescript": {"quotes": "'\"`", "line": ("#",), "block": ("###", "###"),
                      "indent": "  ", "continues": ("->", "=>", ",")},
@@ -74,6 +76,7 @@ TOKENS = {
     "elixir": re.compile(r"[\w.?!@]*$"),
     "erlang": re.compile(r"[\w:@]*$"),
     "prolog": re.compile(r"\w*$"),
+    "java": re.compile(r"[\w$.]*$"),
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.

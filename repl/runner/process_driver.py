@@ -565,6 +565,64 @@ class CompiledDriver(ProgramDriver):
         return self._build_and_run(folder, source, [source], main, [])
 
 
+class SnippetDriver:
+    """A compiled language's stateful kernel: a run that is a whole program (the
+    language's `whole_program` pattern finds its main) compiles and runs on its own as
+    CompiledDriver does; any other run is snippets for the language's REPL driver (an
+    InterpreterDriver: Java's JShell), whose declarations live on for the next run.
+    Input, interrupts and the rest go to whichever of the two runs."""
+
+    watches_stdin = True
+    retries_interrupts = False
+
+    def __init__(self, snippets, programs, whole_program):
+        self.snippets = snippets
+        self.programs = programs
+        self.language = snippets.language
+        self._whole_program = re.compile(whole_program, re.M)
+        self.active = snippets
+
+    def is_whole_program(self, code):
+        return bool(self._whole_program.search(code))
+
+    def bind(self, session):
+        self.snippets.bind(session)
+        self.programs.bind(session)
+
+    def start(self):
+        self.programs.start()
+        self.snippets.start()
+
+    def stop(self, grace=0.0):
+        self.programs.stop()
+        return self.snippets.stop(grace)
+
+    def run(self, code):
+        self.active = self.programs if self.is_whole_program(code) else self.snippets
+        return self.active.run(code)
+
+    def feed(self, text, eof=False):
+        self.active.feed(text, eof)
+
+    def reading_stdin(self):
+        return self.active.reading_stdin()
+
+    def reopen_stdin(self):
+        self.active.reopen_stdin()
+
+    def signal(self):
+        return self.active.signal()
+
+    def is_complete(self, code):
+        return self.snippets.is_complete(code)
+
+    def complete(self, code, cursor):
+        return self.snippets.complete(code, cursor)
+
+    def inspect(self, code, cursor):
+        return self.snippets.inspect(code, cursor)
+
+
 # Java: the file of a public top-level class must bear its name, and the class to run
 # is the one the program is named after. Comments and strings are not parsed; a class
 # named in a comment before the real one is a rare miss.
@@ -586,5 +644,6 @@ def main_class(code):
     return found.group(1) if found else "Main"
 
 
-__all__ = ["InterpreterDriver", "ProgramDriver", "CompiledDriver", "describe_status",
+__all__ = ["InterpreterDriver", "ProgramDriver", "CompiledDriver", "SnippetDriver",
+           "describe_status",
            "main_class"]

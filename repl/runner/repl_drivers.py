@@ -24,18 +24,26 @@ def make_driver(capture=True):
     env = {name: os.environ.get(name) for name in
            ("SORNA_LANG", "SORNA_COMMAND", "SORNA_SOURCE", "SORNA_BUILD", "SORNA_RUN",
             "SORNA_BUILD_DIR", "SORNA_SOURCES")}
-    if kind == "interpreter":
+
+    def interpreter():
         return process_driver.InterpreterDriver(
             env["SORNA_LANG"], shlex.split(env["SORNA_COMMAND"]), Terminate,
             shape=os.environ.get("SORNA_SHAPE"),
             interrupt_signal=_signal_named(os.environ.get("SORNA_INTERRUPT_SIGNAL")))
+
+    if kind == "interpreter":
+        return interpreter()
     if kind == "compiled":
-        return process_driver.CompiledDriver(
+        programs = process_driver.CompiledDriver(
             env["SORNA_LANG"], shlex.split(env["SORNA_RUN"]), Terminate,
             build=shlex.split(env["SORNA_BUILD"]),
             build_root=env["SORNA_BUILD_DIR"] or "/build",
             sources=shlex.split(env["SORNA_SOURCES"] or ""), source=env["SORNA_SOURCE"],
             main_last=os.environ.get("SORNA_MAIN_LAST") == "1")
+        whole_program = os.environ.get("SORNA_WHOLE_PROGRAM")
+        if env["SORNA_COMMAND"] and whole_program:  # snippets keep their state
+            return process_driver.SnippetDriver(interpreter(), programs, whole_program)
+        return programs
     raise SystemExit(f"sorna-runner: unknown SORNA_DRIVER {kind!r}")
 
 
@@ -53,6 +61,8 @@ def make_program_driver(driver, work_dir, standalone=False):
 
     if isinstance(driver, process_driver.ProgramDriver):
         return driver
+    if isinstance(driver, process_driver.SnippetDriver):
+        return driver.programs
     python = os.environ.get("SORNA_DRIVER", "python") == "python"
     command = os.environ.get("SORNA_PROGRAM")
     if command:

@@ -51,6 +51,8 @@ def environment(lang):
         pairs.append(("SORNA_SHAPE", run.shape))
     if run.interrupt_signal:
         pairs.append(("SORNA_INTERRUPT_SIGNAL", run.interrupt_signal))
+    if run.whole_program:
+        pairs.append(("SORNA_WHOLE_PROGRAM", run.whole_program))
     if lang.compiled:
         pairs.append(("SORNA_BUILD_DIR", BUILD_DIR))
     return pairs + sorted(run.env.items())

@@ -25,7 +25,7 @@ PROGRAM_ARGS = ["a", "b c"]
 PROGRAM_STDOUT = "a|b c\nhelped\n"
 
 COMPILED = {name for name, lang in LANGUAGES.items() if lang.compiled}
-INTERPRETED = set(LANGUAGES) - COMPILED
+STATEFUL = {name for name, lang in LANGUAGES.items() if lang.stateful}
 
 
 # The sandbox's hostile programs (tests/integration/test_hostile.py does them in Python).

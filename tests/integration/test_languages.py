@@ -2,14 +2,15 @@
 engine: the same cases, with each language's own programs (languages.py).
 
 Cases that do not apply, and why:
-- `test_state` checks that state is kept in interpreted languages, and that each
-  program of a compiled one runs on its own (a static counter starts again);
+- `test_state` checks that state is kept in interpreted languages and in the snippets
+  of compiled ones that have a snippet driver (java), and that each program of a
+  compiled one runs on its own (a static counter starts again);
 - `test_value` (a last expression's value is shown): languages whose REPL shows it
   (python3, nodejs, ruby, r, lua); php, perl, bash and compiled languages print only
   what the code prints;
-- `test_empty_program`: empty code runs and does nothing in interpreted languages; in
-  compiled ones it is no program at all (no `main`): a compile error that never started,
-  or what the folder's `empty_error` names (java: the class to run is missing);
+- `test_empty_program`: empty code runs and does nothing where a session runs it; in
+  compiled languages without snippets it is no program at all (no `main`): a compile
+  error that never started, or what the folder's `empty_error` names;
 - `test_interrupt`: the state is kept after an interrupt in interpreted languages;
   a compiled program is stopped (it has no state to keep);
 - `test_plot`: r only (python3's matplotlib is covered by the python3 tests);
@@ -29,8 +30,8 @@ from sorna.testing.processes import AgentProcess, ManagerProcess, wait_for_agent
 from tests.integration import ClusterTestCase
 from sorna.proto.errors import SornaError
 from tests.integration.languages import (
-    AS_PROGRAM, COMPILED, HOSTILE, INTERPRETED, LANGUAGES, PROGRAM_ARGS, PROGRAM_STDOUT,
-    PROGRAMS,
+    AS_PROGRAM, COMPILED, HOSTILE, LANGUAGES, PROGRAM_ARGS, PROGRAM_STDOUT, PROGRAMS,
+    STATEFUL,
 )
 
 CAP = 1 << 20  # the agent's --max-output
@@ -106,9 +107,9 @@ class LanguageCase:
         self.assertEqual([e[:2] for e in result["exceptions"]], [["ExitStatus", [3]]])
 
     def test_completion_finds_the_sessions_names_and_the_languages(self):
-        """Interpreted languages complete from their session (between runs); compiled
-        ones keep no session, and answer no matches."""
-        if self.lang in INTERPRETED:
+        """Languages with a session complete from it (between runs); compiled ones
+        without keep none, and answer no matches."""
+        if self.lang in STATEFUL:
             self.ok("set")
         for token, expected in self.programs.get("complete", [("ma", None)]):
             reply = self.front.complete(self.kernel_id, token)
@@ -120,9 +121,9 @@ class LanguageCase:
                 self.assertEqual(reply["cursor_end"], len(token))
 
     def test_inspection_tells_what_a_name_is(self):
-        """Interpreted languages inspect their session's names and their own (between
-        runs); compiled ones find nothing."""
-        if self.lang in INTERPRETED:
+        """Languages with a session inspect its names and their own (between runs);
+        compiled ones without find nothing."""
+        if self.lang in STATEFUL:
             self.ok("set")
         for name, told in self.programs.get("inspect", [("main", None)]):
             reply = self.front.inspect(self.kernel_id, name)
@@ -136,10 +137,12 @@ class LanguageCase:
         self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
 
     def test_state(self):
+        """A session keeps what a run defined; a compiled program starts afresh (a
+        compiled language with snippets does both)."""
         if self.lang in COMPILED:
             self.assertEqual(self.ok("counter")["stdout"], "1\n")
             self.assertEqual(self.ok("counter")["stdout"], "1\n")
-        else:
+        if self.lang in STATEFUL:
             self.ok("set")
             self.assertEqual(self.ok("get")["stdout"], "42\n")
 
@@ -205,7 +208,7 @@ class LanguageCase:
             self.test_input()  # (interpreters whose stdio keeps end-of-file may not)
 
     def test_interrupt(self):
-        if self.lang in INTERPRETED:
+        if self.lang in STATEFUL:
             self.ok("set")
         reply = self.run_code("loop", mode="query", wait=1)
         self.assertEqual(reply["status"], "continued", reply)
@@ -213,16 +216,16 @@ class LanguageCase:
         reply = self.front.continue_run(self.kernel_id, wait=20)
         self.assertEqual(reply["status"], "finished", reply)
         self.assertTrue(reply["result"]["exceptions"], reply)
-        if self.lang in INTERPRETED:
+        if self.lang in STATEFUL:
             self.assertEqual(self.ok("get")["stdout"], "42\n")  # the state is kept
         else:
             self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
 
     def test_restart_clears_state(self):
-        if self.lang in INTERPRETED:
+        if self.lang in STATEFUL:
             self.ok("set")
         self.front.restart(self.kernel_id)
-        if self.lang in INTERPRETED:
+        if self.lang in STATEFUL:
             result = self.result("get")
             self.assertNotEqual(result["stdout"], "42\n", result)
         self.assertEqual(self.ok("hello")["stdout"], "hello, world\n")
