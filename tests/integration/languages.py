@@ -26,6 +26,7 @@ PROGRAM_STDOUT = "a|b c\nhelped\n"
 
 COMPILED = {name for name, lang in LANGUAGES.items() if lang.compiled}
 STATEFUL = {name for name, lang in LANGUAGES.items() if lang.stateful}
+COMPILED_WITH_SNIPPETS = COMPILED & STATEFUL
 
 
 # The sandbox's hostile programs (tests/integration/test_hostile.py does them in Python).

@@ -30,7 +30,7 @@ from sorna.testing.processes import AgentProcess, ManagerProcess, wait_for_agent
 from tests.integration import ClusterTestCase
 from sorna.proto.errors import SornaError
 from tests.integration.languages import (
-    AS_PROGRAM, COMPILED, HOSTILE, LANGUAGES, PROGRAM_ARGS, PROGRAM_STDOUT, PROGRAMS,
+    AS_PROGRAM, COMPILED, COMPILED_WITH_SNIPPETS, HOSTILE, LANGUAGES, PROGRAM_ARGS, PROGRAM_STDOUT, PROGRAMS,
     STATEFUL,
 )
 
@@ -194,6 +194,19 @@ class LanguageCase:
         self.assertEqual(reply["status"], "finished", reply)
         self.assertIn("hello Ada", reply["result"]["stdout"])
         self.assertEqual(reply["result"]["exceptions"], [])
+
+    def test_a_snippet_reads_input(self):
+        """A compiled language's snippet (not a whole program) reads input as a program
+        does (every folder with snippets has the sample; test_input covers the rest)."""
+        if "snippet_ask" not in self.programs:
+            self.assertNotIn(self.lang, COMPILED_WITH_SNIPPETS)
+            return
+        self.ok("set")
+        reply = self.run_code("snippet_ask")
+        self.assertEqual(reply["status"], "waiting-input", reply)
+        reply = self.front.send_input(self.kernel_id, "2")
+        self.assertEqual(reply["status"], "finished", reply)
+        self.assertEqual(reply["result"]["stdout"].split("\n")[-2], "42", reply)
 
     def test_standard_input_to_its_end(self):
         """`mode: input` with `eof: true`: the text, then end-of-file (as Piston's
