@@ -8,7 +8,7 @@ sentence that names the file and the field.
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -108,6 +108,9 @@ class Language:
     # Packages from elsewhere than Debian an operator may add (`sorna images build LANG
     # --with SOURCE:NAME`): {source: Extra}.
     extra: dict = field(default_factory=dict)
+    # How a console sees a cell (repl/runner/code_shape.py): the folder's [shape], or
+    # that of the language `[run] shape` names.
+    shape: dict = field(default_factory=dict)
 
     @property
     def compiled(self):
@@ -162,6 +165,14 @@ def folders(root=None):
 @lru_cache(maxsize=None)
 def _load_all(root):
     languages = {name: load(Path(root) / name) for name in folders(root)}
+    for name, lang in languages.items():
+        if lang.run.shape:  # the cells of another language's shape
+            other = languages.get(lang.run.shape)
+            if other is None or not other.shape or other.run.shape or lang.shape:
+                raise LanguageError(
+                    f"{lang.folder / SPEC_FILE}: `shape` names {lang.run.shape!r}, which "
+                    f"must be a language with a [shape] of its own (and this one has none)")
+            languages[name] = replace(lang, shape=other.shape)
     owner = {}
     for lang in languages.values():
         for name in (lang.name,) + lang.aliases:
@@ -257,7 +268,8 @@ def load(folder):
         logo=_logo(top.table("logo"), name),
         samples=_samples(top.table("samples"), kind,
                          stateful=kind != "compiled" or bool(run.script)),
-        folder=folder, extra=_extra(top.table("extra", optional=True)))
+        folder=folder, extra=_extra(top.table("extra", optional=True)),
+        shape=_shape(top.table("shape", optional=True)))
     top.done()
     return language
 
@@ -306,6 +318,36 @@ def _run(table, folder, kind):
     if run.program and "{source}" not in run.program:
         raise LanguageError(f"{where}: `program` must name the file as {{source}}")
     return run
+
+
+def _shape(table):
+    """The [shape] table's rules (code_shape.py says what each means), checked."""
+    lists = ("line", "block", "opens", "closes", "opens_at_start", "continues")
+    flags = ("keyword_colons", "comment_needs_space", "loop_do")
+    rules = {}
+    if not table.data:
+        table.done()
+        return rules
+    rules["quotes"] = table.text("quotes")
+    rules["indent"] = table.get("indent", str, what="spaces", check=lambda v: not v.strip())
+    for key in lists:
+        if key in table.data:
+            rules[key] = list(table.words(key))
+    if len(rules.get("block", [0, 0])) != 2:
+        raise LanguageError(f"{table.where}: `block` must be [opening, closing]")
+    for key in flags:
+        if table.get(key, bool, False, what="true or false"):
+            rules[key] = True
+    for key in ("terminator", "token"):
+        if key in table.data:
+            rules[key] = table.text(key)
+    if "token" in rules:
+        try:
+            re.compile(rules["token"])
+        except re.error as e:
+            raise LanguageError(f"{table.where}: `token` is no pattern: {e}") from e
+    table.done()
+    return rules
 
 
 def _jupyter(table):

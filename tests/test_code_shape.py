@@ -1,5 +1,5 @@
 """is_complete for the interpreted languages but Python (repl/runner/code_shape.py):
-brackets, strings, comments and block words, each language's own."""
+brackets, strings, comments and block words, by the rules of each language's folder."""
 
 import sys
 
@@ -9,6 +9,11 @@ from sorna.testing.cluster import REPL_DIR
 
 sys.path.insert(0, str(REPL_DIR / "runner"))
 import code_shape  # noqa: E402  (the runner's folder is not a package)
+
+from sorna import language_spec  # noqa: E402
+
+SHAPES = {name: lang.shape for name, lang in language_spec.languages().items()
+          if lang.shape}
 
 COMPLETE, INVALID = ("complete", ""), ("invalid", "")
 CASES = {
@@ -45,14 +50,20 @@ class IsCompleteTests(SynchronousTestCase):
     def test_each_languages_cases(self):
         for language, cases in CASES.items():
             for code, expected in cases:
-                self.assertEqual(code_shape.is_complete(language, code), expected,
+                self.assertEqual(code_shape.is_complete(SHAPES[language], code), expected,
                                  f"{language}: {code!r}")
 
-    def test_a_language_it_does_not_know_is_unknown(self):
-        self.assertEqual(code_shape.is_complete("intercal", "x"), ("unknown", ""))
+    def test_without_rules_it_is_unknown(self):
+        self.assertEqual(code_shape.is_complete({}, "x"), ("unknown", ""))
+        self.assertEqual(code_shape.completion_token({}, "x"), "")
+
+    def test_every_interpreter_driven_language_has_rules(self):
+        for name, lang in language_spec.languages().items():
+            if lang.run.driver == "interpreter":
+                self.assertIn(name, SHAPES)
 
     def test_any_text_gets_an_answer(self):
-        for language in code_shape.LANGUAGES:
+        for language, rules in SHAPES.items():
             for code in ("", "é = 1", "\\", "'\\", "([{", ")]}", "\x00", "end end do"):
-                status, indent = code_shape.is_complete(language, code)
+                status, indent = code_shape.is_complete(rules, code)
                 self.assertIn(status, ("complete", "incomplete", "invalid"))

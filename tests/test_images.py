@@ -161,9 +161,9 @@ class BaseRecipeTests(SynchronousTestCase):
     def test_layer_stacks_come_from_the_language_folders(self):
         stacks = {name: lang.stack for name, lang in language_spec.languages().items()}
         self.assertEqual(stacks["bash"], ())
-        self.assertEqual(stacks["cpp"], ("gcc", "cpp"))
+        self.assertEqual(stacks["cpp"], ("gcc", "clang", "cpp"))
         self.assertEqual(stacks["rust"], ("gcc", "rust"))
-        self.assertEqual(stacks["c"], ("gcc",))  # one toolchain layer, shared
+        self.assertEqual(stacks["c"], ("gcc", "clang"))  # toolchain layers, shared
 
     def test_reasons(self):
         current = base_recipe_hash()

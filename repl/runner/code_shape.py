@@ -1,83 +1,31 @@
 """The shape of a cell of an interpreted language other than Python, as a console sees
-it without running it.
+it without running it, by rules its folder gives (`[shape]` in `language.toml`, which
+the image passes as JSON in SORNA_SHAPE):
 
-`completion_token` is the token a completion replaces: the name (with the path to it,
-`Math.fl`, `$GLOB`, `x$col`) before the cursor.
+    quotes          the characters that open and close a string
+    line, block     line comment marks; a block comment's opening and closing marks
+    indent          one level of indentation for the next line
+    opens, closes   block words (Ruby's `def ... end`, bash's `if ... fi`)
+    opens_at_start  words that open a block only where a statement starts (Ruby's `if`)
+    continues       a last token after which more must follow (`|`, `&&`, `<-`)
+    terminator      what ends every statement (Erlang's and Prolog's `.`)
+    keyword_colons  `word:` is a keyword argument, not a block word (Elixir's `do:`)
+    comment_needs_space  a line comment mark counts only after a space (bash's `$#`)
+    loop_do         `while ... do` and `for ... do` open one block, not two (Ruby)
+    token           a pattern for the token a completion replaces, at the end of the
+                    text before the cursor (`Math.fl`, `$GLOB`, `x$col`)
 
-`is_complete` says whether the cell is complete: what Jupyter's `is_complete_request` asks (a console runs the cell on Enter, or waits for
-another line). The code is scanned, never run: strings and comments are skipped,
-brackets must pair, and each language's block words (Ruby's `def ... end`, Lua's
-`function ... end`, bash's `if ... fi`) must close. A closing that opens nothing is
-`invalid`; something left open is `incomplete`, with the next line's indent.
+`is_complete` says whether the cell is complete: what Jupyter's `is_complete_request`
+asks (a console runs the cell on Enter, or waits for another line). The code is
+scanned, never run: strings and comments are skipped, brackets must pair, and block
+words must close. A closing that opens nothing is `invalid`; something left open is
+`incomplete`, with the next line's indent.
 """
 
+import functools
 import re
 
-# What a scan must know of a language: its quotes, its comments, its block words.
-LANGUAGES = {
-    "nodejs": {"quotes": "'\"`", "line": ("//",), "block": ("/*", "*/"), "indent": "  "},
-    "php": {"quotes": "'\"", "line": ("//", "#"), "block": ("/*", "*/"), "indent": "    "},
-    "perl": {"quotes": "'\"", "line": ("#",), "indent": "    "},
-    "ruby": {"quotes": "'\"", "line": ("#",), "indent": "  ",
-             # `if` and its kind open a block where a statement (or a value) starts;
-             # after an expression they are modifiers (`x = 1 if y`).
-             "opens_at_start": ("if", "unless", "while", "until", "case", "begin", "for"),
-             "opens": ("def", "class", "module", "do"), "closes": ("end",)},
-    "lua": {"quotes": "'\"", "line": ("--",), "block": ("--[[", "]]"), "indent": "  ",
-            "opens": ("function", "if", "do", "repeat"), "closes": ("end", "until")},
-    "r": {"quotes": "'\"`", "line": ("#",), "indent": "  ",
-          "continues": ("+", "-", "*", "/", "^", "<-", "<<-", "=", ",", "&", "|", "&&",
-                        "||", "~", "|>", "%")},
-    "bash": {"quotes": "'\"", "line": ("#",), "indent": "  ",
-             "opens": ("if", "case", "do"), "closes": ("fi", "esac", "done"),
-             "continues": ("\\", "|", "&&", "||")},
-    # Scheme, Racket, Common Lisp, Clojure: forms are brackets.
-    "lisp": {"quotes": '"', "line": (";",), "block": ("#|", "|#"), "indent": "  "},
-    # OCaml: brackets, begin/struct/sig/object ... end, do ... done; a trailing `=` or
-    # `->` or `in` wants more.
-    "ocaml": {"quotes": '"', "line": (), "block": ("(*", "*)"), "indent": "  ",
-              "opens": ("begin", "struct", "sig", "object", "do"),
-              "closes": ("end", "done"),
-              "continues": ("=", "->", "in", "then", "else", "|", "::", "@", "^", ",")},
-    # Elixir: do ... end and fn ... end (`do:` is a keyword argument, not a block).
-    "elixir": {"quotes": "'\"", "line": ("#",), "indent": "  ", "keyword_colons": True,
-               "opens": ("do", "fn"), "closes": ("end",),
-               "continues": ("=", "->", "|>", ",", "\\", "<>", "++", "+", "-", "*", "/")},
-    # Erlang: fun/case/if/receive/begin/try ... end; an expression ends with a dot.
-    "erlang": {"quotes": "\"", "line": ("%",), "indent": "  ", "terminator": ".",
-               "opens": ("fun", "case", "if", "receive", "begin", "try", "maybe"),
-               "closes": ("end",),
-               "continues": ("->", ",", ";", "=", "||", "|", "++", "+", "-", "*", "/")},
-    # Prolog: a clause or query ends with a dot.
-    "prolog": {"quotes": "'\"`", "line": ("%",), "block": ("/*", "*/"), "indent": "    ",
-               "terminator": "."},
-    # Tcl: braces and brackets, as `info complete` sees them.
-    "tcl": {"quotes": '"', "line": ("#",), "indent": "    "},
-    # Java's snippets (JShell): brackets, and a statement ends with `;` or `}`.
-    "java": {"quotes": "'\"", "line": ("//",), "block": ("/*", "*/"), "indent": "    "},
-    # Blocks by indentation, as Python's: a line ending in `->` or `=>` opens one.
-    "coffeescript": {"quotes": "'\"`", "line": ("#",), "block": ("###", "###"),
-                     "indent": "  ", "continues": ("->", "=>", ",")},
-}
 PAIRS = {")": "(", "]": "[", "}": "{"}
-# The characters of a token a completion replaces, per language.
-TOKENS = {
-    "nodejs": re.compile(r"[\w$.]*$"),
-    "php": re.compile(r"\$?[\w\\]*$"),
-    "perl": re.compile(r"[$@%&]?[\w:]*$"),
-    "ruby": re.compile(r"[$@]{0,2}[\w.:]*[?!]?$"),
-    "lua": re.compile(r"[\w.:]*$"),
-    "r": re.compile(r"[\w.$@:]*$"),
-    "bash": re.compile(r"[\w./~$+-]*$"),
-    "coffeescript": re.compile(r"[\w$.@]*$"),
-    "lisp": re.compile(r"[^\s()\[\]{}\"';`,]*$"),
-    "tcl": re.compile(r"[\w:$]*$"),
-    "ocaml": re.compile(r"[\w.']*$"),
-    "elixir": re.compile(r"[\w.?!@]*$"),
-    "erlang": re.compile(r"[\w:@]*$"),
-    "prolog": re.compile(r"\w*$"),
-    "java": re.compile(r"[\w$.]*$"),
-}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!]?")
 # Ruby's `while x do` and `for x in y do` have one block, not two.
 _LOOP_DO = ("while", "until", "for")
@@ -86,17 +34,21 @@ _LOOP_DO = ("while", "until", "for")
 NAME_REST = re.compile(r"\w*")  # the rest of a name after the cursor, for inspection
 
 
-def completion_token(language, text):
+@functools.lru_cache(maxsize=None)
+def _token_pattern(pattern):
+    return re.compile(pattern)
+
+
+def completion_token(rules, text):
     """The token at the end of `text` (what is before the cursor)."""
-    pattern = TOKENS.get(language)
-    return pattern.search(text[-1024:]).group() if pattern else ""
+    pattern = (rules or {}).get("token")
+    return _token_pattern(pattern).search(text[-1024:]).group() if pattern else ""
 
 
-def is_complete(language, code):
+def is_complete(rules, code):
     """(status, indent): `complete`, `incomplete` (with the next line's indent),
-    `invalid`, or `unknown` for a language this module does not know."""
-    rules = LANGUAGES.get(language)
-    if rules is None:
+    `invalid`, or `unknown` without rules."""
+    if not rules or "quotes" not in rules:
         return "unknown", ""
     try:
         depth, last = _scan(rules, code)
@@ -121,7 +73,7 @@ def _scan(rules, code):
     """(depth of open brackets and blocks, the last token), or (None, "") when the code
     ends inside a string or comment; _Invalid for a closing that opens nothing."""
     stack = []
-    quotes, line_comments = rules["quotes"], rules["line"]
+    quotes, line_comments = rules["quotes"], rules.get("line", ())
     block = rules.get("block")
     at_start = True  # where a statement may start (for `opens_at_start`)
     loop_line = False  # a `while`/`for` began this statement (Ruby's `do` is its own)
@@ -136,7 +88,7 @@ def _scan(rules, code):
             i = end + len(block[1])
             continue
         if any(code.startswith(mark, i) for mark in line_comments) and \
-                not (rules is LANGUAGES["bash"] and i and not code[i - 1].isspace()):
+                not (rules.get("comment_needs_space") and i and not code[i - 1].isspace()):
             end = code.find("\n", i)
             i = n if end < 0 else end
             continue
@@ -168,7 +120,7 @@ def _scan(rules, code):
             member = i > len(word) and code[i - len(word) - 1] in ".:$@"  # x.class, :end
             opens = not member and (word in rules.get("opens", ()) or (
                 at_start and word in rules.get("opens_at_start", ())))
-            if word == "do" and loop_line and rules is LANGUAGES["ruby"]:
+            if word == "do" and loop_line and rules.get("loop_do"):
                 opens = False
             if at_start and word in _LOOP_DO:
                 loop_line = True

@@ -239,7 +239,7 @@ class InterpreterDriver(_Child):
         if interrupt_signal is not None:  # an interpreter that cannot take SIGINT
             self.interrupt_signal = interrupt_signal
         self.command = command
-        self.shape = shape or language  # the code_shape rules its cells follow
+        self.shape = shape or {}  # the code_shape rules its cells follow
         self.work_dir = work_dir or os.getcwd()
         self._to = self._from = None
         self._buffer = b""

@@ -1,6 +1,7 @@
 """Which driver runs the code, as the environment asks (SORNA_DRIVER and the driver's
 own variables), and which runs whole programs."""
 
+import json
 import os
 import shlex
 import sys
@@ -28,7 +29,7 @@ def make_driver(capture=True):
     def interpreter():
         return process_driver.InterpreterDriver(
             env["SORNA_LANG"], shlex.split(env["SORNA_COMMAND"]), Terminate,
-            shape=os.environ.get("SORNA_SHAPE"),
+            shape=json.loads(os.environ.get("SORNA_SHAPE") or "{}"),
             interrupt_signal=_signal_named(os.environ.get("SORNA_INTERRUPT_SIGNAL")))
 
     if kind == "interpreter":

@@ -47,8 +47,8 @@ def environment(lang):
             pairs.append((key, value))
     if run.main_last:
         pairs.append(("SORNA_MAIN_LAST", "1"))
-    if run.shape:
-        pairs.append(("SORNA_SHAPE", run.shape))
+    if lang.shape:
+        pairs.append(("SORNA_SHAPE", json.dumps(lang.shape, sort_keys=True)))
     if run.interrupt_signal:
         pairs.append(("SORNA_INTERRUPT_SIGNAL", run.interrupt_signal))
     if run.whole_program:
