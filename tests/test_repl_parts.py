@@ -19,6 +19,7 @@ import repl_dispatch  # noqa: E402
 import repl_files  # noqa: E402
 import repl_local  # noqa: E402
 import repl_output  # noqa: E402
+import relay_repl  # noqa: E402
 import repl_wire  # noqa: E402
 from repl_wire import RequestError  # noqa: E402
 
@@ -173,3 +174,20 @@ class DispatchTests(SynchronousTestCase):
                               {"id": 3, "action": "input", "text": "x"}, session, None,
                               self.fail, None)
         self.assertEqual(e.code, 409)
+
+
+class CFamilyChunkTests(SynchronousTestCase):
+    """The pieces a relayed REPL (clang-repl) is fed, a line each."""
+
+    def test_statements_definitions_and_preprocessor_lines(self):
+        code = ('#include <stdio.h>\nint x = 41; // the answer, less one\n'
+                'int f(int a) {\n  return a * 2; /* { not a bracket */\n}\n'
+                'printf("%d }\\n", f(x));\n')
+        self.assertEqual(relay_repl.chunks(code), [
+            "#include <stdio.h>", "int x = 41;", "int f(int a) { return a * 2; }",
+            'printf("%d }\\n", f(x));'])
+
+    def test_open_brackets_are_counted_outside_strings_only(self):
+        self.assertEqual(relay_repl.depth(relay_repl.without_comments(
+            'f("(", \'{\', // )\n')), 1)
+        self.assertEqual(relay_repl.depth("if (x) { y(); }"), 0)
