@@ -34,8 +34,12 @@ images: install host-packages
 run: images
 	@bash etc/dev-cluster.sh
 
+# The conformance suites of every language (a third of the time, mostly spent waiting
+# on kernels) run beside the rest, in a second trial.
+BESIDE = tests.integration.test_languages,tests.integration.test_jupyter_conformance,tests.integration.test_programs
+
 test: test-install test-packages
-	$(PYTHON) -m tests.summary --force-gc --reporter=timing tests
+	$(PYTHON) -m tests.summary --force-gc --reporter=timing --beside $(BESIDE) tests
 
 unit: test-install
 	$(PYTHON) -m tests.summary --force-gc tests.test_proto tests.test_server tests.test_registry \
