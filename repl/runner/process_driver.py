@@ -43,8 +43,9 @@ import stdin_wait
 
 MAX_FIELD = 64 * 1024 * 1024  # a driver message field; the output cap cuts it further
 # Seconds a driver has to answer a completion or an inspection (between runs: it is
-# idle), and the message it answers each with.
-ASK_TIMEOUT = 2.0
+# idle, but a JVM's answers can take seconds on a loaded machine), below the agent's
+# 10 s for the daemon's answer; and the message it answers each with.
+ASK_TIMEOUT = 6.0
 ANSWERS = {"complete": "matches", "inspect": "found"}
 # Seconds an interpreter whose session ended may take to finish exiting before its group
 # is killed: it closes its pipes before its exit status is set, and killing it then
