@@ -165,6 +165,12 @@ class BaseRecipeTests(SynchronousTestCase):
         self.assertEqual(stacks["rust"], ("gcc", "rust"))
         self.assertEqual(stacks["c"], ("gcc", "clang"))  # toolchain layers, shared
 
+    def test_the_heaviest_language_starts_first(self):
+        specs = language_spec.languages()
+        order = build.heaviest_first(sorted(specs), specs)
+        self.assertEqual(order[0], "python3")  # its scientific stack takes minutes
+        self.assertEqual(sorted(order), sorted(specs))
+
     def test_reasons(self):
         current = base_recipe_hash()
         self.assertIn("missing", base_rebuild_reason(None))

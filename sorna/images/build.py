@@ -96,7 +96,7 @@ def build_images(langs=None, mirror=None, rebuild_base=False, out=sys.stdout,
     with concurrent.futures.ThreadPoolExecutor(jobs, "sorna-image") as pool:
         running = {pool.submit(_language_image, client, layers, specs[name], repl_dir,
                                progress.prefixed(name), added[name]): name
-                   for name in langs}
+                   for name in heaviest_first(langs, specs)}
         for future in concurrent.futures.as_completed(running):
             try:
                 built.append(future.result())
@@ -116,6 +116,15 @@ def default_jobs():
     """Languages built at once: their apt downloads wait on the network, so one more
     than the cores."""
     return (os.cpu_count() or 1) + 1
+
+
+def heaviest_first(langs, specs):
+    """The languages with the most Debian packages first (python3's scientific stack
+    takes minutes): started last, one would finish long after the others."""
+    def packages(name):
+        lang = specs[name]
+        return sum(len(language_spec.layer_packages(lang, layer)) for layer in lang.stack)
+    return sorted(langs, key=lambda name: (-packages(name), name))
 
 
 def _added_packages(client, lang, add, remove):
