@@ -364,3 +364,18 @@ class Python3ImageTests(TestCase):
             tmpfs={"/tmp": "size=64m", "/home/work": "size=64m,uid=1000,gid=1000"},
             **HARDENED)
         self.assertEqual(out.decode().strip(), "agg b'\\x89PNG' True")
+
+
+class ImageSettingsTests(TestCase):
+    """Every language image holds the settings its folder makes, character for
+    character (the engine substitutes `$` in instructions unless escaped)."""
+
+    def test_each_images_environment_is_its_folders(self):
+        from sorna.images.config import environment
+
+        client = require_docker()
+        for name, lang in language_spec.languages().items():
+            image = require_image(client, f"sorna/kernel-{name}:latest")
+            env = dict(e.split("=", 1) for e in image.attrs["Config"]["Env"])
+            for key, value in environment(lang):
+                self.assertEqual(env.get(key), value, f"{name}: {key}")

@@ -59,7 +59,9 @@ def environment(lang):
 
 
 def _quoted(value):
-    return json.dumps(str(value), ensure_ascii=False)
+    """A value as a Dockerfile instruction takes it: quoted, with `$` escaped, or the
+    engine would put variables in for `$@` and `$?` (a completion token's pattern)."""
+    return json.dumps(str(value), ensure_ascii=False).replace("$", "\\$")
 
 
 def changes(lang, extra_labels=None):
