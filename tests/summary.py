@@ -11,20 +11,22 @@ import tempfile
 from pathlib import Path
 
 
-def summarize(output):
+def summarize(*outputs):
+    """One line for the outputs of one or more trials."""
     counts = {"passed": 0, "failed": 0, "skipped": 0}
-    match = re.search(r"^(PASSED|FAILED) \((.*)\)\s*$", output, re.MULTILINE)
-    if match:
-        for key, value in re.findall(r"(\w+)=(\d+)", match.group(2)):
-            value = int(value)
-            if key == "successes":
-                counts["passed"] += value
-            elif key in ("failures", "errors", "unexpectedSuccesses"):
-                counts["failed"] += value
-            elif key == "skips":
-                counts["skipped"] += value
-    elif not re.search(r"^Ran \d+ tests", output, re.MULTILINE):
-        counts["failed"] += 1  # trial did not even run: count that as a failure
+    for output in outputs:
+        match = re.search(r"^(PASSED|FAILED) \((.*)\)\s*$", output, re.MULTILINE)
+        if match:
+            for key, value in re.findall(r"(\w+)=(\d+)", match.group(2)):
+                value = int(value)
+                if key == "successes":
+                    counts["passed"] += value
+                elif key in ("failures", "errors", "unexpectedSuccesses"):
+                    counts["failed"] += value
+                elif key == "skips":
+                    counts["skipped"] += value
+        elif not re.search(r"^Ran \d+ tests", output, re.MULTILINE):
+            counts["failed"] += 1  # trial did not even run: count that as a failure
     return (f"{counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped")
 
@@ -105,17 +107,8 @@ def main(argv):
         print("slowest classes:")
         for seconds, name in slowest:
             print(f"  {seconds:8.1f}s  {name}")
-    print(summarize_all(outputs))
+    print(summarize(*outputs))
     return max(statuses, key=abs)
-
-
-def summarize_all(outputs):
-    """One line for all the trials' outputs."""
-    totals = {"passed": 0, "failed": 0, "skipped": 0}
-    for output in outputs:
-        for count, key in re.findall(r"(\d+) (passed|failed|skipped)", summarize(output)):
-            totals[key] += int(count)
-    return f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped"
 
 
 if __name__ == "__main__":

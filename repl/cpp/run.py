@@ -19,6 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import stdin_wait  # noqa: E402
 from relay_repl import ANSWERS, Relayed, chunks, emit, requests  # noqa: E402
 
 CLANG_REPL = "clang-repl-16"
@@ -27,7 +28,6 @@ PRELUDE = ["#include <cstdio>", "#include <cstdlib>", "#include <cstring>",
            "#include <vector>"]
 FLUSH = "fflush(nullptr);"  # the snippet's buffered output, out before its end
 POLL = 0.002
-READ_SYSCALLS = {"x86_64": 0, "aarch64": 63}
 ERROR = re.compile(r"(^|: )error: ")
 
 
@@ -51,7 +51,7 @@ class ClangRepl:
         way is read from ours and passed on."""
         proc = self.repl.proc
         while True:
-            count = self._reading()
+            count = stdin_wait.read_size(proc.pid, self.repl.pipe)
             if count == 1:
                 time.sleep(POLL)  # its stderr (the relay) catches up
                 return
@@ -61,20 +61,6 @@ class ClangRepl:
             if proc.poll() is not None:
                 sys.exit(f"clang-repl ended (status {proc.returncode})")
             time.sleep(POLL)
-
-    def _reading(self):
-        """The byte count of clang-repl's blocked read of our pipe, or None."""
-        pid, number = self.repl.proc.pid, READ_SYSCALLS.get(os.uname().machine)
-        try:
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-                    fields = f.read().split()
-                if len(fields) > 3 and fields[0] == str(number) and os.readlink(
-                        f"/proc/{pid}/fd/{int(fields[1], 16)}") == self.repl.pipe:
-                    return int(fields[3], 16)
-        except (OSError, ValueError):
-            pass
-        return None
 
 
 def main():

@@ -27,14 +27,13 @@ def supported():
 def waits_for(pid, tid, pipe_link):
     """Whether thread `tid` of process `pid` is blocked until the pipe named
     `pipe_link` (a readlink of an fd of it: `pipe:[inode]`) can be read."""
+    call = _blocked_in(pid, tid)
+    if call is None:
+        return False
+    number, args = call
     try:
-        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-            fields = f.read().split()
-        if len(fields) < 3 or not fields[0].isdigit():
-            return False
-        number, args = int(fields[0]), [int(a, 16) for a in fields[1:7]]
         if number in CALLS["read"]:
-            return _is_pipe(pid, args[0], pipe_link)
+            return _watches(pid, args[0], pipe_link, depth=0)
         if number in CALLS["poll"]:
             return any(_watches(pid, fd, pipe_link) for fd in _polled(pid, *args[:2]))
         if number in CALLS["select"]:
@@ -46,11 +45,32 @@ def waits_for(pid, tid, pipe_link):
     return False
 
 
-def _is_pipe(pid, fd, pipe_link):
+def read_size(pid, pipe_link):
+    """The byte count a thread of process `pid` asks for in a blocked read of the pipe
+    named `pipe_link`, or None when none reads it (a relaying driver tells its REPL's
+    one-byte reads of its next line from the reads of the code it runs)."""
     try:
-        return os.readlink(f"/proc/{pid}/fd/{fd}") == pipe_link
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return False
+        return None
+    for tid in tasks:
+        call = _blocked_in(pid, tid)
+        if call and call[0] in CALLS["read"] and _watches(pid, call[1][0], pipe_link, 0):
+            return call[1][2]
+    return None
+
+
+def _blocked_in(pid, tid):
+    """(syscall number, its arguments) of the call thread `tid` of `pid` is in, or
+    None when it runs or is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            fields = f.read().split()
+        if len(fields) < 3 or not fields[0].isdigit():
+            return None
+        return int(fields[0]), [int(a, 16) for a in fields[1:7]]
+    except (OSError, ValueError):
+        return None
 
 
 def _watches(pid, fd, pipe_link, depth=3):
